@@ -1,0 +1,31 @@
+# `make demo` and `make test` do their own set-up on a fresh Debian 12 (or Raspberry Pi OS).
+VENV   := .venv
+PYTHON := $(VENV)/bin/python
+
+.PHONY: setup setup-test demo test lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/setup.sh
+	scripts/setup.sh
+	@touch $@
+
+# The tests also need Chromium (the console is tested in a real browser) and PostgreSQL.
+setup-test: setup
+	scripts/setup.sh --test
+
+demo: setup
+	$(VENV)/bin/telecare demo $(ARGS)
+
+test: setup-test lint
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
+
+bench: setup
+	$(PYTHON) bench/alarm_latency.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

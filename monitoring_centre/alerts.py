@@ -1,0 +1,90 @@
+"""Stored alerts and their life cycle.
+
+open → acknowledged → in_progress → resolved → closed, every transition kept with who
+and when. While an alert for a person and condition is open, a repeat of the condition
+counts against it instead of opening another.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitoring_centre.detection.events import EventRule
+from monitoring_centre.storage import Alert, AlertTransition, utc_now
+
+ACTIVE = ("open", "acknowledged", "in_progress")
+NEXT_STATES: dict[str, tuple[str, ...]] = {
+    "open": ("acknowledged", "resolved"),
+    "acknowledged": ("in_progress", "resolved"),
+    "in_progress": ("resolved",),
+    "resolved": ("closed",),
+    "closed": (),
+}
+MAX_EVIDENCE = 50
+"""Evidence kept on the alert itself; every message stays in the events table."""
+
+
+class TransitionRefused(ValueError):
+    pass
+
+
+def active_alert(session: Session, person_id: int, rule: str, subject: str) -> Alert | None:
+    return session.scalar(
+        select(Alert).where(
+            Alert.person_id == person_id, Alert.rule == rule, Alert.subject == subject, Alert.status.in_(ACTIVE)
+        )
+    )
+
+
+def raise_alert(
+    session: Session, *, person_id: int, hub_id: str, rule: EventRule, subject: str, at: datetime,
+    evidence: dict[str, Any], why: str,
+) -> Alert:
+    """Open an alert, or count a repeat on the one already open for this condition."""
+    alert = active_alert(session, person_id, rule.rule, subject)
+    if alert is not None:
+        alert.repeat_count += 1
+        alert.last_seen_at = max(alert.last_seen_at, at)
+        alert.priority = min(alert.priority, int(rule.priority))
+        explanation = dict(alert.explanation)
+        explanation["evidence"] = [*explanation.get("evidence", []), evidence][-MAX_EVIDENCE:]
+        alert.explanation = explanation
+        return alert
+    alert = Alert(
+        person_id=person_id, hub_id=hub_id, rule=rule.rule, subject=subject, title=rule.title,
+        priority=int(rule.priority), status="open", opened_at=at, last_seen_at=at, repeat_count=0,
+        explanation={"rule": rule.rule, "why": why, "evidence": [evidence]},
+    )
+    session.add(alert)
+    session.flush()
+    _log(session, alert, None, "open", f"system:{rule.rule}", why)
+    return alert
+
+
+def clear_alert(session: Session, *, person_id: int, rule: EventRule, subject: str, evidence: dict[str, Any]) -> Alert | None:
+    """The all-clear: the condition has recovered, so its open alert is resolved."""
+    alert = active_alert(session, person_id, rule.rule, subject)
+    if alert is None:
+        return None
+    explanation = dict(alert.explanation)
+    explanation["all_clear"] = evidence
+    alert.explanation = explanation
+    transition(session, alert, "resolved", f"system:{rule.rule}", "all clear: the condition recovered", "all_clear")
+    return alert
+
+
+def transition(session: Session, alert: Alert, to: str, by: str, note: str = "", outcome: str | None = None) -> None:
+    if to not in NEXT_STATES[alert.status]:
+        raise TransitionRefused(f"an alert that is {alert.status} cannot become {to}")
+    if to == "resolved" and not outcome:
+        raise TransitionRefused("resolving an alert needs an outcome code")
+    _log(session, alert, alert.status, to, by, note)
+    alert.status = to
+    if outcome:
+        alert.outcome = outcome
+
+
+def _log(session: Session, alert: Alert, before: str | None, after: str, by: str, note: str) -> None:
+    session.add(AlertTransition(alert_id=alert.id, at=utc_now(), from_status=before, to_status=after, by=by, note=note))

@@ -1,0 +1,96 @@
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from monitoring_centre import alerts, audit
+from monitoring_centre.access import visible_person_ids
+from monitoring_centre.api.deps import Centre, CurrentUser, Db
+from monitoring_centre.storage import Alert, Person
+
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+KEEPALIVE_S = 15.0
+
+
+class AlertOut(BaseModel):
+    id: int
+    person_id: int
+    person_name: str
+    hub_id: str
+    rule: str
+    subject: str
+    title: str
+    priority: int
+    status: str
+    outcome: str | None
+    opened_at: datetime
+    last_seen_at: datetime
+    repeat_count: int
+    explanation: dict[str, Any]
+
+
+@router.get("")
+def list_alerts(user: CurrentUser, session: Db,
+                state: Annotated[Literal["active", "all"], Query(alias="status")] = "all",
+                limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AlertOut]:
+    """Alerts for the people the caller may see, newest first."""
+    query = select(Alert, Person.name).join(Person, Person.id == Alert.person_id)
+    visible = visible_person_ids(session, user)
+    if visible is not None:
+        query = query.where(Alert.person_id.in_(visible))
+    if state == "active":
+        query = query.where(Alert.status.in_(alerts.ACTIVE))
+    rows = session.execute(query.order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(limit)).all()
+    result = [AlertOut(person_name=name, **_columns(alert)) for alert, name in rows]
+    audit.record(session, user.username, "view_alerts", [a.person_id for a in result])
+    session.commit()
+    return result
+
+
+@router.post("/{alert_id}/acknowledge")
+def acknowledge(alert_id: int, user: CurrentUser, session: Db) -> AlertOut:
+    """An operator has seen this alert and owns it now. Escalation stops on acknowledgement."""
+    visible = visible_person_ids(session, user)
+    alert = session.get(Alert, alert_id)
+    if alert is None or (visible is not None and alert.person_id not in visible):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
+    try:
+        alerts.transition(session, alert, "acknowledged", user.username)
+    except alerts.TransitionRefused as refused:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
+    audit.record(session, user.username, "acknowledge_alert", [alert.person_id], f"alert {alert.id}")
+    name = session.get(Person, alert.person_id)
+    session.commit()
+    return AlertOut(person_name=name.name if name else "", **_columns(alert))
+
+
+@router.get("/stream")
+async def stream(user: CurrentUser, centre: Centre) -> StreamingResponse:
+    """Server-sent events: `data: {"alert_ids": [...]}` whenever alerts change. No personal data
+    travels here; the console refetches `GET /api/v1/alerts`, which checks access and audits."""
+    feed = centre.feed.subscribe()
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield "retry: 1000\n\n"
+            while True:
+                try:
+                    ids = await asyncio.wait_for(feed.get(), timeout=KEEPALIVE_S)
+                except TimeoutError:
+                    yield ": keepalive\n\n"
+                    continue
+                yield f"data: {json.dumps({'alert_ids': ids})}\n\n"
+        finally:
+            centre.feed.unsubscribe(feed)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+def _columns(alert: Alert) -> dict[str, Any]:
+    return {name: getattr(alert, name) for name in AlertOut.model_fields if name != "person_name"}

@@ -1,0 +1,3 @@
+"""The detection engine: pure, deterministic rules from messages to alert decisions.
+
+No I/O here. `alerts.py` turns the decisions into stored alerts."""

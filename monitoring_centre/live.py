@@ -1,0 +1,43 @@
+"""Live alert changes for open consoles.
+
+The ingest thread calls `publish` with the ids of alerts that changed; each console's
+event stream gets them on the web server's event loop. Only ids travel here: a console
+then fetches the alerts through the API, where access rules and the audit log apply.
+"""
+
+import asyncio
+import threading
+
+
+class AlertFeed:
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._subscribers: set[asyncio.Queue[list[int]]] = set()
+        self._lock = threading.Lock()
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def subscribe(self) -> "asyncio.Queue[list[int]]":
+        feed: asyncio.Queue[list[int]] = asyncio.Queue(maxsize=100)
+        with self._lock:
+            self._subscribers.add(feed)
+        return feed
+
+    def unsubscribe(self, feed: "asyncio.Queue[list[int]]") -> None:
+        with self._lock:
+            self._subscribers.discard(feed)
+
+    def publish(self, alert_ids: set[int]) -> None:
+        """Thread-safe: called from the ingest worker."""
+        if self._loop is None or self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._fan_out, sorted(alert_ids))
+
+    def _fan_out(self, alert_ids: list[int]) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for feed in subscribers:
+            if feed.full():  # a stalled console: drop its oldest notice, it refetches everything anyway
+                feed.get_nowait()
+            feed.put_nowait(alert_ids)

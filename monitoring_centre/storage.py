@@ -1,0 +1,231 @@
+"""The centre's database: tables, engine and sessions (SQLAlchemy 2, typed mappings).
+
+SQLite (WAL) is the embedded default; PostgreSQL works through the same models.
+The schema is owned by Alembic migrations (`monitoring_centre/migrations`), never by
+`create_all`, so a deployed database can always be upgraded in place.
+"""
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: every stored time is timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Person(Base):
+    """Someone living at home with a telecare kit."""
+
+    __tablename__ = "people"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    nhs_number: Mapped[str | None] = mapped_column(String(10), unique=True)
+    address: Mapped[str] = mapped_column(String(500), default="")
+
+
+class Hub(Base):
+    """A home hub. Its id is also its broker username and its topic segment."""
+
+    __tablename__ = "hubs"
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    last_heartbeat_at: Mapped[datetime | None]
+    heartbeat_interval_s: Mapped[int | None]
+    power: Mapped[str | None] = mapped_column(String(16))
+    link: Mapped[str | None] = mapped_column(String(16))
+    """`online` or `offline`, from the hub's retained status topic (its last will)."""
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    hub_id: Mapped[str] = mapped_column(ForeignKey("hubs.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    last_seen: Mapped[datetime | None]
+    battery_pct: Mapped[int | None]
+
+
+class InboundMessage(Base):
+    """Every accepted protocol message, keyed by its source-minted id (the dedup key)."""
+
+    __tablename__ = "inbound_messages"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    hub_id: Mapped[str] = mapped_column(String(63), index=True)
+    device_id: Mapped[str] = mapped_column(String(63))
+    source_ts: Mapped[datetime]
+    hub_ts: Mapped[datetime]
+    received_at: Mapped[datetime]
+    payload: Mapped[str] = mapped_column(Text)
+
+
+class Reading(Base):
+    __tablename__ = "readings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("inbound_messages.id"), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    device_id: Mapped[str] = mapped_column(String(63))
+    metric: Mapped[str] = mapped_column(String(32))
+    value: Mapped[float | None] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(16))
+    quality: Mapped[list[Any]]
+    source_ts: Mapped[datetime] = mapped_column(index=True)
+
+
+class Event(Base):
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("inbound_messages.id"), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    hub_id: Mapped[str] = mapped_column(String(63))
+    device_id: Mapped[str] = mapped_column(String(63))
+    device_type: Mapped[str] = mapped_column(String(32))
+    code: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[int]
+    detail: Mapped[dict[str, Any]]
+    source_ts: Mapped[datetime] = mapped_column(index=True)
+
+
+class Alert(Base):
+    """Something a human must look at. One open alert per person and rule; repeats are counted."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    hub_id: Mapped[str] = mapped_column(String(63))
+    rule: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(63), default="")
+    """What the condition is about within the person's home: a device id, or "" for the person."""
+    title: Mapped[str] = mapped_column(String(200))
+    priority: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    opened_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    repeat_count: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    explanation: Mapped[dict[str, Any]]
+    """The rule, its thresholds, and the events or readings that fired it (and each repeat)."""
+
+
+class AlertTransition(Base):
+    """The alert's full history: every change of state, by whom and when."""
+
+    __tablename__ = "alert_transitions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    at: Mapped[datetime]
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    by: Mapped[str] = mapped_column(String(100))
+    """A username, or `system:<rule>` for the detection engine."""
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class DeadLetter(Base):
+    """Input the centre refused, with the reason, kept for inspection."""
+
+    __tablename__ = "dead_letters"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime]
+    topic: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(String(32), index=True)
+    field: Mapped[str] = mapped_column(String(128))
+    detail: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+
+
+class CareRelationship(Base):
+    """Who may see whom, and on what basis: direct care, or the person's explicit consent."""
+
+    __tablename__ = "care_relationships"
+    __table_args__ = (UniqueConstraint("user_id", "person_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    basis: Mapped[str] = mapped_column(String(16))
+    granted_at: Mapped[datetime]
+
+
+class AuditEntry(Base):
+    """Who saw or changed a person's data, when, and why."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine; for SQLite, WAL journalling and foreign keys on every connection."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+

@@ -1,0 +1,35 @@
+"""`telecare` command line."""
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="telecare", description="Telecare monitoring platform")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="a whole simulated home, hub, broker and centre in one process")
+    demo.add_argument("--duration", type=float, default=None, help="stop by itself after SECONDS")
+    demo.add_argument("--port", type=int, default=8080, help="web console port (default 8080)")
+    demo.add_argument("--data-dir", type=Path, default=Path("demo-data"), help="where the database and credentials go")
+    demo.add_argument("--verbose", action="store_true")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "demo":
+        from telecare.demo import run_demo
+
+        try:
+            return asyncio.run(run_demo(data_dir=args.data_dir, port=args.port, duration=args.duration))
+        except KeyboardInterrupt:
+            return 0
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

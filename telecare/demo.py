@@ -1,0 +1,108 @@
+"""`telecare demo`: one simulated home, its hub, a broker and the centre, in one process.
+
+Nothing needs installing first: Mosquitto is used when it is installed, otherwise an
+embedded Python broker. Every credential is generated on the spot; the operator's is
+printed and written to `demo-credentials.json` (mode 600) in the data directory.
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from device_sims.demo_day import DEMO_DEVICES, DEMO_HUB_ID, play_demo_day
+from hub_agent.agent import HubAgent
+from hub_agent.uplink import Uplink
+from monitoring_centre.auth import create_user, hash_password
+from monitoring_centre.broker import BrokerAccount, Mosquitto, start_broker
+from monitoring_centre.centre import Centre
+from monitoring_centre.enrolment import DeviceRecord, enrol_home
+from monitoring_centre.settings import CentreSettings, default_sqlite_url
+from monitoring_centre.storage import Alert, Hub, User
+
+OPERATOR = "operator"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, without a moment of wider permissions."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+
+
+async def run_demo(*, data_dir: Path, port: int, duration: float | None) -> int:
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    operator_password = secrets.token_urlsafe(12)
+    hub_account = BrokerAccount(DEMO_HUB_ID, secrets.token_urlsafe(24), "hub")
+    centre_account = BrokerAccount("centre", secrets.token_urlsafe(24), "centre")
+
+    broker = start_broker(data_dir / "broker", [hub_account, centre_account])
+    mqtt_v5 = isinstance(broker, Mosquitto)
+    settings = CentreSettings(
+        database_url=default_sqlite_url(data_dir), jwt_secret=secrets.token_urlsafe(48),
+        mqtt_host=broker.host, mqtt_port=broker.port, mqtt_username=centre_account.username,
+        mqtt_password=centre_account.password, mqtt_v5=mqtt_v5, http_port=port,
+    )
+    centre = Centre(settings)
+    _enrol_demo_home(centre, operator_password)
+    write_private(data_dir / "demo-credentials.json",
+                  json.dumps({"username": OPERATOR, "password": operator_password}) + "\n")
+
+    hub = HubAgent(DEMO_HUB_ID, DEMO_DEVICES, Uplink(hub_id=DEMO_HUB_ID, password=hub_account.password,
+                                                     host=broker.host, port=broker.port, mqtt_v5=mqtt_v5),
+                   heartbeat_interval_s=30)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    centre_task = asyncio.create_task(centre.serve(), name="centre")
+    hub_task = asyncio.create_task(hub.run(), name="hub")
+    home_task = asyncio.create_task(play_demo_day(hub.radio), name="home")
+    broker_kind = "Mosquitto" if mqtt_v5 else "embedded Python broker (Mosquitto not installed)"
+    print(f"Telecare demo: console at {centre.url}/", flush=True)
+    print(f"  sign in as {OPERATOR!r} with password {operator_password!r}", flush=True)
+    print(f"  (also in {data_dir / 'demo-credentials.json'}); broker: {broker_kind}", flush=True)
+    print("  Ctrl-C stops everything." if duration is None else f"  stopping by itself after {duration:g} s.",
+          flush=True)
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=duration)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        home_task.cancel()
+        hub_task.cancel()
+        await asyncio.gather(home_task, hub_task, return_exceptions=True)
+        await asyncio.sleep(0.5)  # let the centre store the hub's last messages
+        centre.server.should_exit = True
+        await asyncio.gather(centre_task, return_exceptions=True)
+        broker.stop()
+    _print_summary(centre)
+    return 0
+
+
+def _enrol_demo_home(centre: Centre, operator_password: str) -> None:
+    with centre.sessions() as session, session.begin():
+        if session.get(Hub, DEMO_HUB_ID) is None:
+            enrol_home(session, name="Margaret Hughes", address="12 Orchard Close (simulated)", hub_id=DEMO_HUB_ID,
+                       devices=[DeviceRecord(d.device_id, d.kind.value) for d in DEMO_DEVICES])
+        operator = session.scalar(select(User).where(User.username == OPERATOR))
+        if operator is None:
+            create_user(session, OPERATOR, operator_password, "operator", "Demo operator")
+        else:  # a new password for every run: no credential outlives the demo that printed it
+            operator.password_hash = hash_password(operator_password)
+
+
+def _print_summary(centre: Centre) -> None:
+    with centre.sessions() as session:
+        rows = session.execute(select(Alert.title, func.count()).group_by(Alert.title).order_by(Alert.title)).all()
+    print("Alerts in the centre: " + ("; ".join(f"{title} x{count}" for title, count in rows) or "none"), flush=True)

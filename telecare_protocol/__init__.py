@@ -1,0 +1,48 @@
+"""The wire contract between a hub agent and the monitoring centre.
+
+Pure code, no I/O: message types (`messages`), their vocabulary (`codes`), the
+JSON codec with typed rejections (`codec`, `errors`) and the MQTT topic layout
+(`topics`). See docs/protocol.md for the JSON Schema of every message.
+"""
+
+from telecare_protocol.codec import decode, encode
+from telecare_protocol.codes import DeviceType, EventCode, Metric, Power, Priority, QualityFlag
+from telecare_protocol.errors import (
+    FutureTimestamp,
+    ImpossibleValue,
+    MalformedMessage,
+    MissingField,
+    ProtocolError,
+    UnknownVersion,
+)
+from telecare_protocol.messages import (
+    SCHEMA_VERSION,
+    DeviceEvent,
+    DeviceStatus,
+    Heartbeat,
+    Message,
+    Reading,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "DeviceEvent",
+    "DeviceStatus",
+    "DeviceType",
+    "EventCode",
+    "FutureTimestamp",
+    "Heartbeat",
+    "ImpossibleValue",
+    "MalformedMessage",
+    "Message",
+    "Metric",
+    "MissingField",
+    "Power",
+    "Priority",
+    "ProtocolError",
+    "QualityFlag",
+    "Reading",
+    "UnknownVersion",
+    "decode",
+    "encode",
+]

@@ -1,0 +1,99 @@
+"""JSON encoding and strict decoding of protocol messages.
+
+`decode` never raises anything but a `ProtocolError` subclass, whatever bytes it is
+given, and each error names the field at fault.
+"""
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from telecare_protocol.errors import (
+    FutureTimestamp,
+    ImpossibleValue,
+    MalformedMessage,
+    MissingField,
+    ProtocolError,
+    UnknownVersion,
+)
+from telecare_protocol.messages import MESSAGE_TYPES, SUPPORTED_VERSIONS, Message, utc_now
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+"""A timestamp further than this into the receiver's future is rejected."""
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+REQUIRED_ON_THE_WIRE = ("version", "type", "id", "hub_ts")
+"""Fields a Python constructor defaults but a received message must carry: a receiver that
+minted its own `id` would defeat end-to-end deduplication, and its own `hub_ts` would lie."""
+
+_IMPOSSIBLE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
+
+
+def encode(message: Message) -> bytes:
+    return message.model_dump_json().encode()
+
+
+def decode(payload: bytes | str, *, now: datetime | None = None) -> Message:
+    """Parse and validate one message, or raise the `ProtocolError` that says why not."""
+    data = _load_object(payload)
+    version = data.get("version")
+    if version is None:
+        raise MissingField("version", "every message carries its schema version")
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:
+        raise UnknownVersion("version", f"{version!r} is not a supported schema version {sorted(SUPPORTED_VERSIONS)}")
+    kind = data.get("type")
+    if kind is None:
+        raise MissingField("type", "one of " + ", ".join(MESSAGE_TYPES))
+    model = MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise MalformedMessage("type", f"{kind!r} is not one of " + ", ".join(MESSAGE_TYPES))
+    for name in REQUIRED_ON_THE_WIRE:
+        if name not in data:
+            raise MissingField(name, "required on the wire")
+    try:
+        message: Message = model.model_validate(data)
+    except ValidationError as exc:
+        raise _from_validation_error(exc) from None
+    _check_clock(message, now or utc_now())
+    return message
+
+
+def _load_object(payload: bytes | str) -> dict[str, Any]:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise MalformedMessage("$", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise MalformedMessage("$", f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MalformedMessage("$", f"a message is a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _from_validation_error(exc: ValidationError) -> ProtocolError:
+    errors = exc.errors(include_url=False)
+    missing = [e for e in errors if e["type"] == "missing"]
+    error = (missing or errors)[0]
+    field = ".".join(str(part) for part in error["loc"]) or "$"
+    if error["type"] == "missing":
+        return MissingField(field, "required")
+    if error["type"] == "impossible_value":
+        ctx = error.get("ctx") or {}
+        return ImpossibleValue(str(ctx.get("field", field)), str(ctx.get("detail", error["msg"])))
+    if error["type"] in _IMPOSSIBLE_ERRORS:
+        return ImpossibleValue(field, error["msg"])
+    return MalformedMessage(field, error["msg"])
+
+
+def _check_clock(message: Message, now: datetime) -> None:
+    limit = now + MAX_CLOCK_SKEW
+    stamps: list[tuple[str, datetime | None]] = [("source_ts", message.source_ts), ("hub_ts", message.hub_ts)]
+    if message.type == "heartbeat":
+        stamps += [(f"devices.{i}.last_seen", d.last_seen) for i, d in enumerate(message.devices)]
+    for field, stamp in stamps:
+        if stamp is not None and stamp > limit:
+            raise FutureTimestamp(
+                field, f"{stamp.isoformat()} is more than {MAX_CLOCK_SKEW} ahead of {now.isoformat()}")

@@ -1,0 +1,147 @@
+"""The protocol's vocabulary: device types, event codes, metrics, quality flags, priorities.
+
+Device types and event codes follow SCAIP (SS 91100, CLC/TS 50134-9) so alarms can be
+exchanged with commercial alarm-receiving software; `SCAIP_STATUS` names the SCAIP
+status each event code corresponds to.
+"""
+
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+
+
+class DeviceType(StrEnum):
+    """What kind of device raised an event (SCAIP device types)."""
+
+    PERSONAL_TRIGGER = "personal_trigger"
+    FALL_DETECTOR = "fall_detector"
+    BED_MONITOR = "bed_monitor"
+    DOOR_SENSOR = "door_sensor"
+    OCCUPANCY = "occupancy"
+    WANDERING = "wandering"
+    PULSE_OXIMETER = "pulse_oximeter"
+    COMMUNICATION_LINK = "communication_link"
+    """The hub itself: its power supply and its links to devices and to the centre."""
+
+
+class EventCode(StrEnum):
+    """What happened. Alarms, state changes and supervision, SCAIP-style."""
+
+    MANUAL_ALARM = "manual_alarm"
+    FALL_DETECTED = "fall_detected"
+    FALL_CANCELLED = "fall_cancelled"
+    ALARM_CANCELLED = "alarm_cancelled"
+    DOOR_OPENED = "door_opened"
+    DOOR_CLOSED = "door_closed"
+    BED_OCCUPIED = "bed_occupied"
+    BED_VACATED = "bed_vacated"
+    BATTERY_LOW = "battery_low"
+    BATTERY_OK = "battery_ok"
+    TAMPER = "tamper"
+    TAMPER_CLEARED = "tamper_cleared"
+    POWER_FAILURE = "power_failure"
+    POWER_RESTORED = "power_restored"
+    DEVICE_NOT_SEEN = "device_not_seen"
+    DEVICE_SEEN_AGAIN = "device_seen_again"
+    DEVICE_FAULT = "device_fault"
+
+
+SCAIP_STATUS: dict[EventCode, str] = {
+    EventCode.MANUAL_ALARM: "manual alarm",
+    EventCode.FALL_DETECTED: "automatic alarm",
+    EventCode.FALL_CANCELLED: "restoral",
+    EventCode.ALARM_CANCELLED: "restoral",
+    EventCode.DOOR_OPENED: "open",
+    EventCode.DOOR_CLOSED: "restoral",
+    EventCode.BED_OCCUPIED: "presence",
+    EventCode.BED_VACATED: "absence",
+    EventCode.BATTERY_LOW: "battery low",
+    EventCode.BATTERY_OK: "restoral",
+    EventCode.TAMPER: "tamper",
+    EventCode.TAMPER_CLEARED: "restoral",
+    EventCode.POWER_FAILURE: "power failure",
+    EventCode.POWER_RESTORED: "power restored",
+    EventCode.DEVICE_NOT_SEEN: "radio test transmission missing",
+    EventCode.DEVICE_SEEN_AGAIN: "restoral",
+    EventCode.DEVICE_FAULT: "technical alarm",
+}
+
+
+class Priority(IntEnum):
+    """How urgent an event is. SCAIP carries a priority 0-9; lower is more urgent.
+
+    Levels 1-5 are the five levels alarm-receiving software commonly uses (see
+    docs/protocol.md): 1 medical, fire or panic; 2-3 intermediate; 4 supervision or low
+    battery; 5 restorals. 9 is routine state with no alarm meaning (a door opened).
+    """
+
+    EMERGENCY = 1
+    URGENT = 2
+    HIGH = 3
+    SUPERVISION = 4
+    RESTORAL = 5
+    ROUTINE = 9
+
+
+DEFAULT_PRIORITY: dict[EventCode, Priority] = {
+    EventCode.MANUAL_ALARM: Priority.EMERGENCY,
+    EventCode.FALL_DETECTED: Priority.EMERGENCY,
+    EventCode.FALL_CANCELLED: Priority.RESTORAL,
+    EventCode.ALARM_CANCELLED: Priority.RESTORAL,
+    EventCode.DOOR_OPENED: Priority.ROUTINE,
+    EventCode.DOOR_CLOSED: Priority.ROUTINE,
+    EventCode.BED_OCCUPIED: Priority.ROUTINE,
+    EventCode.BED_VACATED: Priority.ROUTINE,
+    EventCode.BATTERY_LOW: Priority.SUPERVISION,
+    EventCode.BATTERY_OK: Priority.RESTORAL,
+    EventCode.TAMPER: Priority.SUPERVISION,
+    EventCode.TAMPER_CLEARED: Priority.RESTORAL,
+    EventCode.POWER_FAILURE: Priority.SUPERVISION,
+    EventCode.POWER_RESTORED: Priority.RESTORAL,
+    EventCode.DEVICE_NOT_SEEN: Priority.SUPERVISION,
+    EventCode.DEVICE_SEEN_AGAIN: Priority.RESTORAL,
+    EventCode.DEVICE_FAULT: Priority.SUPERVISION,
+}
+
+
+class QualityFlag(StrEnum):
+    """Why a reading may not be trusted on its own (from the BLE PLX status bits)."""
+
+    QUESTIONABLE = "questionable"
+    INVALID = "invalid"
+    LOW_PERFUSION = "low_perfusion"
+    SENSOR_OFF = "sensor_off"
+    """The sensor is not on the finger, or is disconnected."""
+    DATA_UNAVAILABLE = "data_unavailable"
+    MEASUREMENT_ONGOING = "measurement_ongoing"
+    EARLY_ESTIMATE = "early_estimate"
+
+
+NO_VALUE_REASONS = frozenset({QualityFlag.INVALID, QualityFlag.SENSOR_OFF, QualityFlag.DATA_UNAVAILABLE})
+"""A reading with no value must carry one of these, so a gap is never silent."""
+
+
+class Power(StrEnum):
+    MAINS = "mains"
+    BATTERY = "battery"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    unit: str
+    low: float
+    high: float
+    """Physically possible range: a value outside it is rejected as impossible."""
+
+
+class Metric(StrEnum):
+    SPO2 = "spo2"
+    PULSE_RATE = "pulse_rate"
+    PERFUSION_INDEX = "perfusion_index"
+
+
+METRICS: dict[Metric, MetricSpec] = {
+    # Units follow FHIR/UCUM as used for LOINC 59408-5 (SpO2, "%") and 8867-4 (heart rate, "/min").
+    Metric.SPO2: MetricSpec(unit="%", low=0.0, high=100.0),
+    Metric.PULSE_RATE: MetricSpec(unit="/min", low=0.0, high=300.0),
+    Metric.PERFUSION_INDEX: MetricSpec(unit="%", low=0.0, high=100.0),
+}

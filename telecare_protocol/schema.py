@@ -1,0 +1,231 @@
+"""The JSON Schema of every message, and docs/protocol.md rendered from the code.
+
+Regenerate the doc with `python -m telecare_protocol.schema > docs/protocol.md`.
+Every table below comes from `codes`, `codec`, `errors` and `topics`, and a test fails
+when the committed doc differs from `render_protocol_doc()`, so the doc cannot drift.
+"""
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from telecare_protocol import codec, topics
+from telecare_protocol.codes import (
+    DEFAULT_PRIORITY,
+    METRICS,
+    NO_VALUE_REASONS,
+    SCAIP_STATUS,
+    DeviceType,
+    EventCode,
+    Metric,
+    Power,
+    Priority,
+    QualityFlag,
+)
+from telecare_protocol.errors import FutureTimestamp, ImpossibleValue, MalformedMessage, MissingField, UnknownVersion
+from telecare_protocol.messages import (
+    MESSAGE_TYPES,
+    SUPPORTED_VERSIONS,
+    DeviceEvent,
+    DeviceStatus,
+    Heartbeat,
+    Message,
+    Reading,
+)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """Pydantic's validation-mode JSON Schema of each message type, keyed by its `type`.
+
+    `required` also lists the fields Python constructors default but `decode` insists on
+    (`codec.REQUIRED_ON_THE_WIRE`), so the schema describes what a receiver accepts.
+    """
+    schemas: dict[str, dict[str, Any]] = {}
+    for name, model in MESSAGE_TYPES.items():
+        schema = model.model_json_schema(mode="validation")
+        required = {*schema.get("required", ()), *codec.REQUIRED_ON_THE_WIRE}
+        schema["required"] = [field for field in schema["properties"] if field in required]
+        schemas[name] = schema
+    return schemas
+
+
+_ENVELOPE = {
+    "version": "Schema version, a JSON integer. A receiver rejects any version it does not support.",
+    "id": "UUID minted once, where the message is born. Retries and replays keep it, so every receiver "
+          "deduplicates on it end to end.",
+    "hub_id": "The hub that sent it. Equal to the hub id in the topic.",
+    "device_id": "The device it is about. A heartbeat's `device_id` is the hub's own id: the hub is the device "
+                 "that beats.",
+    "source_ts": "When the device measured or saw it (RFC 3339, with a UTC offset).",
+    "hub_ts": "When the hub received it from the device (RFC 3339, with a UTC offset).",
+    "type": "`reading`, `event` or `heartbeat`: which of the messages below it is.",
+}
+
+_PRIORITY_MEANING = {
+    Priority.EMERGENCY: "Level 1: medical, fire or panic.",
+    Priority.URGENT: "Level 2: intermediate.",
+    Priority.HIGH: "Level 3: intermediate.",
+    Priority.SUPERVISION: "Level 4: supervision or low battery (a link, a power supply or a battery needs attention).",
+    Priority.RESTORAL: "Level 5: restorals (a condition has cleared).",
+    Priority.ROUTINE: "Routine state with no alarm meaning (a door opened), kept for activity monitoring.",
+}
+
+_PLX_SOURCE = {
+    QualityFlag.QUESTIONABLE: "Measurement Status bit 14, questionable measurement detected",
+    QualityFlag.INVALID: "Measurement Status bit 15, invalid measurement detected",
+    QualityFlag.LOW_PERFUSION: "Device and Sensor Status bit 5, low perfusion detected",
+    QualityFlag.SENSOR_OFF: "Device and Sensor Status bit 11, sensor unconnected to user, or bit 15, "
+                            "sensor disconnected",
+    QualityFlag.DATA_UNAVAILABLE: "Measurement Status bit 13, measurement unavailable",
+    QualityFlag.MEASUREMENT_ONGOING: "Measurement Status bit 5, measurement ongoing",
+    QualityFlag.EARLY_ESTIMATE: "Measurement Status bit 6, early estimated data",
+}
+
+_T0 = datetime(2025, 3, 1, 7, 30, tzinfo=UTC)
+
+
+def examples() -> dict[str, Message]:
+    """One fixed, valid message of each type, as shown in the doc."""
+    return {
+        "reading": Reading(
+            id=uuid.UUID("6f1c2a4e-8b3d-4f7a-9e21-5c0d7b3a1f42"), hub_id="hub-0042", device_id="oximeter-1",
+            source_ts=_T0, hub_ts=_T0 + timedelta(seconds=1), metric=Metric.SPO2, value=94.0, unit="%",
+            quality=(QualityFlag.LOW_PERFUSION,),
+        ),
+        "event": DeviceEvent(
+            id=uuid.UUID("0b7e3c9a-5f1d-4e2a-9c3b-7d8e6f5a4b21"), hub_id="hub-0042", device_id="pendant-1",
+            source_ts=_T0, hub_ts=_T0 + timedelta(milliseconds=300), device_type=DeviceType.FALL_DETECTOR,
+            code=EventCode.FALL_DETECTED, priority=int(DEFAULT_PRIORITY[EventCode.FALL_DETECTED]),
+            detail={"cancel_window_s": 30, "cancelled": False},
+        ),
+        "heartbeat": Heartbeat(
+            id=uuid.UUID("c3d9e8f1-2a4b-4c6d-8e0f-1a2b3c4d5e6f"), hub_id="hub-0042", device_id="hub-0042",
+            source_ts=_T0, hub_ts=_T0, power=Power.MAINS, uptime_s=86400.0, interval_s=300, outbox_depth=0,
+            devices=(
+                DeviceStatus(device_id="oximeter-1", last_seen=_T0 - timedelta(hours=2), battery_pct=80),
+                DeviceStatus(device_id="pendant-1", last_seen=_T0 - timedelta(minutes=4), battery_pct=None),
+            ),
+        ),
+    }
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _json(value: Any) -> str:
+    return "```json\n" + json.dumps(value, indent=2, ensure_ascii=False) + "\n```"
+
+
+def _range(metric: Metric) -> str:
+    spec = METRICS[metric]
+    return f"{spec.low:g}–{spec.high:g} {spec.unit}"
+
+
+def render_protocol_doc() -> str:
+    """The full Markdown of docs/protocol.md."""
+    skew_min = int(codec.MAX_CLOCK_SKEW.total_seconds() // 60)
+    versions = ", ".join(str(v) for v in sorted(SUPPORTED_VERSIONS))
+    envelope = [f for f in Reading.model_fields if f in DeviceEvent.model_fields and f in Heartbeat.model_fields]
+    kinds = [*topics.KINDS.items(), ("hub status (not a protocol message)", topics.STATUS)]
+    ranges = "; ".join(f"`{m}` outside {_range(m)}" for m in Metric)
+    no_value = ", ".join(f"`{f}`" for f in QualityFlag if f in NO_VALUE_REASONS)
+    rejections = [
+        (UnknownVersion, "`version`", f"`version` is not a JSON integer in {{{versions}}}: `2`, `0`, `\"1\"`, `1.0` "
+                                      "and `true` are all rejected."),
+        (MissingField, "the absent field, e.g. `source_ts` or `devices.0.last_seen`",
+         "A required field is absent, including " + ", ".join(f"`{f}`" for f in codec.REQUIRED_ON_THE_WIRE)
+         + " (Python constructors default these; a receiver never does). `version: null` counts as missing."),
+        (ImpossibleValue, "the field, e.g. `value`, `unit`, `priority`, `devices.0.battery_pct`",
+         f"A value no device could produce: {ranges}; a `unit` that is not the metric's; a null `value` "
+         f"without one of {no_value} in `quality`; `NaN` or `Infinity`; any number outside the range its "
+         "schema gives (`priority` 0–9, `battery_pct` 0–100, …)."),
+        (FutureTimestamp, "`source_ts`, `hub_ts` or `devices.N.last_seen`",
+         f"More than {skew_min} minutes ahead of the receiver's clock. Past timestamps are accepted: a hub "
+         "replays its outbox after an outage."),
+        (MalformedMessage, "the field, or `$` for the whole payload",
+         f"Not UTF-8 JSON, not a JSON object, over {codec.MAX_PAYLOAD_BYTES // 1024} KiB, an unknown field, "
+         "a value of the wrong type, an unknown `type`, or an id that does not match its pattern."),
+    ]
+    by_priority = {p: [c for c in EventCode if DEFAULT_PRIORITY[c] is p] for p in Priority}
+    examples_md = "\n\n".join(f"Example `{name}` message:\n\n" + _json(json.loads(codec.encode(message)))
+                              for name, message in examples().items())
+    schemas = json_schemas()
+    id_pattern = schemas["reading"]["properties"]["hub_id"]["pattern"]
+    schemas_md = "\n\n".join(f"### `{name}`\n\n" + _json(schema) for name, schema in schemas.items())
+    sections = [
+        f"""# Telecare wire protocol, version {max(SUPPORTED_VERSIONS)}
+
+<!-- Generated by `python -m telecare_protocol.schema > docs/protocol.md`. Do not edit by hand:
+     tests/test_protocol.py fails when this file differs from the code. -->
+
+The versioned contract between a home hub and the monitoring centre: three JSON messages
+(`reading`, `event`, `heartbeat`) published over MQTT. The package `telecare_protocol` is
+the only code the two sides share; `telecare_protocol.decode` applies every rule below.
+The vocabulary follows SCAIP (Swedish standard SS 91100, adopted as CLC/TS 50134-9), the
+XML-over-IP social alarm protocol, so events map onto commercial alarm-receiving software.""",
+        "## Envelope\n\nEvery message starts with the same fields.\n\n"
+        + _table(("Field", "Meaning"), [(f"`{f}`", _ENVELOPE[f]) for f in envelope]),
+        f"""## Topics
+
+Each hub publishes under its own id. The centre subscribes to `{topics.SUBSCRIPTION}`.
+
+"""
+        + _table(("Kind", "Topic"), [(k, f"`{topics.ROOT}/{{hub_id}}/{level}`") for k, level in kinds])
+        + f"""
+
+The hub id in the topic is the hub's broker username. The broker authenticates each hub
+and applies the ACL `{topics.BROKER_ACL_PATTERN}`, so a hub can publish only as itself.
+The centre trusts the hub id in the topic and drops a message whose `hub_id` differs.
+Hub and device ids match `{id_pattern}`: `+`, `#` and `/` are impossible in
+an id, so substituting a username can never widen the ACL or reach another hub's topics.
+
+Messages are published with QoS 1 (at least once). Duplicates are therefore normal, and
+receivers drop them by `id`.
+
+`{topics.STATUS}` is retained and is not a protocol message: plain text `online` or `offline`.
+The hub publishes `online` when it connects and registers `offline` as its MQTT last will,
+which the broker publishes when the hub's connection dies. The will is a fast hint; the
+heartbeat deadline (`interval_s`) is the authority, because every link must be supervised.""",
+        "## Rejections\n\n`decode` raises a `ProtocolError` subclass naming the field at fault (`.field`, "
+        "with a dotted path for nested fields), with a human `.detail` and a short `.reason` code that the "
+        "centre counts in its dead-letter table and metrics. It never raises anything else, whatever the "
+        "bytes. Checks run in this order: payload and JSON, version, type, required fields, schema, clock.\n\n"
+        + _table(("Reason", "Error", "Field", "Rule"),
+                 [(f"`{e.reason}`", f"`{e.__name__}`", field, rule) for e, field, rule in rejections]),
+        "## Priorities\n\nSCAIP carries a priority from 0 to 9; lower is more urgent, and `priority` accepts "
+        "any of them. The named levels are the five levels alarm-receiving software commonly uses, plus a "
+        "routine level. `DeviceEvent.new` fills in each code's default.\n\n"
+        + _table(("Priority", "Name", "Meaning", "Default for"),
+                 [(str(int(p)), f"`{p.name}`", _PRIORITY_MEANING[p], ", ".join(f"`{c}`" for c in by_priority[p]) or "—")
+                  for p in Priority]),
+        "## Event codes\n\nDevice types (`device_type`), after SCAIP's: "
+        + ", ".join(f"`{d}`" for d in DeviceType)
+        + ". `communication_link` is the hub itself: its power supply and its links to devices and to the "
+        "centre.\n\nEach event code and the SCAIP status it corresponds to:\n\n"
+        + _table(("Code", "SCAIP status", "Default priority"),
+                 [(f"`{c}`", SCAIP_STATUS[c], f"{int(DEFAULT_PRIORITY[c])} `{DEFAULT_PRIORITY[c].name}`")
+                  for c in EventCode]),
+        "## Metrics\n\nUnits are UCUM, as FHIR uses them with LOINC 59408-5 (SpO2, `%`) and 8867-4 "
+        "(heart rate, `/min`). A reading's `unit` must be its metric's unit. The range is what is physically "
+        "possible, not what is clinically normal: clinical thresholds belong to the centre.\n\n"
+        + _table(("Metric", "Unit", "Possible range"),
+                 [(f"`{m}`", f"`{METRICS[m].unit}`", _range(m)) for m in Metric]),
+        "## Quality flags\n\nA reading carries its quality in `quality`, taken from the status bits of the "
+        "Bluetooth SIG Pulse Oximeter Service (PLX, 0x1822) spot-check and continuous measurements. A flagged "
+        "reading is delivered and stored, never silently dropped, and a questionable reading must not fire a "
+        "threshold alarm on its own. A null `value` must carry one of the flags that explain a gap.\n\n"
+        + _table(("Flag", "BLE PLX source", "Explains a null value"),
+                 [(f"`{f}`", _PLX_SOURCE[f], "yes" if f in NO_VALUE_REASONS else "no") for f in QualityFlag]),
+        "## Examples\n\n" + examples_md,
+        "## JSON Schema\n\nPydantic's validation schema of each message. `required` lists what a receiver "
+        "insists on.\n\n" + schemas_md,
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_protocol_doc(), end="")

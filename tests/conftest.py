@@ -1,0 +1,35 @@
+"""Shared fixtures: broker accounts and a running broker (real Mosquitto, or embedded amqtt)."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from monitoring_centre.broker import BrokerAccount, EmbeddedBroker, Mosquitto, find_mosquitto
+
+
+@pytest.fixture
+def broker_accounts() -> dict[str, BrokerAccount]:
+    """Centre `centre` and hubs `hub-1`, `hub-2`, each with a fresh random password."""
+    accounts = [
+        BrokerAccount.generate("centre", "centre"),
+        BrokerAccount.generate("hub-1", "hub"),
+        BrokerAccount.generate("hub-2", "hub"),
+    ]
+    return {account.username: account for account in accounts}
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path, broker_accounts: dict[str, BrokerAccount]) -> Iterator[Mosquitto]:
+    """A running Mosquitto on 127.0.0.1 with the `broker_accounts` and the hub ACL."""
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI installs it")
+    with Mosquitto(tmp_path / "mosquitto", broker_accounts.values()) as broker:
+        yield broker
+
+
+@pytest.fixture
+def embedded_broker(broker_accounts: dict[str, BrokerAccount]) -> Iterator[EmbeddedBroker]:
+    """The amqtt fallback broker (MQTT 3.1.1 only) with the `broker_accounts` and the hub ACL."""
+    with EmbeddedBroker(broker_accounts.values()) as broker:
+        yield broker
