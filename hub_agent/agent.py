@@ -10,19 +10,17 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterable
+from datetime import datetime
 
+from hub_agent import plx
 from hub_agent.bthome import BTHomeDevice
 from hub_agent.devices import DeviceKind, PairedDevice
-from hub_agent.plx import PlxError, parse_continuous, parse_spot_check, plx_readings
 from hub_agent.radio import Advertisement, GattNotification
 from hub_agent.uplink import Uplink
 from telecare_protocol import DeviceStatus, Heartbeat, Message, Power
 from telecare_protocol.messages import utc_now
 
 log = logging.getLogger(__name__)
-
-PLX_CONTINUOUS = "00002a5f-0000-1000-8000-00805f9b34fb"
-PLX_SPOT_CHECK = "00002a5e-0000-1000-8000-00805f9b34fb"
 
 Frame = Advertisement | GattNotification
 
@@ -34,8 +32,9 @@ class HubAgent:
         self.uplink = uplink
         self.heartbeat_interval_s = heartbeat_interval_s
         self.devices = {d.address.upper(): d for d in devices}
-        self.bthome = {a: BTHomeDevice(hub_id, d) for a, d in self.devices.items() if d.kind != DeviceKind.OXIMETER}
-        self.last_seen: dict[str, object] = {}
+        self.bthome = {address: BTHomeDevice(device, hub_id=hub_id)
+                       for address, device in self.devices.items() if device.kind != DeviceKind.OXIMETER}
+        self.last_seen: dict[str, datetime] = {}
         self.rejected: Counter[str] = Counter()
         self.radio: asyncio.Queue[Frame] = asyncio.Queue()
         self._started = time.monotonic()
@@ -51,18 +50,12 @@ class HubAgent:
             return list(decoder.decode(frame)) if decoder else []
         self.last_seen[device.device_id] = frame.received_at
         try:
-            if frame.characteristic == PLX_CONTINUOUS:
-                measurement = parse_continuous(frame.data)
-            elif frame.characteristic == PLX_SPOT_CHECK:
-                measurement = parse_spot_check(frame.data)
-            else:
-                self.rejected["unknown_characteristic"] += 1
-                return []
-        except PlxError:
+            measurement = plx.parse(frame.characteristic, frame.data)
+        except plx.PlxError:
             self.rejected["bad_plx_frame"] += 1
             return []
-        return list(plx_readings(measurement, hub_id=self.hub_id, device_id=device.device_id,
-                                 source_ts=frame.received_at))
+        return list(plx.plx_readings(measurement, hub_id=self.hub_id, device_id=device.device_id,
+                                     source_ts=frame.received_at))
 
     def heartbeat(self) -> Heartbeat:
         statuses = []

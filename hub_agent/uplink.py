@@ -27,9 +27,13 @@ class Uplink:
         self.hub_id = hub_id
         self.host, self.port = host, port
         self.connected = threading.Event()
+        self._stopping = threading.Event()
         self._mqtt_v5 = mqtt_v5
-        self._unacked: dict[int, mqtt.MQTTMessageInfo] = {}
-        self._lock = threading.Lock()
+        # PUBACKs by message id. paho may report a PUBACK before `publish` has returned
+        # the id to us, so an early ack waits in `_early_acks` for its `send` to claim it.
+        self._unacked: set[int] = set()
+        self._early_acks: set[int] = set()
+        self._acked = threading.Condition()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"hub-agent-{hub_id}",
                                   protocol=mqtt.MQTTv5 if mqtt_v5 else mqtt.MQTTv311,
                                   clean_session=None if mqtt_v5 else False)
@@ -43,7 +47,7 @@ class Uplink:
 
     @property
     def unacked(self) -> int:
-        with self._lock:
+        with self._acked:
             return len(self._unacked)
 
     def start(self) -> None:
@@ -56,16 +60,28 @@ class Uplink:
         self.client.loop_start()
 
     def send(self, message: Message) -> None:
-        info = self.client.publish(topic_for(self.hub_id, message.type), encode(message), qos=1)
-        with self._lock:
-            if not info.is_published():
-                self._unacked[info.mid] = info
+        """Queue a message for the broker (also while disconnected: paho sends it on connect)."""
+        self._track(self.client.publish(topic_for(self.hub_id, message.type), encode(message), qos=1).mid)
+
+    def _track(self, mid: int) -> None:
+        with self._acked:
+            if mid in self._early_acks:
+                self._early_acks.discard(mid)
+            else:
+                self._unacked.add(mid)
+
+    def wait_until_delivered(self, timeout: float) -> bool:
+        """True once the broker has acknowledged everything sent so far."""
+        with self._acked:
+            return self._acked.wait_for(lambda: not self._unacked, timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Wait for the centre's broker to have everything, say "offline", then disconnect."""
-        for info in list(self._unacked.values()):
-            info.wait_for_publish(timeout)
-        self.client.publish(status_topic(self.hub_id), "offline", qos=1, retain=True).wait_for_publish(timeout)
+        """Wait for the broker to have everything, say "offline", then disconnect."""
+        if not self.wait_until_delivered(timeout):
+            log.error("hub %s stopping with %d messages the broker never acknowledged", self.hub_id, self.unacked)
+        if self.connected.is_set():
+            self.client.publish(status_topic(self.hub_id), "offline", qos=1, retain=True).wait_for_publish(timeout)
+        self._stopping.set()
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -74,15 +90,20 @@ class Uplink:
         if getattr(reason, "is_failure", False):
             log.error("broker refused hub %s: %s", self.hub_id, reason)
             return
-        client.publish(status_topic(self.hub_id), "online", qos=1, retain=True)
+        self._track(client.publish(status_topic(self.hub_id), "online", qos=1, retain=True).mid)
         self.connected.set()
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: object, _flags: object, reason: object,
                        _properties: object) -> None:
         self.connected.clear()
-        log.warning("hub %s lost the broker (%s); reconnecting", self.hub_id, reason)
+        if not self._stopping.is_set():
+            log.warning("hub %s lost the broker (%s); reconnecting", self.hub_id, reason)
 
     def _on_publish(self, _client: mqtt.Client, _userdata: object, mid: int, _reason: object,
                     _properties: object) -> None:
-        with self._lock:
-            self._unacked.pop(mid, None)
+        with self._acked:
+            if mid in self._unacked:
+                self._unacked.discard(mid)
+            else:
+                self._early_acks.add(mid)
+            self._acked.notify_all()

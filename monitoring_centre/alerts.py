@@ -63,7 +63,9 @@ def raise_alert(
     return alert
 
 
-def clear_alert(session: Session, *, person_id: int, rule: EventRule, subject: str, evidence: dict[str, Any]) -> Alert | None:
+def clear_alert(
+    session: Session, *, person_id: int, rule: EventRule, subject: str, evidence: dict[str, Any]
+) -> Alert | None:
     """The all-clear: the condition has recovered, so its open alert is resolved."""
     alert = active_alert(session, person_id, rule.rule, subject)
     if alert is None:

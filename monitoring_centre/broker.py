@@ -521,11 +521,17 @@ class EmbeddedBroker:
 
 
 def start_broker(
-    directory: Path | str, accounts: Iterable[BrokerAccount], port: int | None = None
+    directory: Path | str, accounts: Iterable[BrokerAccount], port: int | None = None, *, prefer: str = "auto"
 ) -> Mosquitto | EmbeddedBroker:
-    """Start mosquitto if it is installed, else the embedded amqtt broker (MQTT 3.1.1 only)."""
+    """Start a broker. `prefer`: "auto" (mosquitto if installed, else the embedded amqtt broker,
+    MQTT 3.1.1 only), "mosquitto" (FileNotFoundError if it is not installed) or "embedded"."""
+    if prefer not in ("auto", "mosquitto", "embedded"):
+        raise ValueError(f"unknown broker {prefer!r}: expected 'auto', 'mosquitto' or 'embedded'")
     accounts = list(accounts)
     broker: Mosquitto | EmbeddedBroker
-    broker = Mosquitto(directory, accounts, port=port) if find_mosquitto() else EmbeddedBroker(accounts, port=port)
+    if prefer == "mosquitto" or (prefer == "auto" and find_mosquitto() is not None):
+        broker = Mosquitto(directory, accounts, port=port)
+    else:
+        broker = EmbeddedBroker(accounts, port=port)
     broker.start()
     return broker

@@ -37,6 +37,7 @@ class Centre:
         self.app = create_app(CentreState(settings, self.sessions, self.feed, self.registry))
         self.server = uvicorn.Server(uvicorn.Config(
             self.app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off",
+            timeout_graceful_shutdown=2,  # open console streams must not hold a shutdown up
         ))
 
     @property

@@ -51,9 +51,12 @@ class Rejected(Exception):
 
 class IngestMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.accepted = Counter("telecare_ingest_accepted", "Messages stored, by type", ["type"], registry=registry)
-        self.duplicates = Counter("telecare_ingest_duplicates", "Messages already stored (redelivery)", registry=registry)
-        self.rejected = Counter("telecare_ingest_rejected", "Messages refused, by reason", ["reason"], registry=registry)
+        self.accepted = Counter("telecare_ingest_accepted", "Messages stored, by type", ["type"],
+                                registry=registry)
+        self.duplicates = Counter("telecare_ingest_duplicates", "Messages already stored (redelivery)",
+                                  registry=registry)
+        self.rejected = Counter("telecare_ingest_rejected", "Messages refused, by reason", ["reason"],
+                                registry=registry)
 
 
 class Ingest:

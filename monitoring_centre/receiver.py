@@ -62,11 +62,14 @@ class Receiver:
         self.client.loop_start()
 
     def stop(self) -> None:
-        """Stop reading, finish and acknowledge what was received, then disconnect."""
+        """Stop reading, finish storing what was received, then disconnect.
+
+        The worker drains the queue first, so its acknowledgements still reach the broker."""
+        self._stopping.set()
+        self.client.unsubscribe(SUBSCRIPTION)
+        self._worker.join(timeout=30)
         self.client.disconnect()
         self.client.loop_stop()
-        self._stopping.set()
-        self._worker.join(timeout=30)
 
     def _on_connect(self, client: mqtt.Client, _userdata: object, _flags: object, reason: object,
                     _properties: object) -> None:

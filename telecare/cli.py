@@ -15,6 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--duration", type=float, default=None, help="stop by itself after SECONDS")
     demo.add_argument("--port", type=int, default=8080, help="web console port (default 8080)")
     demo.add_argument("--data-dir", type=Path, default=Path("demo-data"), help="where the database and credentials go")
+    demo.add_argument("--broker", choices=("auto", "mosquitto", "embedded"), default="auto",
+                      help="auto: Mosquitto when installed, else an embedded Python broker")
     demo.add_argument("--verbose", action="store_true")
 
     args = parser.parse_args(argv)
@@ -24,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         from telecare.demo import run_demo
 
         try:
-            return asyncio.run(run_demo(data_dir=args.data_dir, port=args.port, duration=args.duration))
+            return asyncio.run(run_demo(data_dir=args.data_dir, port=args.port, duration=args.duration,
+                                        broker=args.broker))
         except KeyboardInterrupt:
             return 0
     parser.error(f"unknown command {args.command}")

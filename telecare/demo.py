@@ -19,7 +19,7 @@ from device_sims.demo_day import DEMO_DEVICES, DEMO_HUB_ID, play_demo_day
 from hub_agent.agent import HubAgent
 from hub_agent.uplink import Uplink
 from monitoring_centre.auth import create_user, hash_password
-from monitoring_centre.broker import BrokerAccount, Mosquitto, start_broker
+from monitoring_centre.broker import BrokerAccount, start_broker
 from monitoring_centre.centre import Centre
 from monitoring_centre.enrolment import DeviceRecord, enrol_home
 from monitoring_centre.settings import CentreSettings, default_sqlite_url
@@ -36,19 +36,24 @@ def write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
-async def run_demo(*, data_dir: Path, port: int, duration: float | None) -> int:
+def prepare_data_dir(data_dir: Path) -> Path:
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
+    return data_dir
+
+
+async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker: str = "auto") -> int:
+    data_dir = prepare_data_dir(data_dir)
     operator_password = secrets.token_urlsafe(12)
     hub_account = BrokerAccount(DEMO_HUB_ID, secrets.token_urlsafe(24), "hub")
     centre_account = BrokerAccount("centre", secrets.token_urlsafe(24), "centre")
 
-    broker = start_broker(data_dir / "broker", [hub_account, centre_account])
-    mqtt_v5 = isinstance(broker, Mosquitto)
+    running = start_broker(data_dir / "broker", [hub_account, centre_account], prefer=broker)
+    mqtt_v5 = running.mqtt5
     settings = CentreSettings(
         database_url=default_sqlite_url(data_dir), jwt_secret=secrets.token_urlsafe(48),
-        mqtt_host=broker.host, mqtt_port=broker.port, mqtt_username=centre_account.username,
+        mqtt_host=running.host, mqtt_port=running.port, mqtt_username=centre_account.username,
         mqtt_password=centre_account.password, mqtt_v5=mqtt_v5, http_port=port,
     )
     centre = Centre(settings)
@@ -57,7 +62,7 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None) -> int:
                   json.dumps({"username": OPERATOR, "password": operator_password}) + "\n")
 
     hub = HubAgent(DEMO_HUB_ID, DEMO_DEVICES, Uplink(hub_id=DEMO_HUB_ID, password=hub_account.password,
-                                                     host=broker.host, port=broker.port, mqtt_v5=mqtt_v5),
+                                                     host=running.host, port=running.port, mqtt_v5=mqtt_v5),
                    heartbeat_interval_s=30)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -67,7 +72,7 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None) -> int:
     centre_task = asyncio.create_task(centre.serve(), name="centre")
     hub_task = asyncio.create_task(hub.run(), name="hub")
     home_task = asyncio.create_task(play_demo_day(hub.radio), name="home")
-    broker_kind = "Mosquitto" if mqtt_v5 else "embedded Python broker (Mosquitto not installed)"
+    broker_kind = "Mosquitto" if mqtt_v5 else "embedded Python broker (MQTT 3.1.1)"
     print(f"Telecare demo: console at {centre.url}/", flush=True)
     print(f"  sign in as {OPERATOR!r} with password {operator_password!r}", flush=True)
     print(f"  (also in {data_dir / 'demo-credentials.json'}); broker: {broker_kind}", flush=True)
@@ -85,7 +90,7 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None) -> int:
         await asyncio.sleep(0.5)  # let the centre store the hub's last messages
         centre.server.should_exit = True
         await asyncio.gather(centre_task, return_exceptions=True)
-        broker.stop()
+        running.stop()
     _print_summary(centre)
     return 0
 

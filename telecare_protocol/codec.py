@@ -53,8 +53,8 @@ def decode(payload: bytes | str, *, now: datetime | None = None) -> Message:
     for name in REQUIRED_ON_THE_WIRE:
         if name not in data:
             raise MissingField(name, "required on the wire")
-    try:
-        message: Message = model.model_validate(data)
+    try:  # strict: `true` is not an SpO2 of 1, nor "98" a number
+        message: Message = model.model_validate_json(payload, strict=True)
     except ValidationError as exc:
         raise _from_validation_error(exc) from None
     _check_clock(message, now or utc_now())

@@ -133,7 +133,7 @@ def mqtt_client(
         client.username_pw_set(account.username, account.password)
 
     if v5:
-        properties = Properties(PacketTypes.CONNECT)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         if session_expiry is not None:
             properties.SessionExpiryInterval = session_expiry
         client.connect(broker.host, broker.port, keepalive=30, clean_start=clean_start, properties=properties)
@@ -161,16 +161,16 @@ def wait_ack(client: Client, mid: int, timeout: float = TIMEOUT) -> list[ReasonC
 
 def subscribe(client: Client, topic: str, qos: int = 1, timeout: float = TIMEOUT) -> list[ReasonCode]:
     """Subscribe and wait for the SUBACK; returns its reason codes (a refusal is not raised)."""
-    _, mid = client.subscribe(topic, qos)
+    result, mid = client.subscribe(topic, qos)
+    if mid is None:
+        raise ConnectionError(f"subscribe to {topic!r} was not sent: {result}")
     return wait_ack(client, mid, timeout)
 
 
-def publish(
-    client: Client, topic: str, payload: bytes, qos: int = 1, timeout: float = TIMEOUT
-) -> ReasonCode | None:
+def publish(client: Client, topic: str, payload: bytes, qos: int = 1, timeout: float = TIMEOUT) -> ReasonCode | None:
     """Publish and, for QoS 1, wait for the PUBACK and return its reason code."""
     info = client.publish(topic, payload, qos=qos)
-    if qos == 0:
+    if qos == 0 or info.mid is None:
         return None
     return wait_ack(client, info.mid, timeout)[0]
 

@@ -91,7 +91,7 @@ def test_a_message_seen_twice_makes_one_alert(centre: Any, mosquitto: Any, broke
 
 
 def test_spoofed_messages_raise_no_alert(centre: Any, mosquitto: Any, broker_accounts: Any) -> None:
-    centre, people = centre
+    centre, _people = centre
     forged = DeviceEvent.new(hub_id="hub-2", device_id="pendant-2", device_type=DeviceType.PERSONAL_TRIGGER,
                              code=EventCode.MANUAL_ALARM, source_ts=datetime.now(UTC))
     honest = DeviceEvent.new(hub_id="hub-1", device_id="door-1", device_type=DeviceType.DOOR_SENSOR,
@@ -183,7 +183,7 @@ def test_bad_input_is_dead_lettered_and_good_input_survives(centre: Any, mosquit
 
 
 def test_api_needs_a_token_and_lists_patients(centre: Any) -> None:
-    centre, people = centre
+    centre, _people = centre
     assert httpx.get(f"{centre.url}/api/v1/alerts").status_code == 401
     assert httpx.get(f"{centre.url}/api/v1/alerts", headers={"Authorization": "Bearer forged"}).status_code == 401
     assert httpx.post(f"{centre.url}/api/v1/auth/token",

@@ -222,7 +222,7 @@ def test_unit_mismatch_is_impossible(metric: Metric, unit: str) -> None:
 
 
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
-@pytest.mark.parametrize(("make", "field"), [(reading, "value"), (heartbeat, "uptime_s"), (event, "priority")])
+@pytest.mark.parametrize(("make", "field"), [(reading, "value"), (heartbeat, "uptime_s")])
 def test_nan_and_infinity_are_impossible(make: Any, field: str, token: str) -> None:
     raw = json.dumps(wire(make()) | {field: 12345}).replace("12345", token)
     assert token in raw
@@ -553,3 +553,12 @@ def test_doc_tables_come_from_the_code() -> None:
 def test_committed_doc_matches_the_code() -> None:
     assert DOC.read_text(encoding="utf-8") == render_protocol_doc(), (
         "docs/protocol.md is stale: run `python -m telecare_protocol.schema > docs/protocol.md`")
+
+
+@pytest.mark.parametrize(("make", "field", "value"), [
+    (reading, "value", True), (reading, "value", "98"), (event, "priority", True), (event, "priority", "1"),
+    (event, "priority", float("nan")), (heartbeat, "interval_s", 60.5),
+])
+def test_no_type_coercion_on_the_wire(make: Any, field: str, value: Any) -> None:
+    """`true` is not an SpO2 of 1 %, nor `"1"` an emergency: wrong types are malformed."""
+    rejected(wire(make()) | {field: value}, MalformedMessage, field)

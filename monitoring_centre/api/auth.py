@@ -13,7 +13,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 class Token(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 (the OAuth2 token type, not a secret)
     role: str
 
 

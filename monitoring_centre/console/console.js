@@ -52,7 +52,7 @@ function render(alerts) {
     cell(row, PRIORITY[alert.priority] || String(alert.priority));
     cell(row, alert.person_name);
     cell(row, alert.title + (alert.subject ? ` (${alert.subject})` : ""));
-    cell(row, new Date(alert.opened_at).toLocaleTimeString());
+    cell(row, new Date(alert.opened_at).toLocaleTimeString("en-GB"));
     cell(row, String(alert.repeat_count));
     cell(row, alert.explanation.why || "", "why");
     cell(row, alert.status.replace("_", " "));

@@ -1,0 +1,246 @@
+"""Hub-side BTHome v2 decoder: one paired device's advertisements in, protocol events out.
+
+Built on the `bthome-ble` library, which parses and decrypts the frames; this module adds
+what a telecare hub needs on top (docs/devices.md is the reference for the frames):
+
+* Mapping to events. Pendant: button 1 press -> MANUAL_ALARM, long press -> ALARM_CANCELLED
+  (PERSONAL_TRIGGER); button 2, the fall channel: press -> FALL_DETECTED, long press ->
+  FALL_CANCELLED (FALL_DETECTOR). Any other event code on a button is read as its press
+  ("if in doubt, go out"); a single-button device's `button`, and any button above 2, is a
+  help button. Event code 0 and codes `bthome-ble` does not know produce nothing. Door:
+  opening -> DOOR_OPENED / DOOR_CLOSED. Bed: occupancy -> BED_OCCUPIED / BED_VACATED. Every
+  kind: battery low -> BATTERY_LOW / BATTERY_OK, tamper -> TAMPER / TAMPER_CLEARED. Button
+  events come once per accepted frame; state events when the state changes or is first seen.
+  `source_ts` is the time the hub received the frame: BTHome carries no device clock.
+* Deduplication. A device repeats each frame for reliability. `bthome-ble` drops a repeated
+  packet id only within 4 s, so a frame identical to the last accepted one is dropped here
+  whatever the delay (same bytes means the same packet id, and for an encrypted frame the
+  same counter). A frame with the same packet id but different bytes is a new frame, unless
+  it comes within `bthome-ble`'s 4 s window. Frames without a packet id are compared by
+  bytes too, so a device must send a packet id for two identical presses to count twice.
+* Replay protection. For a keyed device an encryption counter lower than the last accepted
+  one, or equal to it in different bytes, is rejected. This is stricter than `bthome-ble`
+  (which lets a counter restart below 100 and stops checking after failed decryptions):
+  our pendants keep their counter in flash. After a battery change on a device that
+  restarts its counter, call `reset_encryption_counter`; until then its frames are
+  rejected and supervision reports it as not seen, which is loud, not silent.
+* Downgrade protection. A plain frame from a device with a bind key is rejected.
+* Counting. Every rejected frame is counted by reason in `rejected`; `decode` never raises.
+
+`last_seen` and `battery_pct` (for the hub's heartbeat) change only on accepted frames,
+so a replayed or duplicated frame cannot make a dead device look alive.
+
+Which device a frame belongs to (the address) is the caller's business, not this module's.
+"""
+
+import logging
+import math
+from collections import Counter
+from datetime import datetime
+from enum import StrEnum
+
+from bthome_ble import BTHomeBluetoothDeviceData
+from habluetooth import BluetoothServiceInfoBleak
+from sensor_state_data import SensorUpdate
+
+from hub_agent.devices import DeviceKind, PairedDevice
+from hub_agent.radio import Advertisement
+from telecare_protocol.codes import DeviceType, EventCode
+from telecare_protocol.messages import DeviceEvent, utc_now
+
+_LOGGER = logging.getLogger(__name__)
+
+BTHOME_SERVICE_UUID = "0000fcd2-0000-1000-8000-00805f9b34fb"
+BTHOME_VERSION = 2
+_INFO_ENCRYPTED = 0x01
+_INFO_MAC_INCLUDED = 0x02
+_COUNTER_AND_MIC = 8
+_MIN_CIPHERTEXT = 2
+BTHOME_BLE_PACKET_WINDOW_S = 4.0
+"""`bthome-ble` drops a frame whose packet id is not newer than the last one within this window."""
+
+Detail = dict[str, str | int | float | bool]
+
+
+class Rejection(StrEnum):
+    """Why a frame was dropped (the keys of `BTHomeDevice.rejected`)."""
+
+    NOT_BTHOME = "not_bthome"
+    """No BTHome v2 service data: missing, empty, or another BTHome version."""
+    UNDECODABLE = "undecodable"
+    """BTHome v2, but too short or nothing in it could be parsed."""
+    NO_KEY = "no_key"
+    """An encrypted frame for a device paired without a bind key."""
+    DECRYPTION_FAILED = "decryption_failed"
+    """Wrong bind key, or a forged or corrupted frame."""
+    REPLAYED_COUNTER = "replayed_counter"
+    """An encryption counter that did not increase."""
+    DOWNGRADE = "downgrade"
+    """A plain frame from a device that has a bind key."""
+    DUPLICATE = "duplicate"
+    """A repeat of an accepted frame, or a stale packet id `bthome-ble` filtered."""
+
+
+_DEVICE_TYPE = {
+    DeviceKind.PENDANT: DeviceType.PERSONAL_TRIGGER,
+    DeviceKind.DOOR: DeviceType.DOOR_SENSOR,
+    DeviceKind.BED: DeviceType.BED_MONITOR,
+}
+
+HELP_BUTTON = 1
+FALL_CHANNEL = 2
+_LONG_PRESS = "long_press"
+_PRESS_NAMES = {"press": "short", "long_press": "long", "double_press": "double", "triple_press": "triple"}
+
+# binary sensor key -> (device kinds it applies to, event when True, event when False)
+_STATES: tuple[tuple[str, frozenset[DeviceKind], EventCode, EventCode], ...] = (
+    ("opening", frozenset({DeviceKind.DOOR}), EventCode.DOOR_OPENED, EventCode.DOOR_CLOSED),
+    ("occupancy", frozenset({DeviceKind.BED}), EventCode.BED_OCCUPIED, EventCode.BED_VACATED),
+    ("tamper", frozenset(_DEVICE_TYPE), EventCode.TAMPER, EventCode.TAMPER_CLEARED),
+    ("battery", frozenset(_DEVICE_TYPE), EventCode.BATTERY_LOW, EventCode.BATTERY_OK),
+)
+
+
+def _button_number(key: str) -> int | None:
+    """`button` -> 1, `button_2` -> 2, anything else -> None."""
+    if key == "button":
+        return 1
+    prefix, _, number = key.partition("_")
+    if prefix == "button" and number.isdigit():
+        return int(number)
+    return None
+
+
+class BTHomeDevice:
+    """One paired BTHome device: feed it that device's advertisements, get events back."""
+
+    def __init__(self, device: PairedDevice, *, hub_id: str) -> None:
+        if device.kind not in _DEVICE_TYPE:
+            raise ValueError(f"{device.kind} devices do not speak BTHome")
+        # Fail at pairing, not at the first alarm, if the ids cannot go into a message.
+        DeviceEvent.new(hub_id=hub_id, device_id=device.device_id, device_type=_DEVICE_TYPE[device.kind],
+                        code=EventCode.DEVICE_FAULT, source_ts=utc_now())
+        self.device = device
+        self.hub_id = hub_id
+        self.last_seen: datetime | None = None
+        self.battery_pct: int | None = None
+        self.rejected: Counter[Rejection] = Counter()
+        self._data = BTHomeBluetoothDeviceData(bindkey=device.bindkey)
+        self._states: dict[str, bool] = {}
+        self._last_frame: bytes | None = None
+        self._last_counter: int | None = None
+        self._last_parsed_at: float | None = None
+
+    def reset_encryption_counter(self) -> None:
+        """Accept the next encrypted frame whatever its counter (after a battery change on a
+        device that restarts its counter). Replay protection resumes from that frame."""
+        self._last_counter = None
+        self._last_frame = None
+        self._data.reset_encryption_counter()
+
+    def decode(self, adv: Advertisement) -> list[DeviceEvent]:
+        """The events in one advertisement; [] for a rejected or uneventful frame. Never raises."""
+        try:
+            return self._decode(adv)
+        except Exception:  # the radio must never take the hub down; count it and move on
+            _LOGGER.exception("%s: unexpected error decoding a BTHome frame", self.device.device_id)
+            self._reject(Rejection.UNDECODABLE)
+            return []
+
+    def _reject(self, reason: Rejection) -> list[DeviceEvent]:
+        self.rejected[reason] += 1
+        _LOGGER.debug("%s: BTHome frame rejected: %s", self.device.device_id, reason)
+        return []
+
+    def _decode(self, adv: Advertisement) -> list[DeviceEvent]:
+        raw = next((v for k, v in adv.service_data.items() if k.lower() == BTHOME_SERVICE_UUID), None)
+        if not isinstance(raw, bytes | bytearray) or not raw or raw[0] >> 5 != BTHOME_VERSION:
+            return self._reject(Rejection.NOT_BTHOME)
+        raw = bytes(raw)
+        encrypted = bool(raw[0] & _INFO_ENCRYPTED)
+        header = 7 if raw[0] & _INFO_MAC_INCLUDED else 1
+        counter: int | None = None
+        if encrypted:
+            if self.device.bindkey is None:
+                return self._reject(Rejection.NO_KEY)
+            if len(raw) < header + _MIN_CIPHERTEXT + _COUNTER_AND_MIC:
+                return self._reject(Rejection.UNDECODABLE)
+            counter = int.from_bytes(raw[-8:-4], "little")
+        elif self.device.bindkey is not None:
+            return self._reject(Rejection.DOWNGRADE)
+        if raw == self._last_frame:
+            return self._reject(Rejection.DUPLICATE)
+        if counter is not None and self._last_counter is not None and counter <= self._last_counter:
+            return self._reject(Rejection.REPLAYED_COUNTER)
+
+        info = BluetoothServiceInfoBleak(
+            name=adv.address, address=adv.address, rssi=adv.rssi, manufacturer_data={},
+            service_data={BTHOME_SERVICE_UUID: raw}, service_uuids=[BTHOME_SERVICE_UUID], source="local",
+            device=None,  # type: ignore[arg-type]  # only needed to connect; bthome-ble never reads it
+            advertisement=None, connectable=False, time=adv.monotonic, tx_power=None, raw=None,
+        )
+        update = self._data.update(info)
+
+        if counter is not None:
+            if self._data.decryption_failed or self._data.encryption_counter != counter:
+                return self._reject(Rejection.DECRYPTION_FAILED)
+            self._last_counter = counter  # authenticated: the device really sent this counter
+        if self._data.last_service_info is not info:
+            # Authentic (or plain) but nothing parsed: bthome-ble's own stale-packet filter
+            # (within its 4 s window), or no object it knows.
+            recent = (self._last_parsed_at is not None
+                      and adv.monotonic - self._last_parsed_at <= BTHOME_BLE_PACKET_WINDOW_S)
+            starts_with_packet_id = encrypted or raw[header:header + 1] == b"\x00"
+            if counter is not None:
+                self._last_frame = raw  # authentic: its repeats are duplicates, not replays
+            return self._reject(Rejection.DUPLICATE if recent and starts_with_packet_id else Rejection.UNDECODABLE)
+
+        self._last_frame = raw
+        self._last_parsed_at = adv.monotonic
+        self.last_seen = adv.received_at
+        return self._events(update, adv)
+
+    def _events(self, update: SensorUpdate, adv: Advertisement) -> list[DeviceEvent]:
+        packet_id = self._data.packet_id
+        base: Detail = {} if packet_id is None else {"packet_id": int(packet_id)}
+        events: list[DeviceEvent] = []
+
+        def emit(device_type: DeviceType, code: EventCode, detail: Detail) -> None:
+            events.append(DeviceEvent.new(hub_id=self.hub_id, device_id=self.device.device_id,
+                                          device_type=device_type, code=code, source_ts=adv.received_at,
+                                          detail={**base, **detail}))
+
+        if self.device.kind is DeviceKind.PENDANT:
+            for event_key, event in update.events.items():
+                number = _button_number(event_key.key)
+                if number is not None:
+                    device_type, code = self._button_event(number, event.event_type)
+                    press = _PRESS_NAMES.get(event.event_type, event.event_type)
+                    emit(device_type, code, {"button": number, "press": press})
+
+        for sensor in update.entity_values.values():
+            value = sensor.native_value
+            if (sensor.device_key.key == "battery" and isinstance(value, int | float) and math.isfinite(value)
+                    and 0 <= value <= 100):
+                self.battery_pct = int(value)
+
+        device_type = _DEVICE_TYPE[self.device.kind]
+        for key, kinds, on_true, on_false in _STATES:
+            if self.device.kind not in kinds:
+                continue
+            value = next((v.native_value for k, v in update.binary_entity_values.items() if k.key == key), None)
+            if value is None or self._states.get(key) is bool(value):
+                continue
+            self._states[key] = bool(value)
+            detail: Detail = {}
+            if key == "battery" and self.battery_pct is not None:
+                detail["battery_pct"] = self.battery_pct
+            emit(device_type, on_true if value else on_false, detail)
+        return events
+
+    @staticmethod
+    def _button_event(number: int, event_type: str) -> tuple[DeviceType, EventCode]:
+        cancel = event_type == _LONG_PRESS
+        if number == FALL_CHANNEL:
+            return DeviceType.FALL_DETECTOR, EventCode.FALL_CANCELLED if cancel else EventCode.FALL_DETECTED
+        return DeviceType.PERSONAL_TRIGGER, EventCode.ALARM_CANCELLED if cancel else EventCode.MANUAL_ALARM

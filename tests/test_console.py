@@ -1,0 +1,67 @@
+"""The operator's console in a real headless Chromium: sign in, see a pendant alarm arrive
+live (no reload), acknowledge it."""
+
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitoring_centre.broker import BrokerAccount
+from monitoring_centre.centre import Centre, CentreThread
+from telecare_protocol import DeviceEvent, DeviceType, EventCode, encode
+from telecare_protocol.topics import topic_for
+from tests.helpers import mqtt_client
+from tests.support import OPERATOR, centre_settings, enrol_test_homes
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def browser_page() -> Iterator[Any]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (make setup-test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def test_alarm_appears_live_and_is_acknowledged(tmp_path: Path, mosquitto: Any,
+                                                 broker_accounts: dict[str, BrokerAccount], browser_page: Any) -> None:
+    centre = Centre(centre_settings(tmp_path / "centre.db", mosquitto, broker_accounts))
+    enrol_test_homes(centre)
+    page = browser_page
+    with CentreThread(centre):
+        page.goto(f"{centre.url}/")
+        page.fill("input[name=username]", OPERATOR[0])
+        page.fill("input[name=password]", OPERATOR[1])
+        page.click("button[type=submit]")
+        page.wait_for_selector("#link.up", timeout=10_000)
+        assert page.locator("#queue tbody tr").count() == 0
+
+        press = DeviceEvent.new(hub_id="hub-1", device_id="pendant-1", device_type=DeviceType.PERSONAL_TRIGGER,
+                                code=EventCode.MANUAL_ALARM, source_ts=datetime.now(UTC))
+        hub = mqtt_client(mosquitto, broker_accounts["hub-1"])
+        hub.publish(topic_for("hub-1", "event"), encode(press), qos=1).wait_for_publish(5)
+        hub.disconnect()
+        hub.loop_stop()
+
+        row = page.locator("#queue tbody tr[data-rule=pendant_alarm]")
+        row.wait_for(timeout=10_000)
+        assert "Ada Lovelace" in row.inner_text()
+        assert "1 Emergency" in row.inner_text()
+        assert not page.locator("#login").is_visible()
+        page.screenshot(path=str(tmp_path / "console.png"))
+        row.get_by_role("button", name="Acknowledge").click()
+        page.wait_for_selector("#queue tbody tr.acknowledged", timeout=10_000)

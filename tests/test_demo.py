@@ -1,0 +1,72 @@
+"""`telecare demo --duration N`: starts, raises the scripted alarms, shows them at the API, exits 0."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from monitoring_centre.broker import find_mosquitto
+from tests.helpers import free_port
+from tests.support import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def run_demo(tmp_path: Path, broker: str) -> None:
+    port = free_port()
+    data_dir = tmp_path / "demo"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "telecare.cli", "demo", "--duration", "20", "--port", str(port),
+         "--data-dir", str(data_dir), "--broker", broker],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        first_line = demo.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in first_line, first_line
+        credentials_file = data_dir / "demo-credentials.json"
+        assert stat.S_IMODE(os.stat(credentials_file).st_mode) == 0o600
+        credentials = json.loads(credentials_file.read_text())
+        assert set(credentials) == {"username", "password"} and len(credentials["password"]) >= 16
+
+        base = f"http://127.0.0.1:{port}"
+        bearer = wait_for(lambda: _token(base, credentials), timeout=20, what="the centre's API")
+
+        def scripted_alarms() -> set[str] | None:
+            alerts = httpx.get(f"{base}/api/v1/alerts", headers={"Authorization": f"Bearer {bearer}"}).json()
+            rules = {alert["rule"] for alert in alerts}
+            return rules if {"pendant_alarm", "fall"} <= rules else None
+
+        rules = wait_for(scripted_alarms, timeout=20, what="the scripted pendant alarm and fall")
+        assert "hub_offline" not in rules  # the hub is connected while the demo runs
+        output, _ = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 0, output
+    assert "Help button pressed x1" in output and "Fall detected" in output
+    assert "Traceback" not in output
+
+
+def _token(base: str, credentials: dict[str, Any]) -> str | None:
+    try:
+        response = httpx.post(f"{base}/api/v1/auth/token", data=credentials)
+    except httpx.TransportError:
+        return None
+    return str(response.json()["access_token"]) if response.status_code == 200 else None
+
+
+@pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
+def test_demo_with_mosquitto(tmp_path: Path) -> None:
+    run_demo(tmp_path, "mosquitto")
+
+
+def test_demo_with_the_embedded_broker(tmp_path: Path) -> None:
+    run_demo(tmp_path, "embedded")
