@@ -37,7 +37,7 @@ def db(request: Request) -> Iterator[Session]:
 
 
 def current_user(request: Request, token: Annotated[str, Depends(oauth2)],
-                 session: Annotated[Session, Depends(db)]) -> User:
+                 session: Annotated[Session, Depends(db, scope="function")]) -> User:
     secret = centre(request).settings.jwt_secret.get_secret_value()
     username = username_from_token(token, secret)
     user = session.scalar(select(User).where(User.username == username)) if username else None
@@ -47,6 +47,8 @@ def current_user(request: Request, token: Annotated[str, Depends(oauth2)],
     return user
 
 
-Db = Annotated[Session, Depends(db)]
+Db = Annotated[Session, Depends(db, scope="function")]
+"""A session that ends with the route function, before the response is sent: a streamed
+response must never hold a transaction (on SQLite, that would block every writer)."""
 CurrentUser = Annotated[User, Depends(current_user)]
 Centre = Annotated[CentreState, Depends(centre)]
