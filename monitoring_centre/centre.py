@@ -8,6 +8,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import sessionmaker
 
+from alerting.escalator import AlertingMetrics, AlertingSettings, Escalator
 from monitoring_centre import schema
 from monitoring_centre.api.app import create_app
 from monitoring_centre.api.deps import CentreState
@@ -28,13 +29,18 @@ class Centre:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.registry = CollectorRegistry()
         self.feed = AlertFeed()
+        self.escalator = Escalator(self.sessions, AlertingSettings(
+            secret=settings.jwt_secret.get_secret_value(), public_url=settings.public_url or self.url,
+            smtp=settings.smtp, fhir_base_url=settings.fhir_base_url, timezone=settings.timezone,
+            poll_s=settings.alerting_poll_s,
+        ), AlertingMetrics(self.registry))
         self.ingest = Ingest(self.sessions, IngestMetrics(self.registry))
         self.receiver = Receiver(
             self.ingest, host=settings.mqtt_host, port=settings.mqtt_port, username=settings.mqtt_username,
             password=settings.mqtt_password.get_secret_value(), client_id=settings.mqtt_client_id,
-            mqtt_v5=settings.mqtt_v5, queue_size=settings.ingest_queue_size, on_alerts=self.feed.publish,
+            mqtt_v5=settings.mqtt_v5, queue_size=settings.ingest_queue_size, on_alerts=self._alerts_changed,
         )
-        self.app = create_app(CentreState(settings, self.sessions, self.feed, self.registry))
+        self.app = create_app(CentreState(settings, self.sessions, self.feed, self.registry, self.escalator.wake))
         self.server = uvicorn.Server(uvicorn.Config(
             self.app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off",
             timeout_graceful_shutdown=2,  # open console streams must not hold a shutdown up
@@ -44,14 +50,20 @@ class Centre:
     def url(self) -> str:
         return f"http://{self.settings.http_host}:{self.settings.http_port}"
 
+    def _alerts_changed(self, alert_ids: set[int]) -> None:
+        self.feed.publish(alert_ids)
+        self.escalator.wake()
+
     async def serve(self) -> None:
         """Run until cancelled or `server.should_exit` is set."""
         self.feed.bind(asyncio.get_running_loop())
+        self.escalator.start()
         self.receiver.start()
         try:
             await self.server.serve()
         finally:
             await asyncio.to_thread(self.receiver.stop)
+            await asyncio.to_thread(self.escalator.stop)
             self.engine.dispose()
 
 

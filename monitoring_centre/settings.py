@@ -6,6 +6,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from alerting.channels import SmtpSettings
+
 PLACEHOLDERS = frozenset({"", "changeme", "change-me", "password", "secret", "admin", "default", "test", "example"})
 
 
@@ -16,7 +18,7 @@ def refuse_placeholder(value: SecretStr, what: str) -> SecretStr:
 
 
 class CentreSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TELECARE_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="TELECARE_", env_nested_delimiter="__", extra="forbid")
 
     database_url: str = Field(description="SQLAlchemy URL, e.g. sqlite:///data/centre.db or postgresql+psycopg://…")
     jwt_secret: SecretStr = Field(min_length=32, description="HMAC key for API bearer tokens")
@@ -33,6 +35,15 @@ class CentreSettings(BaseSettings):
     mqtt_v5: bool = Field(default=True, description="MQTT 5; 3.1.1 for brokers without it (the embedded demo broker)")
 
     ingest_queue_size: int = Field(default=1000, gt=0, description="messages held before MQTT reads pause")
+
+    public_url: str | None = Field(default=None, description="where responders reach the centre, for the accept "
+                                   "links in their messages; default http://<http_host>:<http_port>")
+    smtp: SmtpSettings | None = Field(default=None, description="mail server for mailto: contact points, "
+                                      "e.g. TELECARE_SMTP__HOST, TELECARE_SMTP__MAIL_FROM")
+    fhir_base_url: str | None = Field(default=None, description="FHIR R4 server the patient record is written "
+                                      "to (transaction Bundles); none keeps the record in the centre")
+    timezone: str = Field(default="Europe/London", description="local time in messages to responders")
+    alerting_poll_s: float = Field(default=1.0, gt=0, description="how often escalations are stepped")
 
     @field_validator("jwt_secret", "mqtt_password")
     @classmethod

@@ -62,6 +62,12 @@ class Person(Base):
     name: Mapped[str] = mapped_column(String(200))
     nhs_number: Mapped[str | None] = mapped_column(String(10), unique=True)
     address: Mapped[str] = mapped_column(String(500), default="")
+    service: Mapped[str] = mapped_column(String(16), default="monitored")
+    """`monitored` (the centre's operators answer first) or `keyholder_only` (the platform calls
+    the person's nominated contacts itself, then the emergency services)."""
+    access_details: Mapped[str] = mapped_column(Text, default="")
+    """How a responder gets in (key safe code and where it is). Shown only to a responder who has
+    explicitly accepted an alarm, and every showing is audited."""
 
 
 class Hub(Base):
@@ -242,3 +248,101 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+
+
+class Responder(Base):
+    """Someone the centre can call on: an operator team, a keyholder, a nurse, the emergency services."""
+
+    __tablename__ = "responders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class ContactPoint(Base):
+    """How to reach a responder, in their own order of preference (kept apart from the chains)."""
+
+    __tablename__ = "contact_points"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    responder_id: Mapped[int] = mapped_column(ForeignKey("responders.id"), index=True)
+    address: Mapped[str] = mapped_column(String(500))
+    """`mailto:…`, or an Apprise URL (a webhook, ntfy, an SMS gateway)."""
+    position: Mapped[int]
+
+
+class PersonContact(Base):
+    """A keyholder or next of kin the person has nominated, in the order they want them called."""
+
+    __tablename__ = "person_contacts"
+    __table_args__ = (UniqueConstraint("person_id", "responder_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    responder_id: Mapped[int] = mapped_column(ForeignKey("responders.id"))
+    position: Mapped[int]
+    nominated_at: Mapped[datetime]
+
+
+class Escalation(Base):
+    """An alert's escalation chain, snapshotted when the alert opened, and how far it has got."""
+
+    __tablename__ = "escalations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), unique=True)
+    policy: Mapped[str] = mapped_column(String(64))
+    steps: Mapped[list[Any]]
+    """The chain as it was when the alert opened: each step's responders and their addresses."""
+    cycles: Mapped[int]
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    """The next step to run."""
+    cycle: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    """running, inhibited, reminding (acknowledged, not yet resolved), finished, exhausted."""
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    token: Mapped[str] = mapped_column(String(32))
+    """Changes at every step; a worker holding a stale token does nothing."""
+    note: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime]
+
+
+class Notification(Base):
+    """The notification log: one row per message to one contact point, and why it was sent."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    responder_id: Mapped[int | None] = mapped_column(ForeignKey("responders.id"))
+    responder_name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(500))
+    reference: Mapped[str] = mapped_column(String(200), unique=True)
+    """alert/cycle/step/responder/contact: the dedup key, and the message id a receiver sees."""
+    purpose: Mapped[str] = mapped_column(String(16))
+    """escalation (a step of the chain), reminder (acknowledged but not resolved), or test."""
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    """pending, sent, failed (gave up after every retry), cancelled (the alert was handled first)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    accept_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    accepted_at: Mapped[datetime | None]
+
+
+class RecordWrite(Base):
+    """The patient-record outbox: a FHIR R4 Bundle for each state an alert reaches."""
+
+    __tablename__ = "record_writes"
+    __table_args__ = (UniqueConstraint("alert_id", "alert_status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    alert_status: Mapped[str] = mapped_column(String(16))
+    bundle: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    """pending (to send to the record server), written, or kept (no record server configured)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]

@@ -54,7 +54,7 @@ def list_alerts(user: CurrentUser, session: Db,
 
 
 @router.post("/{alert_id}/acknowledge")
-def acknowledge(alert_id: int, user: CurrentUser, session: Db) -> AlertOut:
+def acknowledge(alert_id: int, user: CurrentUser, session: Db, centre: Centre) -> AlertOut:
     """An operator has seen this alert and owns it now. Escalation stops on acknowledgement."""
     visible = visible_person_ids(session, user)
     alert = session.get(Alert, alert_id)
@@ -67,6 +67,7 @@ def acknowledge(alert_id: int, user: CurrentUser, session: Db) -> AlertOut:
     audit.record(session, user.username, "acknowledge_alert", [alert.person_id], f"alert {alert.id}")
     name = session.get(Person, alert.person_id)
     session.commit()
+    centre.alerts_changed()  # the escalation stops now, not at its next step
     return AlertOut(person_name=name.name if name else "", **_columns(alert))
 
 

@@ -1,6 +1,6 @@
 """Typed dependencies shared by the routers: the database session and the caller."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -24,6 +24,8 @@ class CentreState:
     sessions: sessionmaker[Session]
     feed: AlertFeed
     registry: CollectorRegistry
+    alerts_changed: Callable[[], None]
+    """Wakes the escalator after an operator changes an alert."""
 
 
 def centre(request: Request) -> CentreState:
@@ -52,3 +54,16 @@ Db = Annotated[Session, Depends(db, scope="function")]
 response must never hold a transaction (on SQLite, that would block every writer)."""
 CurrentUser = Annotated[User, Depends(current_user)]
 Centre = Annotated[CentreState, Depends(centre)]
+
+
+def require_role(user: User, *roles: str) -> None:
+    """Refuse the request unless the caller has one of `roles`."""
+    if user.role not in roles:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"only {' or '.join(roles)} users may do this")
+
+
+def may_see(session: Session, user: User, person_id: int) -> bool:
+    from monitoring_centre.access import visible_person_ids
+
+    visible = visible_person_ids(session, user)
+    return visible is None or person_id in visible

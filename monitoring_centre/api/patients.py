@@ -1,11 +1,13 @@
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from alerting import patient_record
 from monitoring_centre import audit
 from monitoring_centre.access import visible_people
-from monitoring_centre.api.deps import CurrentUser, Db
-from monitoring_centre.storage import Hub
+from monitoring_centre.api.deps import CurrentUser, Db, may_see
+from monitoring_centre.storage import Hub, Person
 
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
 
@@ -27,3 +29,16 @@ def list_patients(user: CurrentUser, session: Db) -> list[PatientOut]:
     audit.record(session, user.username, "view_patient_list", [p.id for p in people])
     session.commit()
     return [PatientOut(id=p.id, name=p.name, address=p.address, hub_ids=sorted(hubs.get(p.id, []))) for p in people]
+
+
+@router.get("/{person_id}/record", response_class=JSONResponse,
+            responses={200: {"content": {"application/fhir+json": {}}}})
+def record(person_id: int, user: CurrentUser, session: Db) -> JSONResponse:
+    """The person's record as the centre wrote it: FHIR R4 (a collection Bundle of every
+    alert, its outcome and who was told)."""
+    if not may_see(session, user, person_id) or session.get(Person, person_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such person")
+    bundle = patient_record.person_record(session, person_id)
+    audit.record(session, user.username, "view_record", [person_id])
+    session.commit()
+    return JSONResponse(bundle, media_type="application/fhir+json")

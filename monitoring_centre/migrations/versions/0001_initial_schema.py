@@ -55,8 +55,18 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("nhs_number", sa.String(length=10), nullable=True),
         sa.Column("address", sa.String(length=500), nullable=False),
+        sa.Column("service", sa.String(length=16), nullable=False),
+        sa.Column("access_details", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("nhs_number"),
+    )
+    op.create_table(
+        "responders",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("role", sa.String(length=32), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
         "users",
@@ -130,6 +140,21 @@ def upgrade() -> None:
         sa.UniqueConstraint("user_id", "person_id"),
     )
     op.create_table(
+        "contact_points",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("responder_id", sa.Integer(), nullable=False),
+        sa.Column("address", sa.String(length=500), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["responder_id"],
+            ["responders.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("contact_points", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_contact_points_responder_id"), ["responder_id"], unique=False)
+
+    op.create_table(
         "events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("message_id", sa.String(length=36), nullable=False),
@@ -170,6 +195,27 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_table(
+        "person_contacts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.Column("responder_id", sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("nominated_at", monitoring_centre.storage.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["people.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["responder_id"],
+            ["responders.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("person_id", "responder_id"),
+    )
+    with op.batch_alter_table("person_contacts", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_person_contacts_person_id"), ["person_id"], unique=False)
+
     op.create_table(
         "readings",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -227,11 +273,116 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("hub_id", "id"),
     )
+    op.create_table(
+        "escalations",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("alert_id", sa.Integer(), nullable=False),
+        sa.Column("policy", sa.String(length=64), nullable=False),
+        sa.Column("steps", sa.JSON(), nullable=False),
+        sa.Column("cycles", sa.Integer(), nullable=False),
+        sa.Column("step", sa.Integer(), nullable=False),
+        sa.Column("cycle", sa.Integer(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("due_at", monitoring_centre.storage.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("token", sa.String(length=32), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("started_at", monitoring_centre.storage.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["alert_id"],
+            ["alerts.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("alert_id"),
+    )
+    with op.batch_alter_table("escalations", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_escalations_due_at"), ["due_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_escalations_state"), ["state"], unique=False)
+
+    op.create_table(
+        "notifications",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("alert_id", sa.Integer(), nullable=False),
+        sa.Column("responder_id", sa.Integer(), nullable=True),
+        sa.Column("responder_name", sa.String(length=200), nullable=False),
+        sa.Column("address", sa.String(length=500), nullable=False),
+        sa.Column("reference", sa.String(length=200), nullable=False),
+        sa.Column("purpose", sa.String(length=16), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", monitoring_centre.storage.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.Column("created_at", monitoring_centre.storage.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", monitoring_centre.storage.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("accept_token_hash", sa.String(length=64), nullable=True),
+        sa.Column("accepted_at", monitoring_centre.storage.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["alert_id"],
+            ["alerts.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["responder_id"],
+            ["responders.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("accept_token_hash"),
+        sa.UniqueConstraint("reference"),
+    )
+    with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_notifications_alert_id"), ["alert_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_notifications_next_attempt_at"), ["next_attempt_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_notifications_status"), ["status"], unique=False)
+
+    op.create_table(
+        "record_writes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("alert_id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.Column("alert_status", sa.String(length=16), nullable=False),
+        sa.Column("bundle", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", monitoring_centre.storage.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.Column("created_at", monitoring_centre.storage.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["alert_id"],
+            ["alerts.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["people.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("alert_id", "alert_status"),
+    )
+    with op.batch_alter_table("record_writes", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_record_writes_alert_id"), ["alert_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_record_writes_person_id"), ["person_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_record_writes_status"), ["status"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("record_writes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_record_writes_status"))
+        batch_op.drop_index(batch_op.f("ix_record_writes_person_id"))
+        batch_op.drop_index(batch_op.f("ix_record_writes_alert_id"))
+
+    op.drop_table("record_writes")
+    with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_notifications_status"))
+        batch_op.drop_index(batch_op.f("ix_notifications_next_attempt_at"))
+        batch_op.drop_index(batch_op.f("ix_notifications_alert_id"))
+
+    op.drop_table("notifications")
+    with op.batch_alter_table("escalations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_escalations_state"))
+        batch_op.drop_index(batch_op.f("ix_escalations_due_at"))
+
+    op.drop_table("escalations")
     op.drop_table("devices")
     with op.batch_alter_table("alert_transitions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_alert_transitions_alert_id"))
@@ -242,12 +393,20 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_readings_person_id"))
 
     op.drop_table("readings")
+    with op.batch_alter_table("person_contacts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_person_contacts_person_id"))
+
+    op.drop_table("person_contacts")
     op.drop_table("hubs")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_events_source_ts"))
         batch_op.drop_index(batch_op.f("ix_events_person_id"))
 
     op.drop_table("events")
+    with op.batch_alter_table("contact_points", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_contact_points_responder_id"))
+
+    op.drop_table("contact_points")
     op.drop_table("care_relationships")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_person_id"))
@@ -260,6 +419,7 @@ def downgrade() -> None:
 
     op.drop_table("alerts")
     op.drop_table("users")
+    op.drop_table("responders")
     op.drop_table("people")
     with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_inbound_messages_hub_id"))

@@ -1,0 +1,118 @@
+"""Notification channels: how a message reaches a responder's contact point.
+
+A contact point is one address. `mailto:someone@example.org` is sent by e-mail through the
+centre's SMTP server (`email.py`); anything else is an Apprise URL such as
+`json://host:port/path` or `ntfys://host/topic` (`apprise_channel.py`).
+
+`send` never raises for a delivery problem: an unreachable server, a refused login, a
+rejected recipient or a bad address all come back as `Delivery(ok=False)` with a detail
+fit for the notification log.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+
+__all__ = ["Delivery", "Message", "SmtpSettings", "send", "validate_address"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notification to one responder, channel-neutral."""
+
+    subject: str
+    body: str
+    """Plain text, already written for a human."""
+    priority: int
+    """1 emergency … 5 restoral, 9 routine (`telecare_protocol.codes.Priority`)."""
+    reference: str
+    """Stable id of what this is about, e.g. "alert-12/step-0/responder-3".
+
+    A retry of the same notification carries the same reference, so receivers can
+    recognise the duplicate (it becomes the e-mail Message-ID)."""
+    links: Mapping[str, str] = field(default_factory=dict)
+    """Actions the responder can take, by name, e.g. {"accept": url}."""
+
+    def __post_init__(self) -> None:
+        if not self.reference.strip():
+            raise ValueError("a message needs a reference: it identifies retries of the same notification")
+
+    def body_with_links(self) -> str:
+        """The body followed by one "Accept: <url>" line per link."""
+        if not self.links:
+            return self.body
+        lines = [f"{name.replace('_', ' ').capitalize()}: {url}" for name, url in self.links.items()]
+        return self.body.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The outcome of one send, for the notification log."""
+
+    ok: bool
+    channel: str
+    """Either "email" or the Apprise URL scheme as written ("json", "ntfys", …)."""
+    detail: str
+    """The server's answer or the error; never contains a password."""
+
+
+class SmtpSettings(BaseModel):
+    """How the centre reaches its outgoing mail server."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = True
+    """Upgrade the connection with STARTTLS, and refuse to send if the server does not offer it."""
+    use_tls: bool = False
+    """Implicit TLS from the first byte (usually port 465); `starttls` is then not used."""
+    mail_from: str
+    """The sender, "alerts@centre.example.org" or "Telecare Centre <alerts@centre.example.org>"."""
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from_is_an_address(cls, value: str) -> str:
+        from alerting.channels.email import sender_address
+
+        sender_address(value)  # raises ValueError naming the problem
+        return value
+
+    @model_validator(mode="after")
+    def _password_with_username(self) -> "SmtpSettings":
+        if self.username and self.password is None:
+            raise ValueError("an SMTP username needs a password")
+        return self
+
+
+def is_mailto(address: str) -> bool:
+    """True for addresses the e-mail channel handles (scheme `mailto`, any case)."""
+    return address[:7].lower() == "mailto:"
+
+
+def validate_address(address: str) -> str | None:
+    """None when `address` can be used as a contact point, otherwise what is wrong with it."""
+    if not address.strip():
+        return "the address is empty"
+    if address != address.strip():
+        return "the address has spaces around it"
+    if is_mailto(address):
+        from alerting.channels.email import validate_mailto
+
+        return validate_mailto(address)
+    from alerting.channels.apprise_channel import validate_url
+
+    return validate_url(address)
+
+
+def send(address: str, message: Message, smtp: SmtpSettings | None) -> Delivery:
+    """Deliver `message` to one contact point. Delivery problems are returned, never raised."""
+    if is_mailto(address):
+        from alerting.channels.email import send_email
+
+        return send_email(address, message, smtp)
+    from alerting.channels.apprise_channel import send_apprise
+
+    return send_apprise(address, message)

@@ -1,0 +1,275 @@
+"""Running an alert's escalation chain: snapshot it when the alert opens, step it when a
+step is due, stop it the moment someone acts.
+
+Everything lives in the database (the `escalations` and `notifications` tables), so a
+centre that crashes or restarts carries on where it stopped (Grafana OnCall #1206: a
+paused escalation that never resumed). Each pass is a plain function of the stored state
+and the time; `escalator.py` calls it every second.
+
+States of an escalation:
+- running: steps are being sent while nobody has acknowledged the alert;
+- inhibited: muted by another alert (see `inhibit.py`), re-checked every pass;
+- reminding: acknowledged; the operators are reminded if it is not resolved in time;
+- exhausted: every cycle ran and nobody acknowledged; the operators are told again at
+  the interval of the last step until somebody does ("if in doubt, go out");
+- finished: a responder accepted, or the alert was resolved.
+"""
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from alerting import inhibit
+from alerting.policy import ACKNOWLEDGED_REMINDER_S, POLICIES, ROLE_OF_AUDIENCE, Policy, policy_for
+from monitoring_centre.storage import (
+    Alert,
+    ContactPoint,
+    Escalation,
+    Notification,
+    Person,
+    PersonContact,
+    Responder,
+)
+
+UNFINISHED = ("running", "inhibited", "reminding", "exhausted")
+INHIBITED_RECHECK_S = 30
+"""Muted escalations are also re-checked at this interval, not only when something changes."""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    responder_id: int
+    name: str
+    role: str
+    addresses: tuple[str, ...]
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)
+
+
+def recipients(session: Session, person: Person, audience: str) -> list[list[Recipient]]:
+    """The responders a step reaches, as one group per step: each keyholder is a step of
+    their own, in the person's order; every other audience is one step for all its members."""
+    if audience == "keyholders":
+        rows = session.execute(
+            select(Responder).join(PersonContact, PersonContact.responder_id == Responder.id)
+            .where(PersonContact.person_id == person.id, Responder.active)
+            .order_by(PersonContact.position)
+        ).scalars()
+        return [[_recipient(session, responder)] for responder in rows] or [[]]
+    role = ROLE_OF_AUDIENCE[audience]
+    responders = session.scalars(select(Responder).where(Responder.role == role, Responder.active)
+                                 .order_by(Responder.id))
+    return [[_recipient(session, responder) for responder in responders]]
+
+
+def _recipient(session: Session, responder: Responder) -> Recipient:
+    addresses = session.scalars(select(ContactPoint.address).where(ContactPoint.responder_id == responder.id)
+                                .order_by(ContactPoint.position))
+    return Recipient(responder.id, responder.name, responder.role, tuple(addresses))
+
+
+def snapshot(session: Session, person: Person, policy: Policy) -> list[dict[str, Any]]:
+    """The chain with its responders and addresses resolved now, as it will run."""
+    steps: list[dict[str, Any]] = []
+    for step in policy.steps:
+        for group in recipients(session, person, step.audience):
+            steps.append({
+                "audience": step.audience,
+                "wait_s": step.wait_s,
+                "recipients": [
+                    {"responder_id": r.responder_id, "name": r.name, "role": r.role, "addresses": list(r.addresses)}
+                    for r in group
+                ],
+            })
+    return steps
+
+
+def start(session: Session, alert: Alert, now: datetime) -> Escalation:
+    """Snapshot the chain for a newly opened alert. Idempotent: one escalation per alert."""
+    existing = session.scalar(select(Escalation).where(Escalation.alert_id == alert.id))
+    if existing is not None:
+        return existing
+    person = session.get(Person, alert.person_id)
+    service = person.service if person is not None else "monitored"
+    policy = policy_for(alert.priority, service)
+    steps = snapshot(session, person, policy) if person is not None else []
+    escalation = Escalation(
+        alert_id=alert.id, policy=policy.name, steps=steps, cycles=policy.cycles, step=0, cycle=0,
+        state="running" if steps else "finished", due_at=now if steps else None, token=new_token(),
+        note="" if steps else f"not sent: {policy.source}", started_at=now,
+    )
+    session.add(escalation)
+    session.flush()
+    return escalation
+
+
+def unfinished(session: Session) -> list[tuple[Escalation, Alert]]:
+    rows = session.execute(
+        select(Escalation, Alert).join(Alert, Alert.id == Escalation.alert_id)
+        .where(Escalation.state.in_(UNFINISHED)).order_by(Alert.priority, Escalation.id)
+    )
+    return [(escalation, alert) for escalation, alert in rows]
+
+
+def claim(session: Session, escalation: Escalation) -> bool:
+    """Take the escalation's token for this pass; False when another worker got there first."""
+    token = new_token()
+    result = session.execute(
+        update(Escalation).where(Escalation.id == escalation.id, Escalation.token == escalation.token)
+        .values(token=token).execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return False
+    escalation.token = token
+    return True
+
+
+def advance(session: Session, escalation: Escalation, alert: Alert, now: datetime, *,
+            accept_token: Any = None) -> list[Notification]:
+    """Bring one escalation up to date with its alert and the time. Returns what to send.
+
+    `accept_token(reference) -> (token, token_hash)` makes a responder's accept link."""
+    if alert.status in ("in_progress", "resolved", "closed"):
+        why = "a responder accepted" if alert.status == "in_progress" else f"the alert is {alert.status}"
+        _finish(session, escalation, alert, why)
+        return []
+    if alert.status == "acknowledged":
+        return _remind(session, escalation, alert, now)
+
+    # The alert is open: nobody has acted yet.
+    if escalation.state == "reminding":  # an acknowledgement cannot be undone; defensive
+        escalation.state = "running"
+    muted_by = inhibit.inhibitor(session, alert)
+    if muted_by is not None:
+        if escalation.state != "inhibited":
+            _cancel_pending(session, alert, f"muted by alert {muted_by.id} ({muted_by.title})")
+        escalation.state = "inhibited"
+        escalation.note = f"muted by alert {muted_by.id}: {muted_by.title}"
+        escalation.due_at = now + timedelta(seconds=INHIBITED_RECHECK_S)
+        return []
+    if escalation.state == "inhibited":  # the cause has cleared and this alert is still open
+        escalation.state, escalation.step, escalation.cycle = "running", 0, 0
+        escalation.note = "no longer muted"
+        escalation.due_at = now
+    if escalation.due_at is None or escalation.due_at > now:
+        return []
+    if escalation.state == "exhausted":
+        return _notify_operators(session, escalation, alert, now, "exhausted",
+                                 f"nobody has acknowledged {alert.title!r} after the whole chain ran "
+                                 f"{escalation.cycles} times", wait_s=_last_wait(escalation))
+    return _run_step(session, escalation, alert, now, accept_token)
+
+
+def _run_step(session: Session, escalation: Escalation, alert: Alert, now: datetime,
+              accept_token: Any) -> list[Notification]:
+    step = escalation.steps[escalation.step]
+    position = f"step {escalation.step + 1}/{len(escalation.steps)}, cycle {escalation.cycle + 1}/{escalation.cycles}"
+    elapsed = int((now - alert.opened_at).total_seconds())
+    reason = (f"{escalation.policy} chain {position}: {step['audience'].replace('_', ' ')}; "
+              f"not acknowledged {elapsed} s after it opened")
+    sent = []
+    for recipient in step["recipients"]:
+        for index, address in enumerate(recipient["addresses"]):
+            reference = (f"alert-{alert.id}/cycle-{escalation.cycle}/step-{escalation.step}/"
+                         f"responder-{recipient['responder_id']}/contact-{index}")
+            token_hash = None
+            if accept_token is not None and recipient["role"] != "operator":
+                _token, token_hash = accept_token(reference)
+            sent += _add(session, alert, now, recipient, address, reference, "escalation", reason, token_hash)
+    if step["audience"] == "operators":
+        # The operators' own channel is the alarm queue, which has shown the alert since it opened.
+        _add(session, alert, now, None, "console", f"alert-{alert.id}/cycle-{escalation.cycle}/"
+             f"step-{escalation.step}/console", "escalation", reason, None, status="sent",
+             detail="on the operators' alarm queue")
+    elif not any(recipient["addresses"] for recipient in step["recipients"]):
+        # Nobody to tell at this step: say so in the log instead of skipping it silently.
+        sent += _add(session, alert, now, None, "", f"alert-{alert.id}/cycle-{escalation.cycle}/"
+                     f"step-{escalation.step}/nobody", "escalation", reason, None,
+                     status="failed", detail=f"no {step['audience'].replace('_', ' ')} with a contact point")
+    escalation.step += 1
+    if escalation.step == len(escalation.steps):
+        escalation.step = 0
+        escalation.cycle += 1
+    escalation.due_at = now + timedelta(seconds=step["wait_s"])
+    if escalation.cycle >= escalation.cycles:
+        policy = POLICIES.get(escalation.policy)
+        if policy is None or policy.until_acknowledged:
+            escalation.state = "exhausted"
+        else:  # told once, as the policy says; the alert stays on the queue until handled
+            escalation.state, escalation.due_at, escalation.note = "finished", None, "sent once, as its policy says"
+    return sent
+
+
+def _remind(session: Session, escalation: Escalation, alert: Alert, now: datetime) -> list[Notification]:
+    if escalation.state != "reminding":
+        # Acknowledged: stop the chain at once, including anything not yet sent (OnCall #4654).
+        _cancel_pending(session, alert, "acknowledged before it was sent", purpose="escalation")
+        escalation.state = "reminding"
+        escalation.note = "acknowledged; reminding if not resolved"
+        escalation.due_at = now + timedelta(seconds=ACKNOWLEDGED_REMINDER_S)
+        return []
+    if escalation.due_at is None or escalation.due_at > now:
+        return []
+    minutes = ACKNOWLEDGED_REMINDER_S // 60
+    return _notify_operators(session, escalation, alert, now, "reminder",
+                             f"{alert.title!r} was acknowledged and is still not resolved (every {minutes} min)",
+                             wait_s=ACKNOWLEDGED_REMINDER_S)
+
+
+def _notify_operators(session: Session, escalation: Escalation, alert: Alert, now: datetime, purpose: str,
+                      reason: str, wait_s: int) -> list[Notification]:
+    person = session.get(Person, alert.person_id)
+    operators = recipients(session, person, "operators")[0] if person is not None else []
+    sent = []
+    stamp = int(now.timestamp())
+    for operator in operators:
+        for index, address in enumerate(operator.addresses):
+            recipient = {"responder_id": operator.responder_id, "name": operator.name, "role": operator.role}
+            reference = f"alert-{alert.id}/{purpose}-{stamp}/responder-{operator.responder_id}/contact-{index}"
+            sent += _add(session, alert, now, recipient, address, reference, purpose, reason, None)
+    escalation.due_at = now + timedelta(seconds=max(wait_s, 60))
+    return sent
+
+
+def _last_wait(escalation: Escalation) -> int:
+    return int(escalation.steps[-1]["wait_s"]) if escalation.steps else 300
+
+
+def _add(session: Session, alert: Alert, now: datetime, recipient: dict[str, Any] | None, address: str,
+         reference: str, purpose: str, reason: str, token_hash: str | None, *, status: str = "pending",
+         detail: str = "") -> list[Notification]:
+    if session.scalar(select(Notification.id).where(Notification.reference == reference)) is not None:
+        return []  # this step already ran (a retried pass): never send it twice
+    notification = Notification(
+        alert_id=alert.id, responder_id=recipient["responder_id"] if recipient else None,
+        responder_name=recipient["name"] if recipient else "", address=address, reference=reference,
+        purpose=purpose, reason=reason, status=status, attempts=0,
+        next_attempt_at=now if status == "pending" else None, detail=detail, created_at=now,
+        accept_token_hash=token_hash,
+    )
+    session.add(notification)
+    session.flush()
+    return [notification]
+
+
+def _finish(session: Session, escalation: Escalation, alert: Alert, why: str) -> None:
+    _cancel_pending(session, alert, f"not sent: {why}")
+    escalation.state = "finished"
+    escalation.note = why
+    escalation.due_at = None
+
+
+def _cancel_pending(session: Session, alert: Alert, why: str, purpose: str | None = None) -> None:
+    query = select(Notification).where(Notification.alert_id == alert.id, Notification.status == "pending")
+    if purpose is not None:
+        query = query.where(Notification.purpose == purpose)
+    for notification in session.scalars(query):
+        notification.status = "cancelled"
+        notification.detail = why
+        notification.next_attempt_at = None

@@ -1,0 +1,173 @@
+"""The alerting loop: every second (or as soon as ingest reports a change), in order:
+
+1. start an escalation for every open alert that has none (`escalation.start`);
+2. step every escalation that is due, or whose alert has changed (`escalation.advance`);
+3. send every notification that is due (`notify`, through `channels.send`);
+4. write the patient record for every alert state not yet written (`patient_record`).
+
+Each stage reads what it needs from the database and writes its result back before the
+next one runs, so the loop can stop anywhere (a crash, a restart) and pick up again.
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerting import channels, escalation, notify, patient_record
+from alerting.acceptance import accept_token
+from alerting.channels import SmtpSettings
+from monitoring_centre import audit
+from monitoring_centre.alerts import ACTIVE
+from monitoring_centre.storage import Alert, Escalation, Notification, Person, utc_now
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AlertingSettings:
+    secret: str
+    """Signs accept links."""
+    public_url: str
+    """Where responders reach the centre, for accept links."""
+    smtp: SmtpSettings | None = None
+    fhir_base_url: str | None = None
+    timezone: str = "Europe/London"
+    poll_s: float = 1.0
+
+
+class AlertingMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.notifications = Counter("telecare_notifications", "Notification attempts, by outcome", ["outcome"],
+                                     registry=registry)
+        self.records = Counter("telecare_record_writes", "Patient-record writes, by outcome", ["outcome"],
+                               registry=registry)
+        self.errors = Counter("telecare_alerting_errors", "Alerting passes that failed and were retried",
+                              registry=registry)
+
+
+class Escalator:
+    def __init__(self, sessions: sessionmaker[Session], settings: AlertingSettings, metrics: AlertingMetrics,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # The loop ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="escalator", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def wake(self, _alert_ids: object = None) -> None:
+        """Thread-safe: ingest and the API call this when alerts change."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # a database hiccup must not end alerting: log, count, go on
+                self.metrics.errors.inc()
+                log.exception("alerting pass failed; retrying")
+            self._wake.wait(self.settings.poll_s)
+            self._wake.clear()
+
+    def run_once(self) -> None:
+        now = self.clock()
+        self.start_escalations(now)
+        self.step_escalations(now)
+        self.send_notifications(self.clock())
+        self.write_records(self.clock())
+
+    # The stages ----------------------------------------------------------------------
+
+    def start_escalations(self, now: datetime) -> None:
+        with self.sessions() as session:
+            started = select(Escalation.alert_id)
+            for alert in session.scalars(select(Alert).where(Alert.status.in_(ACTIVE), Alert.id.not_in(started))):
+                escalation.start(session, alert, now)
+            session.commit()
+
+    def step_escalations(self, now: datetime) -> None:
+        with self.sessions() as session:
+            for chain, alert in escalation.unfinished(session):
+                if escalation.claim(session, chain):
+                    escalation.advance(session, chain, alert, now, accept_token=self._accept_token)
+            session.commit()
+
+    def send_notifications(self, now: datetime) -> None:
+        with self.sessions() as session:
+            due = notify.due(session, now)
+        for notification_id in due:
+            outgoing = self._prepare(notification_id, now)
+            if outgoing is None:
+                continue
+            delivery = channels.send(outgoing.address, outgoing.message, self.settings.smtp)
+            with self.sessions() as session:
+                notification = session.get(Notification, notification_id)
+                if notification is None:
+                    continue
+                notify.record(notification, delivery, self.clock())
+                outcome = "sent" if delivery.ok else notification.status  # pending (will retry) or failed
+                self.metrics.notifications.labels(outcome="retry" if outcome == "pending" else outcome).inc()
+                if delivery.ok:
+                    alert = session.get(Alert, notification.alert_id)
+                    audit.record(session, "system:alerting", "notify_responder",
+                                 [alert.person_id if alert else None],
+                                 f"alert {notification.alert_id} to {notification.responder_name} "
+                                 f"({delivery.channel}): {notification.reason}")
+                session.commit()
+
+    def _prepare(self, notification_id: int, now: datetime) -> notify.Outgoing | None:
+        with self.sessions() as session:
+            notification = notify.claim(session, notification_id, now)
+            if notification is None:
+                return None
+            alert = session.get(Alert, notification.alert_id)
+            person = session.get(Person, alert.person_id) if alert is not None else None
+            if alert is None or person is None:
+                notification.status, notification.detail = "failed", "its alert or person no longer exists"
+                session.commit()
+                return None
+            reason = notify.unwanted(notification, alert)
+            if reason is not None:
+                notification.status, notification.detail, notification.next_attempt_at = "cancelled", reason, None
+                self.metrics.notifications.labels(outcome="cancelled").inc()
+                session.commit()
+                return None
+            accept_url = None
+            if notification.accept_token_hash is not None:
+                token, _hash = self._accept_token(notification.reference)
+                accept_url = f"{self.settings.public_url.rstrip('/')}/accept/{token}"
+            message = notify.compose(notification, alert, person, accept_url=accept_url,
+                                     timezone=self.settings.timezone)
+            session.commit()
+            return notify.Outgoing(notification_id, notification.address, message)
+
+    def write_records(self, now: datetime) -> None:
+        with self.sessions() as session:
+            patient_record.queue(session, now, send=self.settings.fhir_base_url is not None)
+            session.commit()
+        if self.settings.fhir_base_url is None:
+            return
+        for outcome in patient_record.send_due(self.sessions, self.settings.fhir_base_url, now):
+            self.metrics.records.labels(outcome=outcome).inc()
+
+    def _accept_token(self, reference: str) -> tuple[str, str]:
+        return accept_token(self.settings.secret, reference)

@@ -1,0 +1,100 @@
+"""Delivering notifications: compose each message, send it, retry it, record what happened.
+
+A notification row is written (by `escalation.py`) before anything is sent, so a crash
+between the two loses nothing: the row is still pending and is sent after the restart.
+Sending is at least once: a worker leases the row for `LEASE_S`, and a retry carries the
+same reference (the same e-mail Message-ID), so a receiver can drop a repeat. Every
+attempt's outcome and the reason the message was sent stay in the notification log.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from alerting.channels import Delivery, Message
+from monitoring_centre.storage import Alert, Notification, Person
+
+LEASE_S = 60
+"""A claimed notification not recorded within this time is tried again (its worker died)."""
+RETRY_AFTER_S = (10, 30, 60, 120, 300)
+"""Waits between attempts; after the last one the notification is marked failed."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    notification_id: int
+    address: str
+    message: Message
+
+
+def due(session: Session, now: datetime, limit: int = 100) -> list[int]:
+    rows = session.scalars(
+        select(Notification.id).join(Alert, Alert.id == Notification.alert_id)
+        .where(Notification.status == "pending", Notification.next_attempt_at <= now)
+        .order_by(Alert.priority, Notification.id).limit(limit)
+    )
+    return list(rows)
+
+
+def claim(session: Session, notification_id: int, now: datetime) -> Notification | None:
+    """Lease a pending notification for one attempt; None if another worker has it."""
+    notification = session.get(Notification, notification_id)
+    if notification is None or notification.status != "pending":
+        return None
+    result = session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.attempts == notification.attempts,
+               Notification.status == "pending")
+        .values(attempts=notification.attempts + 1, next_attempt_at=now + timedelta(seconds=LEASE_S))
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return None
+    session.refresh(notification)
+    return notification
+
+
+def unwanted(notification: Notification, alert: Alert) -> str | None:
+    """Why this message should no longer go out, if it should not: somebody acted first."""
+    if notification.purpose in ("escalation", "exhausted") and alert.status != "open":
+        return f"not sent: the alert was {alert.status.replace('_', ' ')} first"
+    if notification.purpose == "reminder" and alert.status != "acknowledged":
+        return f"not sent: the alert is {alert.status.replace('_', ' ')}"
+    return None
+
+
+def compose(notification: Notification, alert: Alert, person: Person, *, accept_url: str | None,
+            timezone: str) -> Message:
+    opened = alert.opened_at.astimezone(ZoneInfo(timezone))
+    lines = [
+        f"{alert.title} for {person.name}, since {opened:%H:%M on %d %b} (alert {alert.id}).",
+        "",
+        f"Why you are getting this: {notification.reason}.",
+    ]
+    why = alert.explanation.get("why")
+    if why:
+        lines.append(f"What raised it: {why}")
+    links = {}
+    if accept_url is not None:
+        lines += ["", "If you can go to them now, accept below. You will then be shown how to get in."]
+        links["accept"] = accept_url
+    return Message(subject=f"{alert.title}: {person.name}", body="\n".join(lines), priority=alert.priority,
+                   reference=notification.reference, links=links)
+
+
+def record(notification: Notification, delivery: Delivery, now: datetime) -> None:
+    """Store one attempt's outcome; schedule the next attempt, or give up and say so."""
+    notification.detail = delivery.detail[:2000]
+    if delivery.ok:
+        notification.status = "sent"
+        notification.sent_at = now
+        notification.next_attempt_at = None
+        return
+    if notification.attempts >= len(RETRY_AFTER_S):
+        notification.status = "failed"
+        notification.next_attempt_at = None
+        return
+    notification.next_attempt_at = now + timedelta(seconds=RETRY_AFTER_S[notification.attempts - 1])

@@ -1,0 +1,143 @@
+"""Every alert and its outcome go into the person's record, as FHIR R4.
+
+For each state an alert reaches (open, acknowledged, in progress, resolved, closed) the
+centre builds one transaction Bundle (`fhir.record_for_alert`: the Patient, a Flag, a
+DetectedIssue, a Communication per notification) and keeps it in the `record_writes`
+outbox. With a record server configured it is sent there until the server takes it; the
+Bundle's entries are PUTs with stable ids, so sending twice never duplicates anything.
+A newer state of the same alert supersedes one not yet sent, so the record never goes
+back in time. Without a record server the bundles are kept, and the person's record is
+served by the centre itself (`GET /api/v1/patients/{id}/record`).
+"""
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import and_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerting import fhir
+from alerting.nhs_number import InvalidNhsNumber
+from monitoring_centre.storage import Alert, Notification, Person, RecordWrite
+
+RETRY_AFTER_S = (5, 15, 60, 300, 600)
+"""Waits between attempts; the last repeats for ever: a record write is never given up."""
+BATCH = 200
+
+
+def facts_of_person(person: Person) -> fhir.PersonFacts:
+    return fhir.PersonFacts(id=person.id, name=person.name, nhs_number=person.nhs_number, address=person.address)
+
+
+def facts_of_alert(alert: Alert) -> fhir.AlertFacts:
+    ended = alert.last_seen_at if alert.status in ("resolved", "closed") else None
+    return fhir.AlertFacts(
+        id=alert.id, person_id=alert.person_id, rule=alert.rule, title=alert.title, priority=alert.priority,
+        status=alert.status, outcome=alert.outcome, opened_at=alert.opened_at, last_seen_at=alert.last_seen_at,
+        explanation=alert.explanation, ended_at=ended,
+    )
+
+
+def facts_of_notifications(session: Session, alert: Alert) -> list[fhir.NotificationFacts]:
+    rows = session.scalars(select(Notification).where(Notification.alert_id == alert.id,
+                                                      Notification.status.in_(("sent", "failed")))
+                           .order_by(Notification.id))
+    return [
+        fhir.NotificationFacts(
+            id=n.id, alert_id=alert.id, person_id=alert.person_id, responder_name=n.responder_name or "operators",
+            responder_role=_role(n), channel=n.address.split(":", 1)[0], status=n.status,
+            at=n.sent_at or n.created_at, reason=n.reason,
+        )
+        for n in rows
+    ]
+
+
+def _role(notification: Notification) -> str:
+    return "operator" if notification.address == "console" else "responder"
+
+
+def bundle_for(session: Session, alert: Alert) -> str:
+    person = session.get(Person, alert.person_id)
+    if person is None:
+        raise LookupError(f"alert {alert.id} has no person")
+    bundle = fhir.record_for_alert(facts_of_person(person), facts_of_alert(alert),
+                                   facts_of_notifications(session, alert), [])
+    return fhir.bundle_json(bundle)
+
+
+def queue(session: Session, now: datetime, *, send: bool) -> int:
+    """Build a Bundle for every alert state not yet in the outbox. Returns how many."""
+    missing = session.scalars(
+        select(Alert).outerjoin(RecordWrite, and_(RecordWrite.alert_id == Alert.id,
+                                                  RecordWrite.alert_status == Alert.status))
+        .where(RecordWrite.id.is_(None)).order_by(Alert.id).limit(BATCH)
+    ).all()
+    for alert in missing:
+        session.execute(
+            update(RecordWrite).where(RecordWrite.alert_id == alert.id, RecordWrite.status == "pending")
+            .values(status="superseded", next_attempt_at=None, detail=f"superseded by the {alert.status} state")
+            .execution_options(synchronize_session=False)
+        )
+        try:
+            bundle, status, detail = bundle_for(session, alert), ("pending" if send else "kept"), ""
+        except (InvalidNhsNumber, LookupError, ValueError) as error:
+            # Never send a wrong record; say why in the outbox, where the operators' metrics see it.
+            bundle, status, detail = "", "refused", str(error)
+        session.add(RecordWrite(alert_id=alert.id, person_id=alert.person_id, alert_status=alert.status,
+                                bundle=bundle, status=status, attempts=0,
+                                next_attempt_at=now if status == "pending" else None, detail=detail,
+                                created_at=now))
+    session.flush()
+    return len(missing)
+
+
+def send_due(sessions: sessionmaker[Session], base_url: str, now: datetime) -> Iterator[str]:
+    """POST each due Bundle to the record server. Yields each attempt's outcome."""
+    with sessions() as session:
+        due = session.scalars(select(RecordWrite.id).where(RecordWrite.status == "pending",
+                                                           RecordWrite.next_attempt_at <= now)
+                              .order_by(RecordWrite.id).limit(BATCH)).all()
+    with httpx.Client(timeout=10.0) as client:
+        for write_id in due:
+            with sessions() as session:
+                write = session.get(RecordWrite, write_id)
+                if write is None or write.status != "pending":
+                    continue
+                write.attempts += 1
+                ok, detail = _post(client, base_url, write.bundle)
+                write.detail = detail[:2000]
+                if ok:
+                    write.status, write.next_attempt_at = "written", None
+                else:
+                    wait = RETRY_AFTER_S[min(write.attempts, len(RETRY_AFTER_S)) - 1]
+                    write.next_attempt_at = now + timedelta(seconds=wait)
+                session.commit()
+            yield "written" if ok else "retry"
+
+
+def _post(client: httpx.Client, base_url: str, bundle: str) -> tuple[bool, str]:
+    try:
+        response = client.post(base_url, content=bundle.encode(), headers={
+            "Content-Type": "application/fhir+json", "Accept": "application/fhir+json"})
+    except httpx.HTTPError as error:
+        return False, f"{type(error).__name__}: {error}"
+    if response.is_success:
+        return True, f"HTTP {response.status_code}"
+    return False, f"HTTP {response.status_code}: {response.text[:500]}"
+
+
+def person_record(session: Session, person_id: int) -> dict[str, Any]:
+    """The person's record as the centre holds it: a FHIR collection Bundle of the newest
+    entry of every resource written for them."""
+    resources: dict[str, dict[str, Any]] = {}
+    for bundle in session.scalars(select(RecordWrite.bundle).where(RecordWrite.person_id == person_id,
+                                                                    RecordWrite.bundle != "")
+                                  .order_by(RecordWrite.id)):
+        for entry in json.loads(bundle).get("entry", []):
+            resource = entry["resource"]
+            resources[f"{resource['resourceType']}/{resource['id']}"] = resource
+    return {"resourceType": "Bundle", "type": "collection",
+            "entry": [{"fullUrl": key, "resource": value} for key, value in resources.items()]}

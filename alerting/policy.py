@@ -1,0 +1,78 @@
+"""Escalation chains: who is told about an alert, in what order, and how long each gets.
+
+A chain is a list of steps, each "tell these responders, then wait this long for someone
+to act". It runs until an operator acknowledges the alert or a responder accepts it, and
+then stops. The defaults follow the domain brief ("Monitoring-centre practice", from the
+TSA Quality Standards Framework and council careline manuals):
+
+- 97.5–98.5% of alarm calls are answered within 60 s and 99% within 180 s: the operators
+  are told at once, told again at 60 s, and the chain leaves the centre at 180 s;
+- a keyholder-only service calls the nominated contacts in order, then the emergency
+  services; other services cycle the responder list twice;
+- supervision (battery low, a device not heard from) goes to the operators once;
+  restorals are logged, never sent.
+
+The chain is snapshotted onto the alert when it opens (see `escalation.py`), so changing a
+policy or a contact never changes an escalation already running (Grafana OnCall).
+"""
+
+from dataclasses import dataclass
+
+from telecare_protocol import Priority
+
+AUDIENCES = ("operators", "keyholders", "nurses", "emergency_services")
+"""Who a step tells. `keyholders` are the person's own nominated contacts, one step each,
+in the person's order; the others are every active responder of that role."""
+
+ROLE_OF_AUDIENCE = {"operators": "operator", "nurses": "nurse", "emergency_services": "emergency_services"}
+
+
+@dataclass(frozen=True)
+class Step:
+    audience: str
+    wait_s: int
+    """How long this step's responders have to act before the next step runs."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    steps: tuple[Step, ...]
+    cycles: int
+    """How many times the whole chain runs before it is exhausted."""
+    source: str
+    until_acknowledged: bool = True
+    """After the last cycle, keep telling the operators until someone acknowledges."""
+
+
+EMERGENCY = Policy(
+    "emergency",
+    (Step("operators", 60), Step("operators", 120), Step("keyholders", 300), Step("emergency_services", 600)),
+    cycles=2,
+    source="TSA QSF call answering (60 s / 180 s); responder list cycled twice",
+)
+KEYHOLDER_ONLY = Policy(
+    "keyholder_only",
+    (Step("keyholders", 300), Step("emergency_services", 600)),
+    cycles=2,
+    source="keyholder-only service: nominated contacts in order, then the emergency services",
+)
+SUPERVISION = Policy("supervision", (Step("operators", 0),), cycles=1,
+                     source="supervision and low battery: priority 4, operators only", until_acknowledged=False)
+LOGGED_ONLY = Policy("logged_only", (), cycles=0, source="restorals: priority 5, logged, never sent",
+                     until_acknowledged=False)
+POLICIES = {policy.name: policy for policy in (EMERGENCY, KEYHOLDER_ONLY, SUPERVISION, LOGGED_ONLY)}
+
+ACKNOWLEDGED_REMINDER_S = 30 * 60
+"""An acknowledged alert that is neither in progress nor resolved after this long is
+brought back to the operators, and again every interval (Grafana OnCall #1792: the
+forgotten acknowledgement). 30 min leaves time inside the TSA's 45 min mobile response."""
+
+
+def policy_for(priority: int, service: str) -> Policy:
+    """The chain for an alert of this priority, for a person on this service."""
+    if priority <= Priority.HIGH:
+        return KEYHOLDER_ONLY if service == "keyholder_only" else EMERGENCY
+    if priority <= Priority.SUPERVISION:
+        return SUPERVISION
+    return LOGGED_ONLY
