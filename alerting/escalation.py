@@ -273,3 +273,26 @@ def _cancel_pending(session: Session, alert: Alert, why: str, purpose: str | Non
         notification.status = "cancelled"
         notification.detail = why
         notification.next_attempt_at = None
+
+
+def escalation_lines(session: Session, alert_ids: list[int]) -> dict[int, str]:
+    """One line per alert for the alarm queue: the chain's state and the newest message to a
+    responder, e.g. "keyholders: Kim, sent 02:03 (running)"."""
+    if not alert_ids:
+        return {}
+    chains = {c.alert_id: c for c in session.scalars(select(Escalation).where(Escalation.alert_id.in_(alert_ids)))}
+    newest: dict[int, Notification] = {}
+    for notification in session.scalars(
+            select(Notification).where(Notification.alert_id.in_(alert_ids), Notification.address != "console")
+            .order_by(Notification.id)):
+        newest[notification.alert_id] = notification
+    lines = {}
+    for alert_id, chain in chains.items():
+        state = chain.note if chain.state in ("finished", "inhibited") and chain.note else chain.state
+        told = newest.get(alert_id)
+        if told is None:
+            lines[alert_id] = f"{chain.policy.replace('_', ' ')}: {state}"
+            continue
+        who = told.responder_name or "nobody"
+        lines[alert_id] = f"{who}: {told.status} ({state})"
+    return lines

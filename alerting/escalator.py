@@ -53,8 +53,11 @@ class AlertingMetrics:
 
 class Escalator:
     def __init__(self, sessions: sessionmaker[Session], settings: AlertingSettings, metrics: AlertingMetrics,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now,
+                 on_change: Callable[[set[int]], None] | None = None) -> None:
         self.sessions = sessions
+        self.on_change = on_change
+        """Told the ids of alerts whose escalation moved, so open consoles refresh."""
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
@@ -105,11 +108,20 @@ class Escalator:
             session.commit()
 
     def step_escalations(self, now: datetime) -> None:
+        moved = set()
         with self.sessions() as session:
             for chain, alert in escalation.unfinished(session):
                 if escalation.claim(session, chain):
-                    escalation.advance(session, chain, alert, now, accept_token=self._accept_token)
+                    state = chain.state
+                    if escalation.advance(session, chain, alert, now, accept_token=self._accept_token) \
+                            or chain.state != state:
+                        moved.add(alert.id)
             session.commit()
+        self._changed(moved)
+
+    def _changed(self, alert_ids: set[int]) -> None:
+        if alert_ids and self.on_change is not None:
+            self.on_change(alert_ids)
 
     def send_notifications(self, now: datetime) -> None:
         with self.sessions() as session:
@@ -133,6 +145,7 @@ class Escalator:
                                  f"alert {notification.alert_id} to {notification.responder_name} "
                                  f"({delivery.channel}): {notification.reason}")
                 session.commit()
+                self._changed({notification.alert_id})
 
     def _prepare(self, notification_id: int, now: datetime) -> notify.Outgoing | None:
         with self.sessions() as session:

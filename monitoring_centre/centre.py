@@ -33,7 +33,7 @@ class Centre:
             secret=settings.jwt_secret.get_secret_value(), public_url=settings.public_url or self.url,
             smtp=settings.smtp, fhir_base_url=settings.fhir_base_url, timezone=settings.timezone,
             poll_s=settings.alerting_poll_s,
-        ), AlertingMetrics(self.registry))
+        ), AlertingMetrics(self.registry), on_change=self.feed.publish)
         self.ingest = Ingest(self.sessions, IngestMetrics(self.registry))
         self.receiver = Receiver(
             self.ingest, host=settings.mqtt_host, port=settings.mqtt_port, username=settings.mqtt_username,

@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from alerting.escalation import escalation_lines
 from monitoring_centre import alerts, audit
 from monitoring_centre.access import visible_person_ids
 from monitoring_centre.api.deps import Centre, CurrentUser, Db
@@ -33,6 +34,8 @@ class AlertOut(BaseModel):
     last_seen_at: datetime
     repeat_count: int
     explanation: dict[str, Any]
+    escalation: str = ""
+    """Where the alert's escalation has got to, in a line: who was told, and how it went."""
 
 
 @router.get("")
@@ -47,7 +50,9 @@ def list_alerts(user: CurrentUser, session: Db,
     if state == "active":
         query = query.where(Alert.status.in_(alerts.ACTIVE))
     rows = session.execute(query.order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(limit)).all()
-    result = [AlertOut(person_name=name, **_columns(alert)) for alert, name in rows]
+    progress = escalation_lines(session, [alert.id for alert, _name in rows])
+    result = [AlertOut(person_name=name, escalation=progress.get(alert.id, ""), **_columns(alert))
+              for alert, name in rows]
     audit.record(session, user.username, "view_alerts", [a.person_id for a in result])
     session.commit()
     return result
@@ -94,4 +99,4 @@ async def stream(user: CurrentUser, centre: Centre) -> StreamingResponse:
 
 
 def _columns(alert: Alert) -> dict[str, Any]:
-    return {name: getattr(alert, name) for name in AlertOut.model_fields if name != "person_name"}
+    return {name: getattr(alert, name) for name in AlertOut.model_fields if name not in ("person_name", "escalation")}

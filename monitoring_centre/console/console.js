@@ -56,6 +56,7 @@ function render(alerts) {
     cell(row, String(alert.repeat_count));
     cell(row, alert.explanation.why || "", "why");
     cell(row, alert.status.replace("_", " "));
+    cell(row, alert.escalation || "", "escalation");
     const actions = row.insertCell();
     if (alert.status === "open") {
       const button = document.createElement("button");
