@@ -97,7 +97,7 @@ def start(session: Session, alert: Alert, now: datetime) -> Escalation:
         return existing
     person = session.get(Person, alert.person_id)
     service = person.service if person is not None else "monitored"
-    policy = policy_for(alert.priority, service)
+    policy = policy_for(alert.priority, service, alert.rule)
     steps = snapshot(session, person, policy) if person is not None else []
     escalation = Escalation(
         alert_id=alert.id, policy=policy.name, steps=steps, cycles=policy.cycles, step=0, cycle=0,

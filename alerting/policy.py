@@ -57,11 +57,20 @@ KEYHOLDER_ONLY = Policy(
     cycles=2,
     source="keyholder-only service: nominated contacts in order, then the emergency services",
 )
+LINK_LOST = Policy(
+    "link_lost",
+    (Step("operators", 15 * 60), Step("operators", 15 * 60), Step("keyholders", 3600)),
+    cycles=1,
+    source="a hub that stops reporting: stale data warns at 15 min and is urgent at 30 (Nightscout, peers.md); "
+           "then the family is asked to check, since the person's alarms cannot reach the centre",
+)
 SUPERVISION = Policy("supervision", (Step("operators", 0),), cycles=1,
                      source="supervision and low battery: priority 4, operators only", until_acknowledged=False)
 LOGGED_ONLY = Policy("logged_only", (), cycles=0, source="restorals: priority 5, logged, never sent",
                      until_acknowledged=False)
-POLICIES = {policy.name: policy for policy in (EMERGENCY, KEYHOLDER_ONLY, SUPERVISION, LOGGED_ONLY)}
+POLICIES = {policy.name: policy for policy in (EMERGENCY, KEYHOLDER_ONLY, LINK_LOST, SUPERVISION, LOGGED_ONLY)}
+RULE_POLICIES = {"hub_offline": LINK_LOST}
+"""Rules whose chain is not decided by priority alone."""
 
 ACKNOWLEDGED_REMINDER_S = 30 * 60
 """An acknowledged alert that is neither in progress nor resolved after this long is
@@ -69,8 +78,10 @@ brought back to the operators, and again every interval (Grafana OnCall #1792: t
 forgotten acknowledgement). 30 min leaves time inside the TSA's 45 min mobile response."""
 
 
-def policy_for(priority: int, service: str) -> Policy:
-    """The chain for an alert of this priority, for a person on this service."""
+def policy_for(priority: int, service: str, rule: str = "") -> Policy:
+    """The chain for an alert of this rule and priority, for a person on this service."""
+    if rule in RULE_POLICIES:
+        return RULE_POLICIES[rule]
     if priority <= Priority.HIGH:
         return KEYHOLDER_ONLY if service == "keyholder_only" else EMERGENCY
     if priority <= Priority.SUPERVISION:

@@ -23,7 +23,8 @@ from monitoring_centre.broker import BrokerAccount, start_broker
 from monitoring_centre.centre import Centre
 from monitoring_centre.enrolment import DeviceRecord, enrol_home
 from monitoring_centre.settings import CentreSettings, default_sqlite_url
-from monitoring_centre.storage import Alert, Hub, User
+from monitoring_centre.storage import Alert, ContactPoint, Hub, PersonContact, Responder, User, utc_now
+from telecare.demo_mail import start_outbox
 
 OPERATOR = "operator"
 
@@ -50,11 +51,13 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
     centre_account = BrokerAccount("centre", secrets.token_urlsafe(24), "centre")
 
     running = start_broker(data_dir / "broker", [hub_account, centre_account], prefer=broker)
+    outbox = start_outbox(data_dir / "outbox")
     mqtt_v5 = running.mqtt5
     settings = CentreSettings(
         database_url=default_sqlite_url(data_dir), jwt_secret=secrets.token_urlsafe(48),
         mqtt_host=running.host, mqtt_port=running.port, mqtt_username=centre_account.username,
         mqtt_password=centre_account.password, mqtt_v5=mqtt_v5, http_port=port,
+        smtp={"host": outbox.hostname, "port": outbox.port, "starttls": False, "mail_from": "centre@demo.invalid"},
     )
     centre = Centre(settings)
     _enrol_demo_home(centre, operator_password)
@@ -76,6 +79,8 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
     print(f"Telecare demo: console at {centre.url}/", flush=True)
     print(f"  sign in as {OPERATOR!r} with password {operator_password!r}", flush=True)
     print(f"  (also in {data_dir / 'demo-credentials.json'}); broker: {broker_kind}", flush=True)
+    print(f"  alarms nobody acknowledges reach the keyholder after 3 minutes: mail kept in {data_dir / 'outbox'}",
+          flush=True)
     print("  Ctrl-C stops everything." if duration is None else f"  stopping by itself after {duration:g} s.",
           flush=True)
     try:
@@ -91,6 +96,7 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
         centre.server.should_exit = True
         await asyncio.gather(centre_task, return_exceptions=True)
         running.stop()
+        outbox.stop()
     _print_summary(centre)
     return 0
 
@@ -98,8 +104,17 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
 def _enrol_demo_home(centre: Centre, operator_password: str) -> None:
     with centre.sessions() as session, session.begin():
         if session.get(Hub, DEMO_HUB_ID) is None:
-            enrol_home(session, name="Margaret Hughes", address="12 Orchard Close (simulated)", hub_id=DEMO_HUB_ID,
-                       devices=[DeviceRecord(d.device_id, d.kind.value) for d in DEMO_DEVICES])
+            person = enrol_home(session, name="Margaret Hughes", address="12 Orchard Close (simulated)",
+                                hub_id=DEMO_HUB_ID,
+                                devices=[DeviceRecord(d.device_id, d.kind.value) for d in DEMO_DEVICES])
+            person.access_details = "Key safe to the left of the front door, code 1234 (simulated)"
+            session.add(Responder(name="Centre operators", role="operator", active=True))
+            daughter = Responder(name="Susan Hughes (daughter, simulated)", role="keyholder", active=True)
+            session.add(daughter)
+            session.flush()
+            session.add(ContactPoint(responder_id=daughter.id, address="mailto:susan@demo.invalid", position=0))
+            session.add(PersonContact(person_id=person.id, responder_id=daughter.id, position=0,
+                                      nominated_at=utc_now()))
         operator = session.scalar(select(User).where(User.username == OPERATOR))
         if operator is None:
             create_user(session, OPERATOR, operator_password, "operator", "Demo operator")

@@ -361,3 +361,16 @@ def test_a_worker_holding_a_stale_token_does_nothing(world: World) -> None:
         session.commit()
     with world.sessions() as session:  # ...and the other's token is stale
         assert not escalation.claim(session, theirs)
+
+
+def test_a_hub_offline_goes_to_the_operators_before_the_family(world: World) -> None:
+    escalator = world.escalator()
+    alert_id = world.raise_alert(HUB_OFFLINE)
+    for second in (0, 60, 180, 900, 1799):
+        world.at(second)
+        escalator.run_once()
+    assert world.escalation(alert_id).policy == "link_lost"
+    assert world.smtp.mailbox.received == []  # a network blip never wakes the family
+    world.at(1800)
+    escalator.run_once()
+    assert len(world.mail_to("kim@family.test")) == 1
