@@ -1,11 +1,32 @@
-"""Shared fixtures: broker accounts and a running broker (real Mosquitto, or embedded amqtt)."""
+"""Shared fixtures: broker accounts and a running broker (real Mosquitto, or embedded amqtt),
+and a database URL for each supported backend (SQLite, and a real PostgreSQL cluster)."""
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from monitoring_centre.broker import BrokerAccount, EmbeddedBroker, Mosquitto, find_mosquitto
+from tests import postgres
+
+_database_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[postgres.Cluster]:
+    """One throwaway PostgreSQL cluster for the whole run (each test gets its own database)."""
+    with postgres.cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database on each backend the centre supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'centre.db'}"
+    cluster: postgres.Cluster = request.getfixturevalue("postgres_cluster")
+    return cluster.create_database(f"test_{next(_database_names)}")
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ PASSWORD = "a-long-test-password-" + secrets.token_hex(4)
 
 
 @pytest.fixture
-def centre(tmp_path: Path) -> Centre:
+def centre(database_url: str) -> Centre:
     # No broker: the receiver is never started; the API works on the database alone.
-    centre = Centre(CentreSettings(database_url=f"sqlite:///{tmp_path / 'c.db'}", jwt_secret=secrets.token_urlsafe(48),
+    centre = Centre(CentreSettings(database_url=database_url, jwt_secret=secrets.token_urlsafe(48),
                                    mqtt_password=secrets.token_urlsafe(16)))
     with centre.sessions() as session, session.begin():
         ada = enrol_home(session, name="Ada", address="", hub_id="hub-a", devices=[])

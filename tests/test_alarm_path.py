@@ -35,8 +35,9 @@ def pendant_press(packet_id: int, address: str = "AA:BB:CC:00:01:01") -> Adverti
 
 
 @pytest.fixture
-def centre(tmp_path: Path, mosquitto: Any, broker_accounts: dict[str, BrokerAccount]) -> Any:
-    centre = Centre(centre_settings(tmp_path / "centre.db", mosquitto, broker_accounts))
+def centre(tmp_path: Path, mosquitto: Any, broker_accounts: dict[str, BrokerAccount], database_url: str) -> Any:
+    """A running centre, on SQLite and on PostgreSQL."""
+    centre = Centre(centre_settings(tmp_path / "centre.db", mosquitto, broker_accounts, database_url=database_url))
     people = enrol_test_homes(centre)
     with CentreThread(centre):
         yield centre, people

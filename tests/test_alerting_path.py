@@ -75,9 +75,9 @@ def smtp() -> Iterator[SmtpServer]:
 
 @pytest.fixture
 def centre(tmp_path: Path, mosquitto: Any, broker_accounts: dict[str, BrokerAccount], smtp: SmtpServer,
-           record_server: RecordServer) -> Iterator[tuple[Centre, dict[str, int]]]:
+           record_server: RecordServer, database_url: str) -> Iterator[tuple[Centre, dict[str, int]]]:
     settings = centre_settings(
-        tmp_path / "centre.db", mosquitto, broker_accounts, alerting_poll_s=0.1,
+        tmp_path / "centre.db", mosquitto, broker_accounts, alerting_poll_s=0.1, database_url=database_url,
         smtp={"host": smtp.host, "port": smtp.port, "starttls": False, "mail_from": "alerts@centre.test"},
         fhir_base_url=f"http://127.0.0.1:{record_server.server_address[1]}/fhir",
     )

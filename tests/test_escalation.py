@@ -5,7 +5,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,8 +94,8 @@ def add_responder(session: Session, name: str, role: str, *addresses: str) -> Re
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'centre.db'}")
+def world(database_url: str) -> Iterator[World]:
+    engine = make_engine(database_url)
     schema.upgrade(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
     with sessions() as session:
