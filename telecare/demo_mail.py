@@ -30,7 +30,7 @@ class Outbox:
         message = message_from_bytes(content, policy=policy.default)
         body = message.get_body(("plain",))
         link = re.search(r"Accept: (\S+)", body.get_content()) if body is not None else None
-        print(f"  mail to {', '.join(envelope.rcpt_tos)}: {message['Subject']}"
+        print(f"  mail to {', '.join(envelope.rcpt_tos)}: {str(message['Subject']).strip()}"
               + (f"\n    accept: {link.group(1)}" if link else ""), flush=True)
         return "250 OK: kept in the demo outbox"
 

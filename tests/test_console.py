@@ -61,6 +61,9 @@ def test_alarm_appears_live_and_is_acknowledged(tmp_path: Path, mosquitto: Any,
         row.wait_for(timeout=10_000)
         assert "Ada Lovelace" in row.inner_text()
         assert "1 Emergency" in row.inner_text()
+        # The escalation column: the chain has started (the operators' step is the queue itself).
+        page.wait_for_function("document.querySelector('#queue tbody tr[data-rule=pendant_alarm] td.escalation')"
+                               "?.textContent.includes('emergency: running')", timeout=10_000)
         assert not page.locator("#login").is_visible()
         page.screenshot(path=str(tmp_path / "console.png"))
         row.get_by_role("button", name="Acknowledge").click()

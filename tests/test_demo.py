@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from alerting.channels import Message, SmtpSettings, send
 from monitoring_centre.broker import find_mosquitto
+from telecare.demo_mail import start_outbox
 from tests.helpers import free_port
 from tests.support import wait_for
 
@@ -70,3 +72,22 @@ def test_demo_with_mosquitto(tmp_path: Path) -> None:
 
 def test_demo_with_the_embedded_broker(tmp_path: Path) -> None:
     run_demo(tmp_path, "embedded")
+
+
+def test_the_demo_outbox_keeps_each_mail_and_shows_its_accept_link(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    outbox = start_outbox(tmp_path / "outbox")
+    try:
+        smtp = SmtpSettings(host=outbox.hostname, port=outbox.port, starttls=False, mail_from="centre@demo.invalid")
+        message = Message(subject="Help button pressed: Margaret Hughes", body="Alert 1.", priority=1,
+                          reference="alert-1/cycle-0/step-2/responder-2/contact-0",
+                          links={"accept": "http://127.0.0.1:8080/accept/abc"})
+        delivery = send("mailto:susan@demo.invalid", message, smtp)
+    finally:
+        outbox.stop()
+    assert delivery.ok, delivery.detail
+    [kept] = list((tmp_path / "outbox").glob("*.eml"))
+    assert b"Help button pressed: Margaret Hughes" in kept.read_bytes()
+    printed = capsys.readouterr().out
+    assert "mail to susan@demo.invalid: [EMERGENCY] Help button pressed: Margaret Hughes" in printed
+    assert "accept: http://127.0.0.1:8080/accept/abc" in printed
