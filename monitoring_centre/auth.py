@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session
 
 from monitoring_centre.storage import User, utc_now
 
-ROLES = ("admin", "operator", "nurse", "family")
+ROLES = ("admin", "operator", "nurse", "family", "person")
+"""`person` is someone at home, with their own account: they see their own record and
+decide which family members may see it."""
 _hasher = PasswordHasher()
 
 
@@ -18,12 +20,16 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def create_user(session: Session, username: str, password: str, role: str, display_name: str = "") -> User:
+def create_user(session: Session, username: str, password: str, role: str, display_name: str = "",
+                person_id: int | None = None) -> User:
     if role not in ROLES:
         raise ValueError(f"role {role!r} is not one of {ROLES}")
+    if (role == "person") != (person_id is not None):
+        raise ValueError("a `person` account belongs to exactly one person, and only it does")
     if len(password) < 12:
         raise ValueError("a password has at least 12 characters")
-    user = User(username=username, password_hash=hash_password(password), role=role, display_name=display_name)
+    user = User(username=username, password_hash=hash_password(password), role=role, display_name=display_name,
+                person_id=person_id)
     session.add(user)
     session.flush()
     return user

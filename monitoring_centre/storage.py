@@ -188,6 +188,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
     display_name: Mapped[str] = mapped_column(String(200), default="")
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), unique=True)
+    """For the `person` role: whose own account this is."""
 
 
 class CareRelationship(Base):

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from alerting.escalation import escalation_lines
 from monitoring_centre import alerts, audit
 from monitoring_centre.access import visible_person_ids
-from monitoring_centre.api.deps import Centre, CurrentUser, Db
+from monitoring_centre.api.deps import Centre, CurrentUser, Db, require_role
 from monitoring_centre.storage import Alert, Person
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -60,7 +60,9 @@ def list_alerts(user: CurrentUser, session: Db,
 
 @router.post("/{alert_id}/acknowledge")
 def acknowledge(alert_id: int, user: CurrentUser, session: Db, centre: Centre) -> AlertOut:
-    """An operator has seen this alert and owns it now. Escalation stops on acknowledgement."""
+    """An operator has seen this alert and owns it now. Escalation stops on acknowledgement,
+    so only the centre's staff may do it: never the person or their family."""
+    require_role(user, "operator", "nurse", "admin")
     visible = visible_person_ids(session, user)
     alert = session.get(Alert, alert_id)
     if alert is None or (visible is not None and alert.person_id not in visible):

@@ -69,16 +69,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
-        "users",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("username", sa.String(length=100), nullable=False),
-        sa.Column("password_hash", sa.String(length=200), nullable=False),
-        sa.Column("role", sa.String(length=16), nullable=False),
-        sa.Column("display_name", sa.String(length=200), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("username"),
-    )
-    op.create_table(
         "alerts",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("person_id", sa.Integer(), nullable=False),
@@ -121,24 +111,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_audit_log_at"), ["at"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_log_person_id"), ["person_id"], unique=False)
 
-    op.create_table(
-        "care_relationships",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("person_id", sa.Integer(), nullable=False),
-        sa.Column("basis", sa.String(length=16), nullable=False),
-        sa.Column("granted_at", monitoring_centre.storage.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["person_id"],
-            ["people.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-        ),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("user_id", "person_id"),
-    )
     op.create_table(
         "contact_points",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -243,6 +215,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_readings_source_ts"), ["source_ts"], unique=False)
 
     op.create_table(
+        "users",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("username", sa.String(length=100), nullable=False),
+        sa.Column("password_hash", sa.String(length=200), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("display_name", sa.String(length=200), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["people.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("person_id"),
+        sa.UniqueConstraint("username"),
+    )
+    op.create_table(
         "alert_transitions",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("alert_id", sa.Integer(), nullable=False),
@@ -260,6 +248,24 @@ def upgrade() -> None:
     with op.batch_alter_table("alert_transitions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_alert_transitions_alert_id"), ["alert_id"], unique=False)
 
+    op.create_table(
+        "care_relationships",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.Column("basis", sa.String(length=16), nullable=False),
+        sa.Column("granted_at", monitoring_centre.storage.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["people.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("user_id", "person_id"),
+    )
     op.create_table(
         "devices",
         sa.Column("hub_id", sa.String(length=63), nullable=False),
@@ -384,10 +390,12 @@ def downgrade() -> None:
 
     op.drop_table("escalations")
     op.drop_table("devices")
+    op.drop_table("care_relationships")
     with op.batch_alter_table("alert_transitions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_alert_transitions_alert_id"))
 
     op.drop_table("alert_transitions")
+    op.drop_table("users")
     with op.batch_alter_table("readings", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_readings_source_ts"))
         batch_op.drop_index(batch_op.f("ix_readings_person_id"))
@@ -407,7 +415,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_contact_points_responder_id"))
 
     op.drop_table("contact_points")
-    op.drop_table("care_relationships")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_person_id"))
         batch_op.drop_index(batch_op.f("ix_audit_log_at"))
@@ -418,7 +425,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_alerts_person_id"))
 
     op.drop_table("alerts")
-    op.drop_table("users")
     op.drop_table("responders")
     op.drop_table("people")
     with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
