@@ -185,3 +185,19 @@ def test_only_an_admin_changes_responders_and_a_bad_address_is_refused(
     assert httpx.post(f"{url}/api/v1/responders", headers=admin, json={**new, "role": "plumber"}).status_code == 422
     assert httpx.put(f"{url}/api/v1/patients/{people['hub-1']}/contacts", headers=operator,
                      json={"responder_ids": []}).status_code == 403
+
+
+def test_a_test_message_proves_a_responders_channels_work(centre: tuple[Centre, dict[str, int]],
+                                                          smtp: SmtpServer) -> None:
+    centre_, _people = centre
+    url = centre_.url
+    admin = {"Authorization": f"Bearer {token(url, *ADMIN)}"}
+    lee = httpx.post(f"{url}/api/v1/responders", headers=admin, json={
+        "name": "Lee", "role": "keyholder",
+        "contact_points": ["mailto:lee@family.test", "json://127.0.0.1:1/nothing-listens-here"]}).json()
+    results = httpx.post(f"{url}/api/v1/responders/{lee['id']}/test", headers=admin, timeout=60).json()
+    assert [(r["address"], r["ok"]) for r in results] == [("mailto:lee@family.test", True),
+                                                          ("json://127.0.0.1:1/nothing-listens-here", False)]
+    assert results[1]["detail"]  # says why
+    [mail] = smtp.mailbox.received
+    assert mail.rcpt_tos == ["lee@family.test"] and "This is a test" in mail.text

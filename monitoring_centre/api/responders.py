@@ -6,10 +6,10 @@ from fastapi import APIRouter, Body, HTTPException, status
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, select
 
-from alerting.channels import validate_address
+from alerting.channels import Message, SmtpSettings, send, validate_address
 from alerting.policy import ROLE_OF_AUDIENCE
 from monitoring_centre import audit
-from monitoring_centre.api.deps import CurrentUser, Db, require_role
+from monitoring_centre.api.deps import Centre, CurrentUser, Db, require_role
 from monitoring_centre.storage import ContactPoint, Person, PersonContact, Responder, utc_now
 
 router = APIRouter(prefix="/api/v1", tags=["responders"])
@@ -80,3 +80,34 @@ def set_contacts(person_id: int, responder_ids: Annotated[list[int], Body(embed=
     audit.record(session, user.username, "change_contacts", [person_id], f"in order: {responder_ids}")
     session.commit()
     return [_out(session, r) for r in responders if r is not None]
+
+
+class TestDelivery(BaseModel):
+    address: str
+    ok: bool
+    detail: str
+
+
+@router.post("/responders/{responder_id}/test")
+def send_test(responder_id: int, user: CurrentUser, session: Db, centre: Centre) -> list[TestDelivery]:
+    """Send a test message to every contact point of a responder, now, through the real
+    channels, and say how each went: a notifier is known to work before an alarm needs it."""
+    require_role(user, "admin", "operator")
+    responder = session.get(Responder, responder_id)
+    if responder is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such responder")
+    stamp = utc_now()
+    message = Message(subject="Test message from the telecare monitoring centre",
+                      body=f"This is a test, sent by {user.username} at {stamp:%H:%M} UTC. No action is needed.",
+                      priority=9, reference=f"test/responder-{responder_id}/{int(stamp.timestamp())}")
+    results = [TestDelivery(address=address, **_delivery(address, message, centre.settings.smtp))
+               for address in _out(session, responder).contact_points]
+    audit.record(session, user.username, "test_responder", [None],
+                 f"responder {responder_id}: " + ", ".join("ok" if r.ok else "failed" for r in results))
+    session.commit()
+    return results
+
+
+def _delivery(address: str, message: Message, smtp: SmtpSettings | None) -> dict[str, bool | str]:
+    delivery = send(address, message, smtp)
+    return {"ok": delivery.ok, "detail": delivery.detail}
