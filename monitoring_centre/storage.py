@@ -81,6 +81,8 @@ class Hub(Base):
     power: Mapped[str | None] = mapped_column(String(16))
     link: Mapped[str | None] = mapped_column(String(16))
     """`online` or `offline`, from the hub's retained status topic (its last will)."""
+    broker_password_hash: Mapped[str | None] = mapped_column(String(200))
+    """The hub's broker password, hashed as Mosquitto's password file wants it; never the password."""
 
 
 class Device(Base):

@@ -19,6 +19,10 @@ def main(argv: list[str] | None = None) -> int:
                       help="auto: Mosquitto when installed, else an embedded Python broker")
     demo.add_argument("--verbose", action="store_true")
 
+    from telecare import admin_cli
+
+    admin_cli.add_commands(commands)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -30,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                                         broker=args.broker))
         except KeyboardInterrupt:
             return 0
+    if args.command in ("centre", "admin"):
+        return admin_cli.run(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

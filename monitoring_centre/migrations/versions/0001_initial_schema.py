@@ -161,6 +161,7 @@ def upgrade() -> None:
         sa.Column("heartbeat_interval_s", sa.Integer(), nullable=True),
         sa.Column("power", sa.String(length=16), nullable=True),
         sa.Column("link", sa.String(length=16), nullable=True),
+        sa.Column("broker_password_hash", sa.String(length=200), nullable=True),
         sa.ForeignKeyConstraint(
             ["person_id"],
             ["people.id"],

@@ -1,0 +1,92 @@
+"""`telecare centre` and `telecare admin …`: run a centre and keep its books.
+
+Both read the centre's settings from `TELECARE_*` environment variables (see
+`monitoring_centre/settings.py` and `deploy/centre/centre.env.example`)."""
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitoring_centre import admin, schema
+from monitoring_centre.auth import ROLES
+from monitoring_centre.settings import CentreSettings
+from monitoring_centre.storage import make_engine
+
+
+def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    commands.add_parser("centre", help="run the monitoring centre (settings from TELECARE_* variables)")
+    admin_parser = commands.add_parser("admin", help="enrol homes, add accounts, write the broker's files")
+    tasks = admin_parser.add_subparsers(dest="task", required=True)
+
+    enrol = tasks.add_parser("enrol", help="a person, their hub and devices; prints the hub's broker password once")
+    enrol.add_argument("--name", required=True)
+    enrol.add_argument("--address", default="")
+    enrol.add_argument("--hub-id", required=True)
+    enrol.add_argument("--device", action="append", default=[], metavar="ID:KIND",
+                       help=f"repeat per device; KIND one of {', '.join(admin.DEVICE_KINDS)}")
+    enrol.add_argument("--nhs-number")
+    enrol.add_argument("--service", choices=admin.SERVICES, default="monitored")
+
+    user = tasks.add_parser("add-user", help="an account with a generated password, printed once")
+    user.add_argument("username")
+    user.add_argument("--role", choices=ROLES, required=True)
+    user.add_argument("--display-name", default="")
+    user.add_argument("--person-id", type=int, help="for --role person: whose own account it is")
+
+    rotate = tasks.add_parser("rotate-hub-password", help="a new broker password for a hub, printed once")
+    rotate.add_argument("hub_id")
+
+    files = tasks.add_parser("broker-files", help="Mosquitto's password and ACL files, from the database")
+    files.add_argument("--out", type=Path, required=True, help="directory (the broker's password_file/acl_file)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = CentreSettings()  # from the environment
+    except ValidationError as problem:
+        print(f"telecare: the centre's settings are incomplete or wrong:\n{problem}", file=sys.stderr)
+        return 2
+    if args.command == "centre":
+        from monitoring_centre.centre import Centre
+
+        asyncio.run(Centre(settings).serve())
+        return 0
+    engine = make_engine(settings.database_url)
+    schema.upgrade(engine)
+    try:
+        with sessionmaker(engine)() as session:
+            result = _admin(session, args, settings)
+            session.commit()
+    except admin.AdminError as problem:
+        print(f"telecare admin {args.task}: {problem}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(json.dumps(result))
+    return 0
+
+
+def _admin(session: Session, args: argparse.Namespace, settings: CentreSettings) -> dict[str, object]:
+    if args.task == "enrol":
+        devices = [admin.parse_device(text) for text in args.device]
+        person, hub = admin.enrol(session, name=args.name, address=args.address, hub_id=args.hub_id,
+                                  devices=devices, nhs_number=args.nhs_number, service=args.service)
+        session.flush()
+        return {"person_id": person.id, "hub_id": hub.hub_id, "hub_password": hub.password,
+                "next": "put the password in the hub's config; run `telecare admin broker-files` and reload the broker"}
+    if args.task == "add-user":
+        password = admin.add_user(session, args.username, args.role, display_name=args.display_name,
+                                  person_id=args.person_id)
+        return {"username": args.username, "role": args.role, "password": password}
+    if args.task == "rotate-hub-password":
+        hub = admin.rotate_hub_password(session, args.hub_id)
+        return {"hub_id": hub.hub_id, "hub_password": hub.password,
+                "next": "run `telecare admin broker-files` and reload the broker"}
+    written = admin.broker_files(session, args.out, centre_username=settings.mqtt_username,
+                                 centre_password=settings.mqtt_password.get_secret_value())
+    return {"written": [str(path) for path in written]}
