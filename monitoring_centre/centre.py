@@ -1,8 +1,11 @@
 """The monitoring centre process: database, MQTT receiver, ingest, API and console."""
 
 import asyncio
+import contextlib
 import logging
+import signal
 import threading
+from collections.abc import Iterator
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -19,6 +22,16 @@ from monitoring_centre.settings import CentreSettings
 from monitoring_centre.storage import make_engine
 
 log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal handling. uvicorn would catch SIGTERM, shut
+    the web server down, then raise SIGTERM again, killing the process before the receiver
+    and the escalator had stopped. Whoever runs the centre decides what a signal means."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class Centre:
@@ -41,7 +54,7 @@ class Centre:
             mqtt_v5=settings.mqtt_v5, queue_size=settings.ingest_queue_size, on_alerts=self._alerts_changed,
         )
         self.app = create_app(CentreState(settings, self.sessions, self.feed, self.registry, self.escalator.wake))
-        self.server = uvicorn.Server(uvicorn.Config(
+        self.server = _Server(uvicorn.Config(
             self.app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off",
             timeout_graceful_shutdown=2,  # open console streams must not hold a shutdown up
         ))
@@ -53,6 +66,17 @@ class Centre:
     def _alerts_changed(self, alert_ids: set[int]) -> None:
         self.feed.publish(alert_ids)
         self.escalator.wake()
+
+    def stop(self) -> None:
+        """Ask a running centre to shut down cleanly (thread-safe)."""
+        self.server.should_exit = True
+
+    async def serve_until_signalled(self) -> None:
+        """`telecare centre`: run until SIGTERM (systemd) or SIGINT (Ctrl-C), then stop cleanly."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+        await self.serve()
 
     async def serve(self) -> None:
         """Run until cancelled or `server.should_exit` is set."""

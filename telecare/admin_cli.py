@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "centre":
         from monitoring_centre.centre import Centre
 
-        asyncio.run(Centre(settings).serve())
+        asyncio.run(Centre(settings).serve_until_signalled())
         return 0
     engine = make_engine(settings.database_url)
     schema.upgrade(engine)

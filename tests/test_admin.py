@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from monitoring_centre.broker import BrokerAccount, find_mosquitto
@@ -181,3 +182,28 @@ def test_a_new_user_gets_a_generated_password_that_works(env: Env) -> None:
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         assert [p["name"] for p in client.get("/api/v1/patients", headers=headers).json()] == ["Ada"]
     centre.engine.dispose()
+
+
+def test_telecare_centre_serves_until_told_to_stop(env: Env, mosquitto: Any,
+                                                   broker_accounts: dict[str, BrokerAccount]) -> None:
+    port = free_port()
+    values = env.values | {"TELECARE_MQTT_PORT": str(mosquitto.port),
+                           "TELECARE_MQTT_PASSWORD": broker_accounts["centre"].password,
+                           "TELECARE_HTTP_PORT": str(port)}
+    centre = subprocess.Popen([sys.executable, "-m", "telecare.cli", "centre"], env=values,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def serving() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/openapi.json").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(serving, timeout=30, what="the centre's API")
+        centre.send_signal(15)  # SIGTERM, as systemd stops it
+        output, _ = centre.communicate(timeout=30)
+    finally:
+        if centre.poll() is None:
+            centre.kill()
+    assert centre.returncode == 0, output
+    assert "Traceback" not in output

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -91,3 +92,32 @@ def test_the_demo_outbox_keeps_each_mail_and_shows_its_accept_link(tmp_path: Pat
     printed = capsys.readouterr().out
     assert "mail to susan@demo.invalid: [EMERGENCY] Help button pressed: Margaret Hughes" in printed
     assert "accept: http://127.0.0.1:8080/accept/abc" in printed
+
+
+@pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
+def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    demo = subprocess.Popen([sys.executable, "-m", "telecare.cli", "demo", "--port", str(port),
+                             "--data-dir", str(tmp_path / "demo")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert demo.stdout is not None
+        assert f"http://127.0.0.1:{port}/" in demo.stdout.readline()
+        credentials = json.loads((tmp_path / "demo" / "demo-credentials.json").read_text())
+        wait_for(lambda: _token(f"http://127.0.0.1:{port}", credentials), timeout=20, what="the centre's API")
+        demo.send_signal(signal.SIGINT)
+        output, _ = demo.communicate(timeout=30)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 0, output
+    assert "Alerts in the centre:" in output and "Traceback" not in output
+    assert not _listening(port)  # everything it started has stopped
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
