@@ -36,8 +36,8 @@ from monitoring_centre.storage import (
 )
 
 UNFINISHED = ("running", "inhibited", "reminding", "exhausted")
-INHIBITED_RECHECK_S = 30
-"""Muted escalations are also re-checked at this interval, not only when something changes."""
+INHIBITED_RECHECK_S = 5
+"""How soon a muted escalation notices that what muted it has cleared."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,16 @@ def unfinished(session: Session) -> list[tuple[Escalation, Alert]]:
         .where(Escalation.state.in_(UNFINISHED)).order_by(Alert.priority, Escalation.id)
     )
     return [(escalation, alert) for escalation, alert in rows]
+
+
+def needs_attention(escalation: Escalation, alert: Alert, now: datetime) -> bool:
+    """Whether `advance` has anything to do: a step is due, or someone acted on the alert.
+    Checked before claiming, so an idle pass writes nothing."""
+    if alert.status in ("in_progress", "resolved", "closed"):
+        return True
+    if alert.status == "acknowledged" and escalation.state != "reminding":
+        return True
+    return escalation.due_at is not None and escalation.due_at <= now
 
 
 def claim(session: Session, escalation: Escalation) -> bool:

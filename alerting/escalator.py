@@ -111,7 +111,7 @@ class Escalator:
         moved = set()
         with self.sessions() as session:
             for chain, alert in escalation.unfinished(session):
-                if escalation.claim(session, chain):
+                if escalation.needs_attention(chain, alert, now) and escalation.claim(session, chain):
                     state = chain.state
                     if escalation.advance(session, chain, alert, now, accept_token=self._accept_token) \
                             or chain.state != state:

@@ -373,3 +373,16 @@ def test_a_hub_offline_goes_to_the_operators_before_the_family(world: World) -> 
     world.at(1800)
     escalator.run_once()
     assert len(world.mail_to("kim@family.test")) == 1
+
+
+def test_an_idle_pass_leaves_the_escalation_alone(world: World) -> None:
+    escalator = world.escalator()
+    alert_id = world.raise_alert()
+    escalator.run_once()
+    before = world.escalation(alert_id).token
+    world.at(30)  # nothing is due until 60 s
+    escalator.run_once()
+    assert world.escalation(alert_id).token == before
+    world.at(60)
+    escalator.run_once()
+    assert world.escalation(alert_id).token != before
