@@ -65,6 +65,14 @@ def test_alarm_appears_live_and_is_acknowledged(tmp_path: Path, mosquitto: Any,
         page.wait_for_function("document.querySelector('#queue tbody tr[data-rule=pendant_alarm] td.escalation')"
                                "?.textContent.includes('emergency: running')", timeout=10_000)
         assert not page.locator("#login").is_visible()
+        # Everything to act on it, one click away: where the person is, and what the escalation has done.
+        row.locator("td").nth(1).click()
+        page.wait_for_selector("#detail:not([hidden])", timeout=10_000)
+        assert page.locator("#detail-title").inner_text() == "Help button pressed: Ada Lovelace"
+        assert "1 Test Street" in page.locator("#detail-person").inner_text()
+        assert "emergency chain" in page.locator("#detail-chain").inner_text()
+        assert "alarm queue" in page.locator("#detail-log").inner_text()
+        assert "manual_alarm" in page.locator("#detail-evidence").inner_text()
         page.screenshot(path=str(tmp_path / "console.png"))
         row.get_by_role("button", name="Acknowledge").click()
         page.wait_for_selector("#queue tbody tr.acknowledged", timeout=10_000)

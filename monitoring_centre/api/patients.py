@@ -1,3 +1,5 @@
+from datetime import datetime
+
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -7,7 +9,7 @@ from alerting import patient_record
 from monitoring_centre import audit
 from monitoring_centre.access import visible_people
 from monitoring_centre.api.deps import CurrentUser, Db, may_see
-from monitoring_centre.storage import Hub, Person
+from monitoring_centre.storage import ContactPoint, Hub, Person, PersonContact, Responder
 
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
 
@@ -42,3 +44,47 @@ def record(person_id: int, user: CurrentUser, session: Db) -> JSONResponse:
     audit.record(session, user.username, "view_record", [person_id])
     session.commit()
     return JSONResponse(bundle, media_type="application/fhir+json")
+
+
+class HubOut(BaseModel):
+    id: str
+    link: str | None
+    power: str | None
+    last_heartbeat_at: datetime | None
+
+
+class KeyholderOut(BaseModel):
+    name: str
+    contact_points: list[str]
+
+
+class PatientDetail(BaseModel):
+    id: int
+    name: str
+    address: str
+    nhs_number: str | None
+    service: str
+    hubs: list[HubOut]
+    keyholders: list[KeyholderOut]
+    """In the order the person wants them called."""
+
+
+@router.get("/{person_id}")
+def patient(person_id: int, user: CurrentUser, session: Db) -> PatientDetail:
+    """What an operator needs to act on an alert for this person: where they are, their hub's
+    state, and whom they want called. (How to get in is shown only to a responder who accepts.)"""
+    person = session.get(Person, person_id)
+    if person is None or not may_see(session, user, person_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such person")
+    hubs = [HubOut(id=h.id, link=h.link, power=h.power, last_heartbeat_at=h.last_heartbeat_at)
+            for h in session.scalars(select(Hub).where(Hub.person_id == person_id).order_by(Hub.id))]
+    keyholders = []
+    for responder in session.scalars(select(Responder).join(PersonContact, PersonContact.responder_id == Responder.id)
+                                     .where(PersonContact.person_id == person_id).order_by(PersonContact.position)):
+        addresses = session.scalars(select(ContactPoint.address).where(ContactPoint.responder_id == responder.id)
+                                    .order_by(ContactPoint.position))
+        keyholders.append(KeyholderOut(name=responder.name, contact_points=list(addresses)))
+    audit.record(session, user.username, "view_patient", [person_id])
+    session.commit()
+    return PatientDetail(id=person.id, name=person.name, address=person.address, nhs_number=person.nhs_number,
+                         service=person.service, hubs=hubs, keyholders=keyholders)

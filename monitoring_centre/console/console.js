@@ -57,6 +57,8 @@ function render(alerts) {
     cell(row, alert.explanation.why || "", "why");
     cell(row, alert.status.replace("_", " "));
     cell(row, alert.escalation || "", "escalation");
+    row.addEventListener("click", (event) => { if (event.target.tagName !== "BUTTON") showDetail(alert); });
+    if (alert.id === selected) row.classList.add("selected");
     const actions = row.insertCell();
     if (alert.status === "open") {
       const button = document.createElement("button");
@@ -70,6 +72,59 @@ function render(alerts) {
   }
   $("#empty").hidden = alerts.length > 0;
 }
+
+// The detail panel: who the person is, whom they want called, what raised the alert, and
+// every notification the escalation has sent, with why. Fetched when opened; the API audits it.
+let selected = null;
+
+function list(element, items, text) {
+  element.replaceChildren(...items.map((item) => {
+    const li = document.createElement("li");
+    li.textContent = text(item);
+    return li;
+  }));
+}
+
+async function showDetail(alert) {
+  selected = alert.id;
+  for (const row of document.querySelectorAll("#queue tbody tr")) {
+    row.classList.toggle("selected", Number(row.dataset.alertId) === alert.id);
+  }
+  const [person, chain] = await Promise.all([
+    api(`/api/v1/patients/${alert.person_id}`),
+    api(`/api/v1/alerts/${alert.id}/escalation`).catch(() => null),
+  ]);
+  if (selected !== alert.id) return;
+  $("#detail-title").textContent = `${alert.title}: ${person.name}`;
+  const facts = [["Address", person.address || "not recorded"], ["NHS number", person.nhs_number || "not recorded"],
+                 ["Service", person.service.replace("_", " ")],
+                 ["Hub", person.hubs.map((h) => `${h.id} (${h.link || "no status yet"}, ${h.power || "power unknown"})`).join("; ")]];
+  $("#detail-person").replaceChildren(...facts.flatMap(([term, value]) => {
+    const dt = document.createElement("dt"); dt.textContent = term;
+    const dd = document.createElement("dd"); dd.textContent = value;
+    return [dt, dd];
+  }));
+  list($("#detail-keyholders"), person.keyholders, (k) => `${k.name}: ${k.contact_points.join(", ") || "no contact point"}`);
+  if (!person.keyholders.length) {
+    list($("#detail-keyholders"), ["none nominated"], (t) => t);
+    $("#detail-keyholders").firstChild.className = "none";
+  }
+  list($("#detail-evidence"), alert.explanation.evidence || [],
+       (e) => Object.entries(e).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", "));
+  $("#detail-chain").textContent = chain ? `${chain.policy.replace("_", " ")} chain: ${chain.state}${chain.note ? ` (${chain.note})` : ""}` : "not started yet";
+  const log = $("#detail-log tbody");
+  log.replaceChildren();
+  for (const n of chain ? chain.notifications : []) {
+    const row = log.insertRow();
+    cell(row, new Date(n.created_at).toLocaleTimeString("en-GB"));
+    cell(row, n.address === "console" ? "alarm queue" : `${n.responder_name} (${n.address})`);
+    cell(row, n.status + (n.detail && n.status !== "sent" ? `: ${n.detail}` : ""));
+    cell(row, n.reason, "why");
+  }
+  $("#detail").hidden = false;
+}
+
+$("#detail-close").addEventListener("click", () => { selected = null; $("#detail").hidden = true; refresh(); });
 
 async function refresh() {
   if (refreshing) return refreshing;
