@@ -56,6 +56,8 @@ def test_a_person_sees_only_their_own_record(client: tuple[TestClient, dict[str,
     assert {a["person_name"] for a in api.get("/api/v1/alerts", headers=ada).json()} == {"Ada"}
     assert api.get(f"/api/v1/patients/{ids['ada']}/record", headers=ada).status_code == 200
     assert api.get(f"/api/v1/patients/{ids['bob']}/record", headers=ada).status_code == 404
+    assert api.get(f"/api/v1/patients/{ids['ada']}", headers=ada).json()["address"] == "1 Test Street"
+    assert api.get(f"/api/v1/patients/{ids['bob']}", headers=ada).status_code == 404
 
 
 def test_the_person_gives_and_withdraws_a_family_members_access(client: tuple[TestClient, dict[str, int]]) -> None:
