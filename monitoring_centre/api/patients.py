@@ -1,15 +1,17 @@
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from alerting import patient_record
-from monitoring_centre import audit
+from monitoring_centre import audit, trends
 from monitoring_centre.access import visible_people
 from monitoring_centre.api.deps import CurrentUser, Db, may_see
-from monitoring_centre.storage import ContactPoint, Hub, Person, PersonContact, Responder
+from monitoring_centre.storage import ContactPoint, Hub, Person, PersonContact, Responder, utc_now
+from telecare_protocol.codes import METRICS, Metric
 
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
 
@@ -88,3 +90,40 @@ def patient(person_id: int, user: CurrentUser, session: Db) -> PatientDetail:
     session.commit()
     return PatientDetail(id=person.id, name=person.name, address=person.address, nhs_number=person.nhs_number,
                          service=person.service, hubs=hubs, keyholders=keyholders)
+
+
+class BucketOut(BaseModel):
+    start: datetime
+    low: float | None
+    median: float | None
+    high: float | None
+    clean: int
+    flagged: int
+    """Readings the device flagged (questionable, low perfusion, probe off): counted, never charted."""
+
+
+class ReadingsOut(BaseModel):
+    metric: Metric
+    unit: str
+    since: datetime
+    bucket_minutes: int
+    buckets: list[BucketOut]
+
+
+@router.get("/{person_id}/readings")
+def readings(person_id: int, user: CurrentUser, session: Db, metric: Metric,
+             hours: Annotated[int, Query(ge=1, le=24 * 31)] = 72,
+             bucket_minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 15) -> ReadingsOut:
+    """A person's readings of one metric over the last `hours`, one summary per bucket."""
+    if session.get(Person, person_id) is None or not may_see(session, user, person_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such person")
+    until = utc_now()
+    since = until - timedelta(hours=hours)
+    try:
+        buckets = trends.summarise(session, person_id, metric, since, until, timedelta(minutes=bucket_minutes))
+    except ValueError as problem:
+        raise HTTPException(422, str(problem)) from None
+    audit.record(session, user.username, "view_readings", [person_id], f"{metric.value}, {hours} h")
+    session.commit()
+    return ReadingsOut(metric=metric, unit=METRICS[metric].unit, since=since, bucket_minutes=bucket_minutes,
+                       buckets=[BucketOut(**vars(b)) for b in buckets])

@@ -159,10 +159,57 @@ async function follow() {
   }
 }
 
+// Readings for the people the caller may see: a nurse's caseload at a glance.
+function sparkline(buckets, low, high) {
+  const points = buckets.filter((b) => b.median !== null);
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 120 24");
+  svg.setAttribute("class", "spark");
+  if (points.length > 1) {
+    const t0 = new Date(points[0].start).getTime(), t1 = new Date(points[points.length - 1].start).getTime();
+    const line = document.createElementNS(svg.namespaceURI, "polyline");
+    line.setAttribute("points", points.map((b) => {
+      const x = ((new Date(b.start).getTime() - t0) / Math.max(1, t1 - t0)) * 118 + 1;
+      const y = 23 - ((Math.min(high, Math.max(low, b.median)) - low) / (high - low)) * 22;
+      return `${x.toFixed(1)},${y.toFixed(1)}`;
+    }).join(" "));
+    svg.append(line);
+  }
+  return svg;
+}
+
+function latest(readings) {
+  const clean = readings.buckets.filter((b) => b.median !== null);
+  return clean.length ? `${clean[clean.length - 1].median} ${readings.unit}` : "no clean reading";
+}
+
+async function loadCaseload() {
+  const people = await api("/api/v1/patients");
+  const body = $("#caseload tbody");
+  const rows = await Promise.all(people.map(async (person) => {
+    const query = "hours=72&bucket_minutes=60";
+    const [spo2, pulse] = await Promise.all([
+      api(`/api/v1/patients/${person.id}/readings?metric=spo2&${query}`),
+      api(`/api/v1/patients/${person.id}/readings?metric=pulse_rate&${query}`),
+    ]);
+    const row = document.createElement("tr");
+    row.dataset.personId = person.id;
+    cell(row, person.name);
+    cell(row, latest(spo2), "spo2").append(sparkline(spo2.buckets, 80, 100));
+    cell(row, latest(pulse), "pulse").append(sparkline(pulse.buckets, 40, 140));
+    const flagged = [...spo2.buckets, ...pulse.buckets].reduce((sum, b) => sum + b.flagged, 0);
+    cell(row, String(flagged), "flagged");
+    return row;
+  }));
+  body.replaceChildren(...rows);
+}
+
 function start() {
   $("#login").hidden = true;
   $("#queue-view").hidden = false;
   follow();
+  loadCaseload().catch(console.warn);
+  setInterval(() => { if (token) loadCaseload().catch(console.warn); }, 5 * 60 * 1000);
 }
 
 $("#login").addEventListener("submit", async (event) => {

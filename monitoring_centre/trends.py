@@ -1,0 +1,57 @@
+"""A person's readings over time, summarised for a nurse: one point per time bucket.
+
+Each bucket gives the lowest, median and highest *clean* value, and counts the readings
+the device flagged (questionable, low perfusion, probe off) apart, so a chart never shows
+a flagged value as a result and never hides that there were some.
+"""
+
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitoring_centre.storage import Reading
+from telecare_protocol.codes import Metric
+
+MAX_BUCKETS = 500
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: datetime
+    low: float | None
+    median: float | None
+    high: float | None
+    clean: int
+    flagged: int
+
+
+def summarise(session: Session, person_id: int, metric: Metric, since: datetime, until: datetime,
+              bucket: timedelta) -> list[Bucket]:
+    if bucket <= timedelta(0) or (until - since) / bucket > MAX_BUCKETS:
+        raise ValueError(f"at most {MAX_BUCKETS} buckets: choose a longer bucket or a shorter window")
+    rows = session.execute(
+        select(Reading.source_ts, Reading.value, Reading.quality)
+        .where(Reading.person_id == person_id, Reading.metric == metric.value,
+               Reading.source_ts >= since, Reading.source_ts < until)
+        .order_by(Reading.source_ts)
+    )
+    values: dict[int, list[float]] = {}
+    flagged: dict[int, int] = {}
+    for source_ts, value, quality in rows:
+        index = int((source_ts - since) / bucket)
+        if value is None or quality:
+            flagged[index] = flagged.get(index, 0) + 1
+        else:
+            values.setdefault(index, []).append(value)
+    result = []
+    for index in sorted(set(values) | set(flagged)):
+        clean = values.get(index, [])
+        result.append(Bucket(
+            start=since + index * bucket, low=min(clean) if clean else None,
+            median=statistics.median(clean) if clean else None, high=max(clean) if clean else None,
+            clean=len(clean), flagged=flagged.get(index, 0),
+        ))
+    return result
