@@ -22,6 +22,16 @@ NEXT_STATES: dict[str, tuple[str, ...]] = {
     "resolved": ("closed",),
     "closed": (),
 }
+OUTCOMES: dict[str, str] = {
+    "responder_visited": "a responder visited",
+    "ambulance_called": "the emergency services were called",
+    "resolved_by_call": "spoken to; no visit needed (say why)",
+    "false_alarm": "pressed or triggered by accident",
+    "technical": "an equipment or connection fault; the person was not at risk",
+}
+"""How an operator closes an alert. "If in doubt, go out": a decision not to visit is
+recorded with its reason (TSA; domain brief), so `resolved_by_call` needs a note."""
+NEEDS_A_REASON = frozenset({"resolved_by_call"})
 MAX_EVIDENCE = 50
 """Evidence kept on the alert itself; every message stays in the events table."""
 

@@ -117,4 +117,12 @@ def test_the_person_and_their_family_cannot_acknowledge_an_alarm(client: tuple[T
     ada = login(api, "ada")
     [alert] = api.get("/api/v1/alerts", headers=ada).json()
     assert api.post(f"/api/v1/alerts/{alert['id']}/acknowledge", headers=ada).status_code == 403
-    assert api.post(f"/api/v1/alerts/{alert['id']}/acknowledge", headers=login(api, "operator")).status_code == 200
+    assert api.post(f"/api/v1/alerts/{alert['id']}/resolve", headers=ada,
+                    json={"outcome": "false_alarm"}).status_code == 403
+    operator = login(api, "operator")
+    assert api.post(f"/api/v1/alerts/{alert['id']}/acknowledge", headers=operator).status_code == 200
+    assert api.post(f"/api/v1/alerts/{alert['id']}/resolve", headers=operator,
+                    json={"outcome": "made_up"}).status_code == 422
+    resolved = api.post(f"/api/v1/alerts/{alert['id']}/resolve", headers=operator, json={"outcome": "false_alarm"})
+    assert resolved.status_code == 200 and resolved.json()["outcome"] == "false_alarm"
+    assert resolved.json()["status"] == "resolved"

@@ -80,6 +80,16 @@ def test_alarm_appears_live_and_is_acknowledged(tmp_path: Path, mosquitto: Any,
         row.get_by_role("button", name="Acknowledge").click()
         page.wait_for_selector("#queue tbody tr.acknowledged", timeout=10_000)
 
+        # Resolving without a visit needs the reason; with it, the alert leaves the queue.
+        acknowledged = page.locator("#queue tbody tr.acknowledged")
+        acknowledged.locator("select[name=outcome]").select_option("resolved_by_call")
+        acknowledged.get_by_role("button", name="Resolve").click()
+        page.wait_for_function("document.querySelector('form.resolve .error')?.textContent.includes('reason')",
+                               timeout=10_000)
+        acknowledged.locator("input[name=note]").fill("Spoke to Ada: pressed while dusting, she is well")
+        acknowledged.get_by_role("button", name="Resolve").click()
+        page.wait_for_selector("#empty:not([hidden])", timeout=10_000)
+
 
 def test_readings_show_clean_values_and_count_flagged_ones(tmp_path: Path, mosquitto: Any,
                                                            broker_accounts: dict[str, BrokerAccount],

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from alerting.escalation import escalation_lines
@@ -76,6 +76,41 @@ def acknowledge(alert_id: int, user: CurrentUser, session: Db, centre: Centre) -
     session.commit()
     centre.alerts_changed()  # the escalation stops now, not at its next step
     return AlertOut(person_name=name.name if name else "", **_columns(alert))
+
+
+class Resolution(BaseModel):
+    outcome: str
+    note: str = Field(default="", max_length=2000)
+
+
+@router.get("/outcomes")
+def outcomes(user: CurrentUser) -> dict[str, str]:
+    """The outcome codes an alert is resolved with, and what each means."""
+    return alerts.OUTCOMES
+
+
+@router.post("/{alert_id}/resolve")
+def resolve(alert_id: int, resolution: Resolution, user: CurrentUser, session: Db, centre: Centre) -> AlertOut:
+    """Close the matter, with its outcome. A decision not to visit needs its reason."""
+    require_role(user, "operator", "nurse", "admin")
+    if resolution.outcome not in alerts.OUTCOMES:
+        raise HTTPException(422, f"outcome must be one of {sorted(alerts.OUTCOMES)}")
+    if resolution.outcome in alerts.NEEDS_A_REASON and not resolution.note.strip():
+        raise HTTPException(422, "a decision not to visit is recorded with its reason: add a note")
+    visible = visible_person_ids(session, user)
+    alert = session.get(Alert, alert_id)
+    if alert is None or (visible is not None and alert.person_id not in visible):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
+    try:
+        alerts.transition(session, alert, "resolved", user.username, resolution.note, outcome=resolution.outcome)
+    except alerts.TransitionRefused as refused:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
+    audit.record(session, user.username, "resolve_alert", [alert.person_id],
+                 f"alert {alert.id}: {resolution.outcome}")
+    person = session.get(Person, alert.person_id)
+    session.commit()
+    centre.alerts_changed()
+    return AlertOut(person_name=person.name if person else "", **_columns(alert))
 
 
 @router.get("/stream")

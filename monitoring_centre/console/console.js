@@ -68,6 +68,8 @@ function render(alerts) {
         refresh();
       });
       actions.append(button);
+    } else {
+      actions.append(resolveForm(alert));
     }
   }
   $("#empty").hidden = alerts.length > 0;
@@ -126,8 +128,50 @@ async function showDetail(alert) {
 
 $("#detail-close").addEventListener("click", () => { selected = null; $("#detail").hidden = true; refresh(); });
 
+// Resolving: an outcome code, and the reason when nobody is sent ("if in doubt, go out").
+// The queue is redrawn whenever anything changes; a half-filled form survives it (drafts).
+let outcomes = null;
+const drafts = new Map();
+
+function resolveForm(alert) {
+  const form = document.createElement("form");
+  form.className = "resolve";
+  const select = document.createElement("select");
+  select.name = "outcome";
+  select.required = true;
+  select.append(new Option("Outcome…", ""));
+  for (const [code, meaning] of Object.entries(outcomes || {})) select.append(new Option(meaning, code));
+  const note = document.createElement("input");
+  note.name = "note";
+  note.placeholder = "note";
+  const button = document.createElement("button");
+  button.textContent = "Resolve";
+  const error = document.createElement("span");
+  error.className = "error";
+  form.append(select, note, button, error);
+  const draft = drafts.get(alert.id) || { outcome: "", note: "", error: "" };
+  [select.value, note.value, error.textContent] = [draft.outcome, draft.note, draft.error];
+  const keep = () => drafts.set(alert.id, { outcome: select.value, note: note.value, error: error.textContent });
+  select.addEventListener("change", keep);
+  note.addEventListener("input", keep);
+  form.addEventListener("click", (event) => event.stopPropagation());
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const response = await fetch(`/api/v1/alerts/${alert.id}/resolve`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ outcome: select.value, note: note.value }),
+    });
+    if (!response.ok) { error.textContent = (await response.json()).detail; keep(); return; }
+    drafts.delete(alert.id);
+    refresh();
+  });
+  return form;
+}
+
 async function refresh() {
   if (refreshing) return refreshing;
+  outcomes = outcomes || await api("/api/v1/alerts/outcomes");
   refreshing = api("/api/v1/alerts?status=active").then(render).finally(() => { refreshing = null; });
   return refreshing;
 }
