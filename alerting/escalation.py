@@ -8,7 +8,7 @@ and the time; `escalator.py` calls it every second.
 
 States of an escalation:
 - running: steps are being sent while nobody has acknowledged the alert;
-- inhibited: muted by another alert (see `inhibit.py`), re-checked every pass;
+- inhibited: muted by another alert (see `inhibit.py`), re-checked every few seconds;
 - reminding: acknowledged; the operators are reminded if it is not resolved in time;
 - exhausted: every cycle ran and nobody acknowledged; the operators are told again at
   the interval of the last step until somebody does ("if in doubt, go out");
@@ -16,6 +16,7 @@ States of an escalation:
 """
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +37,8 @@ from monitoring_centre.storage import (
 )
 
 UNFINISHED = ("running", "inhibited", "reminding", "exhausted")
+AcceptToken = Callable[[str], tuple[str, str]]
+"""reference → (token, token hash): makes a responder's accept link (`acceptance.accept_token`)."""
 INHIBITED_RECHECK_S = 5
 """How soon a muted escalation notices that what muted it has cleared."""
 
@@ -141,10 +144,9 @@ def claim(session: Session, escalation: Escalation) -> bool:
 
 
 def advance(session: Session, escalation: Escalation, alert: Alert, now: datetime, *,
-            accept_token: Any = None) -> list[Notification]:
-    """Bring one escalation up to date with its alert and the time. Returns what to send.
-
-    `accept_token(reference) -> (token, token_hash)` makes a responder's accept link."""
+            accept_token: AcceptToken | None = None) -> list[Notification]:
+    """Bring one escalation up to date with its alert and the time. Returns the notifications
+    it wrote (the pending ones go out in `notify`)."""
     if alert.status in ("in_progress", "resolved", "closed"):
         why = "a responder accepted" if alert.status == "in_progress" else f"the alert is {alert.status}"
         _finish(session, escalation, alert, why)
@@ -177,7 +179,7 @@ def advance(session: Session, escalation: Escalation, alert: Alert, now: datetim
 
 
 def _run_step(session: Session, escalation: Escalation, alert: Alert, now: datetime,
-              accept_token: Any) -> list[Notification]:
+              accept_token: AcceptToken | None) -> list[Notification]:
     step = escalation.steps[escalation.step]
     position = f"step {escalation.step + 1}/{len(escalation.steps)}, cycle {escalation.cycle + 1}/{escalation.cycles}"
     elapsed = int((now - alert.opened_at).total_seconds())
@@ -194,7 +196,7 @@ def _run_step(session: Session, escalation: Escalation, alert: Alert, now: datet
             sent += _add(session, alert, now, recipient, address, reference, "escalation", reason, token_hash)
     if step["audience"] == "operators":
         # The operators' own channel is the alarm queue, which has shown the alert since it opened.
-        _add(session, alert, now, None, "console", f"alert-{alert.id}/cycle-{escalation.cycle}/"
+        sent += _add(session, alert, now, None, "console", f"alert-{alert.id}/cycle-{escalation.cycle}/"
              f"step-{escalation.step}/console", "escalation", reason, None, status="sent",
              detail="on the operators' alarm queue")
     elif not any(recipient["addresses"] for recipient in step["recipients"]):
@@ -286,8 +288,8 @@ def _cancel_pending(session: Session, alert: Alert, why: str, purpose: str | Non
 
 
 def escalation_lines(session: Session, alert_ids: list[int]) -> dict[int, str]:
-    """One line per alert for the alarm queue: the chain's state and the newest message to a
-    responder, e.g. "keyholders: Kim, sent 02:03 (running)"."""
+    """One line per alert for the alarm queue: the newest message to a responder and the
+    chain's state, e.g. "Kim: sent (running)", or "emergency: running" before anyone is told."""
     if not alert_ids:
         return {}
     chains = {c.alert_id: c for c in session.scalars(select(Escalation).where(Escalation.alert_id.in_(alert_ids)))}

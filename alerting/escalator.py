@@ -1,17 +1,20 @@
-"""The alerting loop: every second (or as soon as ingest reports a change), in order:
+"""The alerting pipeline, every second (or as soon as an alert changes):
 
 1. start an escalation for every open alert that has none (`escalation.start`);
 2. step every escalation that is due, or whose alert has changed (`escalation.advance`);
 3. send every notification that is due (`notify`, through `channels.send`);
 4. write the patient record for every alert state not yet written (`patient_record`).
 
-Each stage reads what it needs from the database and writes its result back before the
-next one runs, so the loop can stop anywhere (a crash, a restart) and pick up again.
+Each stage reads what it needs from the database and writes its result back, so the
+pipeline can stop anywhere (a crash, a restart) and pick up again. Stages 1-2 touch only
+the database; 3 and 4 wait on other servers, so each runs on a thread of its own and a
+slow mail or record server never delays the next step of an escalation.
 """
 
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +30,8 @@ from monitoring_centre.alerts import ACTIVE
 from monitoring_centre.storage import Alert, Escalation, Notification, Person, utc_now
 
 log = logging.getLogger(__name__)
+SENDERS = 8
+"""Notifications sent at the same time, each on its own connection."""
 
 
 @dataclass(frozen=True)
@@ -61,37 +66,59 @@ class Escalator:
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
-        self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._wakes: dict[str, threading.Event] = {}
+        self._threads: list[threading.Thread] = []
 
-    # The loop ------------------------------------------------------------------------
+    # The loops ---------------------------------------------------------------------
+    # Three threads, so that a slow mail or record server never holds up the next step of
+    # an escalation: stepping touches only the database; sending and record writing wait
+    # on the network, each in its own loop.
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="escalator", daemon=True)
-        self._thread.start()
+        loops = {"escalator": self._step, "notifier": self._send, "record-writer": self._write}
+        self._wakes = {name: threading.Event() for name in loops}
+        for name, work in loops.items():
+            thread = threading.Thread(target=self._loop, args=(work, self._wakes[name]), name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        self.wake()
+        for thread in self._threads:
+            thread.join(timeout=30)
 
-    def wake(self, _alert_ids: object = None) -> None:
+    def wake(self) -> None:
         """Thread-safe: ingest and the API call this when alerts change."""
-        self._wake.set()
+        for wake in self._wakes.values():
+            wake.set()
 
-    def _run(self) -> None:
+    def _loop(self, work: Callable[[], None], wake: threading.Event) -> None:
         while not self._stop.is_set():
             try:
-                self.run_once()
-            except Exception:  # a database hiccup must not end alerting: log, count, go on
+                work()
+            except Exception:  # a database or network hiccup must not end alerting: log, count, go on
                 self.metrics.errors.inc()
                 log.exception("alerting pass failed; retrying")
-            self._wake.wait(self.settings.poll_s)
-            self._wake.clear()
+            wake.wait(self.settings.poll_s)
+            wake.clear()
+
+    def _step(self) -> None:
+        now = self.clock()
+        self.start_escalations(now)
+        if self.step_escalations(now):  # something to send or record: no need to wait for their poll
+            self._wakes["notifier"].set()
+            self._wakes["record-writer"].set()
+
+    def _send(self) -> None:
+        self.send_notifications(self.clock())
+
+    def _write(self) -> None:
+        self.write_records(self.clock())
 
     def run_once(self) -> None:
+        """Every stage once, in order, on this thread (tests drive the clock this way)."""
         now = self.clock()
         self.start_escalations(now)
         self.step_escalations(now)
@@ -100,14 +127,20 @@ class Escalator:
 
     # The stages ----------------------------------------------------------------------
 
-    def start_escalations(self, now: datetime) -> None:
+    def start_escalations(self, now: datetime) -> set[int]:
+        """Returns the ids of alerts whose escalation started."""
         with self.sessions() as session:
-            started = select(Escalation.alert_id)
-            for alert in session.scalars(select(Alert).where(Alert.status.in_(ACTIVE), Alert.id.not_in(started))):
+            have_one = select(Escalation.alert_id)
+            alerts = session.scalars(select(Alert).where(Alert.status.in_(ACTIVE), Alert.id.not_in(have_one))).all()
+            for alert in alerts:
                 escalation.start(session, alert, now)
             session.commit()
+        started = {alert.id for alert in alerts}
+        self._changed(started)
+        return started
 
-    def step_escalations(self, now: datetime) -> None:
+    def step_escalations(self, now: datetime) -> set[int]:
+        """Returns the ids of alerts whose escalation moved."""
         moved = set()
         with self.sessions() as session:
             for chain, alert in escalation.unfinished(session):
@@ -118,34 +151,39 @@ class Escalator:
                         moved.add(alert.id)
             session.commit()
         self._changed(moved)
+        return moved
 
     def _changed(self, alert_ids: set[int]) -> None:
         if alert_ids and self.on_change is not None:
             self.on_change(alert_ids)
 
     def send_notifications(self, now: datetime) -> None:
+        """Send what is due, several at once: one unreachable server never holds up the rest."""
         with self.sessions() as session:
             due = notify.due(session, now)
-        for notification_id in due:
-            outgoing = self._prepare(notification_id, now)
-            if outgoing is None:
-                continue
-            delivery = channels.send(outgoing.address, outgoing.message, self.settings.smtp)
-            with self.sessions() as session:
-                notification = session.get(Notification, notification_id)
-                if notification is None:
-                    continue
-                notify.record(notification, delivery, self.clock())
-                outcome = "sent" if delivery.ok else notification.status  # pending (will retry) or failed
-                self.metrics.notifications.labels(outcome="retry" if outcome == "pending" else outcome).inc()
-                if delivery.ok:
-                    alert = session.get(Alert, notification.alert_id)
-                    audit.record(session, "system:alerting", "notify_responder",
-                                 [alert.person_id if alert else None],
-                                 f"alert {notification.alert_id} to {notification.responder_name} "
-                                 f"({delivery.channel}): {notification.reason}")
-                session.commit()
-                self._changed({notification.alert_id})
+        if due:
+            with ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="send") as pool:
+                list(pool.map(lambda notification_id: self._deliver(notification_id, now), due))
+
+    def _deliver(self, notification_id: int, now: datetime) -> None:
+        outgoing = self._prepare(notification_id, now)
+        if outgoing is None:
+            return
+        delivery = channels.send(outgoing.address, outgoing.message, self.settings.smtp)
+        with self.sessions() as session:
+            notification = session.get(Notification, notification_id)
+            if notification is None:
+                return
+            notify.record(notification, delivery, self.clock())
+            outcome = "sent" if delivery.ok else notification.status  # pending (will retry) or failed
+            self.metrics.notifications.labels(outcome="retry" if outcome == "pending" else outcome).inc()
+            if delivery.ok:
+                alert = session.get(Alert, notification.alert_id)
+                audit.record(session, "system:alerting", "notify_responder", [alert.person_id if alert else None],
+                             f"alert {notification.alert_id} to {notification.responder_name} "
+                             f"({delivery.channel}): {notification.reason}")
+            session.commit()
+        self._changed({outgoing.alert_id})
 
     def _prepare(self, notification_id: int, now: datetime) -> notify.Outgoing | None:
         with self.sessions() as session:
@@ -171,7 +209,7 @@ class Escalator:
             message = notify.compose(notification, alert, person, accept_url=accept_url,
                                      timezone=self.settings.timezone)
             session.commit()
-            return notify.Outgoing(notification_id, notification.address, message)
+            return notify.Outgoing(notification_id, alert.id, notification.address, message)
 
     def write_records(self, now: datetime) -> None:
         with self.sessions() as session:

@@ -26,6 +26,7 @@ RETRY_AFTER_S = (10, 30, 60, 120, 300)
 @dataclass(frozen=True)
 class Outgoing:
     notification_id: int
+    alert_id: int
     address: str
     message: Message
 

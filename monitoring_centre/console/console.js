@@ -4,6 +4,7 @@
 const PRIORITY = { 1: "1 Emergency", 2: "2 Urgent", 3: "3 High", 4: "4 Supervision", 5: "5 Restoral", 9: "9 Routine" };
 let token = sessionStorage.getItem("telecare-token");
 let refreshing = null;
+let stale = false;
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -169,10 +170,17 @@ function resolveForm(alert) {
   return form;
 }
 
+// One fetch at a time; a change that arrives during a fetch is fetched again after it,
+// never dropped (the queue must not show a stale state).
 async function refresh() {
-  if (refreshing) return refreshing;
-  outcomes = outcomes || await api("/api/v1/alerts/outcomes");
-  refreshing = api("/api/v1/alerts?status=active").then(render).finally(() => { refreshing = null; });
+  if (refreshing) { stale = true; return refreshing; }
+  refreshing = (async () => {
+    do {
+      stale = false;
+      outcomes = outcomes || await api("/api/v1/alerts/outcomes");
+      render(await api("/api/v1/alerts?status=active"));
+    } while (stale);
+  })().finally(() => { refreshing = null; });
   return refreshing;
 }
 
