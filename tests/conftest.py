@@ -9,6 +9,7 @@ import pytest
 
 from monitoring_centre.broker import BrokerAccount, EmbeddedBroker, Mosquitto, find_mosquitto
 from tests import postgres
+from tests.webhook import Webhook, webhook_server
 
 _database_names = itertools.count(1)
 
@@ -54,3 +55,10 @@ def embedded_broker(broker_accounts: dict[str, BrokerAccount]) -> Iterator[Embed
     """The amqtt fallback broker (MQTT 3.1.1 only) with the `broker_accounts` and the hub ACL."""
     with EmbeddedBroker(broker_accounts.values()) as broker:
         yield broker
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    """A local webhook receiver (`json://127.0.0.1:<port>/path`); paths starting /fail answer 500."""
+    with webhook_server() as hook:
+        yield hook

@@ -1,11 +1,7 @@
 """Notification channels against real servers on loopback: SMTP (aiosmtpd) and an HTTP webhook."""
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -15,6 +11,7 @@ from alerting.channels import Delivery, Message, SmtpSettings, send, validate_ad
 from alerting.channels.email import compose
 from tests.helpers import free_port
 from tests.smtp_server import SmtpServer, silent_server, smtp_server
+from tests.webhook import Webhook
 
 RESPONDER = "responder@example.org"
 ACCEPT_URL = "https://centre.example.org/alerts/12/accept?token=abc"
@@ -187,45 +184,6 @@ def test_smtp_settings_refuse_a_bad_sender_and_a_username_without_password() -> 
 
 
 # --- Apprise --------------------------------------------------------------------------------
-
-
-@dataclass
-class Webhook:
-    """What a local HTTP endpoint received; paths starting /fail answer 500."""
-
-    port: int = 0
-    requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            hook.requests.append((self.path, json.loads(body)))
-            status = 500 if self.path.startswith("/fail") else 200
-            answer = b'{"error": "database down"}' if status == 500 else b"{}"
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    hook.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield hook
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def test_json_webhook_receives_title_message_and_type(webhook: Webhook) -> None:

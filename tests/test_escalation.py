@@ -2,6 +2,8 @@
 real SMTP server. Time is the escalator's clock, moved by the test."""
 
 import re
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -30,7 +32,9 @@ from monitoring_centre.storage import (
     Responder,
     make_engine,
 )
-from tests.smtp_server import SmtpServer, smtp_server
+from tests.smtp_server import SmtpServer, silent_server, smtp_server
+from tests.support import wait_for
+from tests.webhook import Webhook
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 SECRET = "a-test-secret-that-is-long-enough-for-hmac-0123456789"
@@ -386,3 +390,32 @@ def test_an_idle_pass_leaves_the_escalation_alone(world: World) -> None:
     world.at(60)
     escalator.run_once()
     assert world.escalation(alert_id).token != before
+
+
+def test_a_hung_mail_server_does_not_hold_up_the_next_responder(world: World, webhook: Webhook) -> None:
+    """Kim's mail goes to a server that accepts the connection and never answers; Lee's
+    webhook message, sent in the same pass, arrives long before Kim's attempt gives up."""
+    with world.sessions() as session:
+        person = session.get(Person, world.person_id)
+        assert person is not None
+        person.service = "keyholder_only"
+        lee = session.scalar(select(Responder).where(Responder.name.startswith("Lee")))
+        assert lee is not None
+        for point in session.scalars(select(ContactPoint).where(ContactPoint.responder_id == lee.id)):
+            point.address = f"json://127.0.0.1:{webhook.port}/lee"
+        session.commit()
+    with silent_server() as hung_port:
+        escalator = world.escalator(smtp=SmtpSettings(host="127.0.0.1", port=hung_port, starttls=False,
+                                                      mail_from="alerts@centre.test", timeout_s=8))
+        alert_id = world.raise_alert()
+        escalator.start_escalations(world.clock[0])
+        escalator.step_escalations(world.at(0))    # Kim's step...
+        escalator.step_escalations(world.at(300))  # ...and, five minutes on, Lee's: both pending now
+        sending = threading.Thread(target=escalator.send_notifications, args=(world.clock[0],))
+        started = time.monotonic()
+        sending.start()
+        wait_for(lambda: webhook.requests, timeout=7, what="Lee's message while Kim's mail hangs")
+        assert time.monotonic() - started < 7 and sending.is_alive()  # Kim's attempt is still waiting
+        sending.join(30)
+    kim = next(n for n in world.notifications(alert_id) if "kim" in n.address)
+    assert kim.status == "pending" and kim.attempts == 1  # timed out: it will be retried
