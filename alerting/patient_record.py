@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerting import fhir
 from alerting.nhs_number import InvalidNhsNumber
-from monitoring_centre.storage import Alert, Notification, Person, RecordWrite
+from monitoring_centre.storage import Alert, AlertTransition, Notification, Person, RecordWrite
 
 RETRY_AFTER_S = (5, 15, 60, 300, 600)
 """Waits between attempts; the last repeats for ever: a record write is never given up."""
@@ -32,8 +32,12 @@ def facts_of_person(person: Person) -> fhir.PersonFacts:
     return fhir.PersonFacts(id=person.id, name=person.name, nhs_number=person.nhs_number, address=person.address)
 
 
-def facts_of_alert(alert: Alert) -> fhir.AlertFacts:
-    ended = alert.last_seen_at if alert.status in ("resolved", "closed") else None
+def facts_of_alert(session: Session, alert: Alert) -> fhir.AlertFacts:
+    ended = None
+    if alert.status in ("resolved", "closed"):  # when it was resolved, from its history
+        ended = session.scalar(select(AlertTransition.at).where(AlertTransition.alert_id == alert.id,
+                                                                AlertTransition.to_status == "resolved")
+                               .order_by(AlertTransition.id.desc()).limit(1))
     return fhir.AlertFacts(
         id=alert.id, person_id=alert.person_id, rule=alert.rule, title=alert.title, priority=alert.priority,
         status=alert.status, outcome=alert.outcome, opened_at=alert.opened_at, last_seen_at=alert.last_seen_at,
@@ -63,7 +67,7 @@ def bundle_for(session: Session, alert: Alert) -> str:
     person = session.get(Person, alert.person_id)
     if person is None:
         raise LookupError(f"alert {alert.id} has no person")
-    bundle = fhir.record_for_alert(facts_of_person(person), facts_of_alert(alert),
+    bundle = fhir.record_for_alert(facts_of_person(person), facts_of_alert(session, alert),
                                    facts_of_notifications(session, alert), [])
     return fhir.bundle_json(bundle)
 

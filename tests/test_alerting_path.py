@@ -167,6 +167,26 @@ def test_a_keyholder_is_mailed_accepts_and_is_shown_how_to_get_in(
     assert {"Patient", "Flag", "DetectedIssue", "Communication"} <= kinds
     Bundle.model_validate(record.json())
 
+    # Resolved: the record says how it ended, and when.
+    resolved = httpx.post(f"{url}/api/v1/alerts/{alert['id']}/resolve", headers={"Authorization": f"Bearer {operator}"},
+                          json={"outcome": "responder_visited", "note": "Kim found Ada on the floor, unhurt"})
+    assert resolved.status_code == 200, resolved.text
+
+    def flag_when_resolved() -> dict[str, Any] | None:
+        with record_server.lock:
+            for bundle in record_server.bundles:
+                for entry in bundle["entry"]:
+                    resource = entry["resource"]
+                    if resource["resourceType"] == "Flag" and resource["status"] == "inactive":
+                        return bundle
+        return None
+
+    final = wait_for(flag_when_resolved, what="the resolved alert in the record")
+    [flag] = [e["resource"] for e in final["entry"] if e["resource"]["resourceType"] == "Flag"]
+    assert flag["period"]["end"] >= flag["period"]["start"]
+    [issue] = [e["resource"] for e in final["entry"] if e["resource"]["resourceType"] == "DetectedIssue"]
+    assert "responder_visited" in json.dumps(issue["mitigation"])
+
     with centre_.sessions() as session:
         actions = set(session.scalars(select(AuditEntry.action).where(AuditEntry.person_id == people["hub-1"])))
     assert {"change_contacts", "notify_responder", "open_accept_link", "show_access_details", "view_record"} <= actions
