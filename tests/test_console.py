@@ -1,8 +1,6 @@
 """The operator's console in a real headless Chromium: sign in, see a pendant alarm arrive
 live (no reload), acknowledge it."""
 
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,25 +18,6 @@ from tests.helpers import mqtt_client
 from tests.support import OPERATOR, centre_settings, enrol_test_homes, wait_for
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def browser_page() -> Iterator[Any]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (make setup-test installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
-
 
 def test_alarm_appears_live_and_is_acknowledged(tmp_path: Path, mosquitto: Any,
                                                  broker_accounts: dict[str, BrokerAccount], browser_page: Any) -> None:

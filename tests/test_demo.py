@@ -121,3 +121,30 @@ def _listening(port: int) -> bool:
 
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
+def test_the_demo_shows_the_scripted_alarms_in_the_browser(tmp_path: Path, browser_page: Any) -> None:
+    port = free_port()
+    demo = subprocess.Popen([sys.executable, "-m", "telecare.cli", "demo", "--duration", "30", "--port", str(port),
+                             "--data-dir", str(tmp_path / "demo")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert demo.stdout is not None
+        url = demo.stdout.readline().split("console at ", 1)[1].strip()
+        credentials = json.loads((tmp_path / "demo" / "demo-credentials.json").read_text())
+        wait_for(lambda: _token(url.rstrip("/"), credentials), timeout=20, what="the centre's API")
+        page = browser_page
+        page.goto(url)
+        page.fill("input[name=username]", credentials["username"])
+        page.fill("input[name=password]", credentials["password"])
+        page.click("button[type=submit]")
+        for rule in ("pendant_alarm", "fall"):
+            page.locator(f"#queue tbody tr[data-rule={rule}]").wait_for(timeout=20_000)
+        assert "Margaret Hughes" in page.locator("#queue tbody").inner_text()
+        output, _ = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 0, output
