@@ -33,6 +33,8 @@ class Inbound:
     payload: bytes
     mid: int = 0
     qos: int = 1
+    link: int = 0
+    """Which connection to the broker it came on: it is acknowledged only on that one."""
 
 
 @dataclass

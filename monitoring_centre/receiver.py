@@ -7,6 +7,12 @@ redelivers it (and ingest drops the copy by message id). The session is persiste
 at the broker. The hand-over queue is bounded: a slow database blocks paho's network
 thread, which stops reading the socket. That is backpressure, never loss (aiomqtt's
 "queue is full, discarding" is the failure we avoid).
+
+A message is acknowledged only on the connection it arrived on. After a reconnect the
+broker redelivers what was not acknowledged, under the same packet id; acknowledging the
+old copy as well could, once the broker has reused that id, acknowledge a newer message
+that is not stored yet. The redelivered copy is stored (a duplicate, dropped by id) and
+acknowledged instead.
 """
 
 import logging
@@ -40,6 +46,9 @@ class Receiver:
         self.connected = threading.Event()
         self._queue: queue.Queue[Inbound] = queue.Queue(maxsize=queue_size)
         self._stopping = threading.Event()
+        self._link = 0
+        """Counts connections to the broker; see the module docstring."""
+        self._link_lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="centre-ingest", daemon=True)
         protocol = mqtt.MQTTv5 if mqtt_v5 else mqtt.MQTTv311
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
@@ -76,6 +85,8 @@ class Receiver:
         if getattr(reason, "is_failure", False):
             log.error("broker refused the centre: %s", reason)
             return
+        with self._link_lock:
+            self._link += 1
         client.subscribe(SUBSCRIPTION, qos=1)
         self.connected.set()
         log.info("centre connected to the broker at %s:%s", self.host, self.port)
@@ -88,7 +99,8 @@ class Receiver:
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
         # Blocks while the queue is full: paho stops reading, the broker holds the rest.
-        self._queue.put(Inbound(topic=message.topic, payload=bytes(message.payload), mid=message.mid, qos=message.qos))
+        self._queue.put(Inbound(topic=message.topic, payload=bytes(message.payload), mid=message.mid,
+                                qos=message.qos, link=self._link))
 
     def _work(self) -> None:
         while not (self._stopping.is_set() and self._queue.empty()):
@@ -114,8 +126,9 @@ class Receiver:
                 if self._stopping.is_set():
                     return  # unacknowledged: the broker redelivers them to the next centre
                 time.sleep(RETRY_DELAY_S)
-        for inbound in batch:
-            if inbound.qos > 0:
-                self.client.ack(inbound.mid, inbound.qos)
+        with self._link_lock:
+            for inbound in batch:
+                if inbound.qos > 0 and inbound.link == self._link:
+                    self.client.ack(inbound.mid, inbound.qos)
         if outcome.changed_alerts:
             self.on_alerts(outcome.changed_alerts)

@@ -195,3 +195,26 @@ def test_api_needs_a_token_and_lists_patients(centre: Any) -> None:
                                                                     ("Brian Jones", ("hub-2",))}
     schema = httpx.get(f"{centre.url}/openapi.json").json()
     assert {"/api/v1/auth/token", "/api/v1/patients", "/api/v1/alerts"} <= set(schema["paths"])
+
+
+def test_the_centre_carries_on_after_the_broker_restarts(centre: Any, mosquitto: Any, broker_accounts: Any) -> None:
+    centre, people = centre
+    bearer = token(centre.url)
+
+    def press() -> None:
+        event = DeviceEvent.new(hub_id="hub-1", device_id="pendant-1", device_type=DeviceType.PERSONAL_TRIGGER,
+                                code=EventCode.MANUAL_ALARM, source_ts=datetime.now(UTC))
+        hub = mqtt_client(mosquitto, broker_accounts["hub-1"])
+        try:
+            hub.publish(topic_for("hub-1", "event"), encode(event), qos=1).wait_for_publish(5)
+        finally:
+            hub.disconnect()
+            hub.loop_stop()
+
+    press()
+    wait_for(lambda: alerts_for(centre.url, bearer, people["hub-1"]), what="the first press")
+    mosquitto.restart()
+    press()  # likely before the centre has reconnected: its persistent session keeps the press
+    [alert] = wait_for(lambda: [a for a in alerts_for(centre.url, bearer, people["hub-1"]) if a["repeat_count"] == 1],
+                       timeout=30, what="the press after the restart")
+    assert alert["status"] == "open"
