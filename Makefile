@@ -26,6 +26,7 @@ lint: setup
 
 bench: setup
 	$(PYTHON) bench/alarm_latency.py
+	$(PYTHON) bench/escalation.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

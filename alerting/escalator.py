@@ -32,6 +32,8 @@ from monitoring_centre.storage import Alert, Escalation, Notification, Person, u
 log = logging.getLogger(__name__)
 SENDERS = 8
 """Notifications sent at the same time, each on its own connection."""
+BATCH = 100
+"""Notifications claimed from the database at a time."""
 
 
 @dataclass(frozen=True)
@@ -158,58 +160,67 @@ class Escalator:
             self.on_change(alert_ids)
 
     def send_notifications(self, now: datetime) -> None:
-        """Send what is due, several at once: one unreachable server never holds up the rest."""
-        with self.sessions() as session:
-            due = notify.due(session, now)
-        if due:
-            with ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="send") as pool:
-                list(pool.map(lambda notification_id: self._deliver(notification_id, now), due))
+        """Send what is due, several at once: one unreachable server never holds up the rest.
+        Each batch is claimed in one transaction and recorded in one, and a burst is sent
+        batch after batch until nothing is due, not one batch per poll."""
+        with ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="send") as pool:
+            while True:
+                claimed, outgoing = self._claim(now)
+                deliveries = list(pool.map(
+                    lambda out: channels.send(out.address, out.message, self.settings.smtp), outgoing))
+                self._record(list(zip(outgoing, deliveries, strict=True)))
+                if claimed < BATCH:
+                    return
 
-    def _deliver(self, notification_id: int, now: datetime) -> None:
-        outgoing = self._prepare(notification_id, now)
-        if outgoing is None:
-            return
-        delivery = channels.send(outgoing.address, outgoing.message, self.settings.smtp)
+    def _claim(self, now: datetime) -> tuple[int, list[notify.Outgoing]]:
+        """Lease up to a batch of due notifications and compose them. Returns how many were
+        due, and those still worth sending (a message whose alert was handled is cancelled)."""
+        outgoing = []
         with self.sessions() as session:
-            notification = session.get(Notification, notification_id)
-            if notification is None:
-                return
-            notify.record(notification, delivery, self.clock())
-            outcome = "sent" if delivery.ok else notification.status  # pending (will retry) or failed
-            self.metrics.notifications.labels(outcome="retry" if outcome == "pending" else outcome).inc()
-            if delivery.ok:
+            due = notify.due(session, now, limit=BATCH)
+            for notification_id in due:
+                notification = notify.claim(session, notification_id, now)
+                if notification is None:
+                    continue
                 alert = session.get(Alert, notification.alert_id)
-                audit.record(session, "system:alerting", "notify_responder", [alert.person_id if alert else None],
-                             f"alert {notification.alert_id} to {notification.responder_name} "
-                             f"({delivery.channel}): {notification.reason}")
+                person = session.get(Person, alert.person_id) if alert is not None else None
+                if alert is None or person is None:
+                    notification.status, notification.detail = "failed", "its alert or person no longer exists"
+                    continue
+                reason = notify.unwanted(notification, alert)
+                if reason is not None:
+                    notification.status, notification.detail, notification.next_attempt_at = "cancelled", reason, None
+                    self.metrics.notifications.labels(outcome="cancelled").inc()
+                    continue
+                accept_url = None
+                if notification.accept_token_hash is not None:
+                    token, _hash = self._accept_token(notification.reference)
+                    accept_url = f"{self.settings.public_url.rstrip('/')}/accept/{token}"
+                message = notify.compose(notification, alert, person, accept_url=accept_url,
+                                         timezone=self.settings.timezone)
+                outgoing.append(notify.Outgoing(notification_id, alert.id, alert.person_id, notification.address,
+                                                message))
             session.commit()
-        self._changed({outgoing.alert_id})
+        return len(due), outgoing
 
-    def _prepare(self, notification_id: int, now: datetime) -> notify.Outgoing | None:
+    def _record(self, results: list[tuple[notify.Outgoing, channels.Delivery]]) -> None:
+        """Each attempt's outcome, and an audit row for each message that went out."""
+        if not results:
+            return
         with self.sessions() as session:
-            notification = notify.claim(session, notification_id, now)
-            if notification is None:
-                return None
-            alert = session.get(Alert, notification.alert_id)
-            person = session.get(Person, alert.person_id) if alert is not None else None
-            if alert is None or person is None:
-                notification.status, notification.detail = "failed", "its alert or person no longer exists"
-                session.commit()
-                return None
-            reason = notify.unwanted(notification, alert)
-            if reason is not None:
-                notification.status, notification.detail, notification.next_attempt_at = "cancelled", reason, None
-                self.metrics.notifications.labels(outcome="cancelled").inc()
-                session.commit()
-                return None
-            accept_url = None
-            if notification.accept_token_hash is not None:
-                token, _hash = self._accept_token(notification.reference)
-                accept_url = f"{self.settings.public_url.rstrip('/')}/accept/{token}"
-            message = notify.compose(notification, alert, person, accept_url=accept_url,
-                                     timezone=self.settings.timezone)
+            for out, delivery in results:
+                notification = session.get(Notification, out.notification_id)
+                if notification is None:
+                    continue
+                notify.record(notification, delivery, self.clock())
+                outcome = "sent" if delivery.ok else notification.status  # pending (will retry) or failed
+                self.metrics.notifications.labels(outcome="retry" if outcome == "pending" else outcome).inc()
+                if delivery.ok:
+                    audit.record(session, "system:alerting", "notify_responder", [out.person_id],
+                                 f"alert {out.alert_id} to {notification.responder_name} "
+                                 f"({delivery.channel}): {notification.reason}")
             session.commit()
-            return notify.Outgoing(notification_id, alert.id, notification.address, message)
+        self._changed({out.alert_id for out, _ in results})
 
     def write_records(self, now: datetime) -> None:
         with self.sessions() as session:

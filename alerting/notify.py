@@ -27,6 +27,7 @@ RETRY_AFTER_S = (10, 30, 60, 120, 300)
 class Outgoing:
     notification_id: int
     alert_id: int
+    person_id: int
     address: str
     message: Message
 
