@@ -30,7 +30,8 @@ OUTCOMES: dict[str, str] = {
     "technical": "an equipment or connection fault; the person was not at risk",
 }
 """How an operator closes an alert. "If in doubt, go out": a decision not to visit is
-recorded with its reason (TSA; domain brief), so `resolved_by_call` needs a note."""
+recorded with its reason (TSA; domain brief), so `resolved_by_call` needs a note. The
+detection engine closes a recovered condition itself, with the outcome `all_clear`."""
 NEEDS_A_REASON = frozenset({"resolved_by_call"})
 MAX_EVIDENCE = 50
 """Evidence kept on the alert itself; every message stays in the events table."""

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, Query, status
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from monitoring_centre import access, audit
 from monitoring_centre.access import SEES_EVERYONE, may_decide_for
@@ -30,7 +31,7 @@ class AuditOut(BaseModel):
     detail: str
 
 
-def _person_for(session: Db, user: User, person_id: int) -> Person:
+def _person_for(session: Session, user: User, person_id: int) -> Person:
     """The person, if the caller may decide for them; 404 otherwise (no hint that they exist)."""
     person = session.get(Person, person_id)
     if person is None or not may_decide_for(user, person_id):
@@ -38,7 +39,7 @@ def _person_for(session: Db, user: User, person_id: int) -> Person:
     return person
 
 
-def _family_member(session: Db, username: str) -> User:
+def _family_member(session: Session, username: str) -> User:
     member = session.scalar(select(User).where(User.username == username))
     if member is None:
         raise HTTPException(422, f"no account called {username!r}")

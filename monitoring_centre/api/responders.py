@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, status
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from alerting.channels import Message, SmtpSettings, send, validate_address
 from alerting.policy import ROLE_OF_AUDIENCE
@@ -29,7 +30,7 @@ class ResponderOut(BaseModel):
     contact_points: list[str]
 
 
-def _out(session: Db, responder: Responder) -> ResponderOut:
+def _out(session: Session, responder: Responder) -> ResponderOut:
     addresses = session.scalars(select(ContactPoint.address).where(ContactPoint.responder_id == responder.id)
                                 .order_by(ContactPoint.position))
     return ResponderOut(id=responder.id, name=responder.name, role=responder.role, contact_points=list(addresses))
