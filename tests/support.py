@@ -3,6 +3,7 @@
 import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,7 +17,9 @@ from monitoring_centre.broker import BrokerAccount
 from monitoring_centre.centre import Centre
 from monitoring_centre.enrolment import DeviceRecord, enrol_home
 from monitoring_centre.settings import CentreSettings
-from tests.helpers import free_port
+from telecare_protocol import DeviceEvent, DeviceType, EventCode, encode
+from telecare_protocol.topics import topic_for
+from tests.helpers import free_port, mqtt_client
 
 T = TypeVar("T")
 
@@ -79,3 +82,17 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 10.0, what: str = "
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(0.02)
+
+
+def press_pendant(broker: Any, accounts: dict[str, BrokerAccount], hub_id: str = "hub-1",
+                  device_id: str = "pendant-1") -> DeviceEvent:
+    """Publish one help-button press as the hub would, and wait for the broker's PUBACK."""
+    press = DeviceEvent.new(hub_id=hub_id, device_id=device_id, device_type=DeviceType.PERSONAL_TRIGGER,
+                            code=EventCode.MANUAL_ALARM, source_ts=datetime.now(UTC))
+    hub = mqtt_client(broker, accounts[hub_id])
+    try:
+        hub.publish(topic_for(hub_id, "event"), encode(press), qos=1).wait_for_publish(5)
+    finally:
+        hub.disconnect()
+        hub.loop_stop()
+    return press

@@ -18,7 +18,15 @@ from monitoring_centre.storage import DeadLetter, InboundMessage
 from telecare_protocol import DeviceEvent, DeviceType, EventCode, encode
 from telecare_protocol.topics import topic_for
 from tests.helpers import mqtt_client
-from tests.support import centre_settings, enrol_test_homes, get_json, hub_agent, token, wait_for
+from tests.support import (
+    centre_settings,
+    enrol_test_homes,
+    get_json,
+    hub_agent,
+    press_pendant,
+    token,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -135,13 +143,8 @@ def test_centre_acknowledges_only_what_it_stored(tmp_path: Path, mosquitto: Any,
         raise OSError("disk on fire")
 
     failing.ingest.process = broken_store  # type: ignore[method-assign]
-    press = DeviceEvent.new(hub_id="hub-1", device_id="pendant-1", device_type=DeviceType.PERSONAL_TRIGGER,
-                            code=EventCode.MANUAL_ALARM, source_ts=datetime.now(UTC))
     with CentreThread(failing):
-        hub = mqtt_client(mosquitto, broker_accounts["hub-1"])
-        hub.publish(topic_for("hub-1", "event"), encode(press), qos=1).wait_for_publish(5)
-        hub.disconnect()
-        hub.loop_stop()
+        press = press_pendant(mosquitto, broker_accounts)
         wait_for(lambda: attempts, what="the failing centre to try")
 
     healthy = Centre(settings.model_copy(update={"http_port": settings.http_port}))
@@ -201,20 +204,11 @@ def test_the_centre_carries_on_after_the_broker_restarts(centre: Any, mosquitto:
     centre, people = centre
     bearer = token(centre.url)
 
-    def press() -> None:
-        event = DeviceEvent.new(hub_id="hub-1", device_id="pendant-1", device_type=DeviceType.PERSONAL_TRIGGER,
-                                code=EventCode.MANUAL_ALARM, source_ts=datetime.now(UTC))
-        hub = mqtt_client(mosquitto, broker_accounts["hub-1"])
-        try:
-            hub.publish(topic_for("hub-1", "event"), encode(event), qos=1).wait_for_publish(5)
-        finally:
-            hub.disconnect()
-            hub.loop_stop()
-
-    press()
+    press_pendant(mosquitto, broker_accounts)
     wait_for(lambda: alerts_for(centre.url, bearer, people["hub-1"]), what="the first press")
     mosquitto.restart()
-    press()  # likely before the centre has reconnected: its persistent session keeps the press
+    # Likely published before the centre has reconnected: its persistent session keeps the press.
+    press_pendant(mosquitto, broker_accounts)
     [alert] = wait_for(lambda: [a for a in alerts_for(centre.url, bearer, people["hub-1"]) if a["repeat_count"] == 1],
                        timeout=30, what="the press after the restart")
     assert alert["status"] == "open"

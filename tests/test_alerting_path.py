@@ -7,7 +7,6 @@ import re
 import secrets
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,8 @@ from monitoring_centre.auth import create_user
 from monitoring_centre.broker import BrokerAccount
 from monitoring_centre.centre import Centre, CentreThread
 from monitoring_centre.storage import AuditEntry, Person
-from telecare_protocol import DeviceEvent, DeviceType, EventCode, encode
-from telecare_protocol.topics import topic_for
-from tests.helpers import mqtt_client
 from tests.smtp_server import SmtpServer, smtp_server
-from tests.support import centre_settings, enrol_test_homes, get_json, token, wait_for
+from tests.support import centre_settings, enrol_test_homes, get_json, press_pendant, token, wait_for
 
 pytestmark = pytest.mark.integration
 ADMIN = ("admin-ann", "admin-password-" + secrets.token_hex(4))
@@ -92,17 +88,6 @@ def centre(tmp_path: Path, mosquitto: Any, broker_accounts: dict[str, BrokerAcco
         session.commit()
     with CentreThread(centre):
         yield centre, people
-
-
-def press_pendant(mosquitto: Any, broker_accounts: dict[str, BrokerAccount]) -> None:
-    press = DeviceEvent.new(hub_id="hub-1", device_id="pendant-1", device_type=DeviceType.PERSONAL_TRIGGER,
-                            code=EventCode.MANUAL_ALARM, source_ts=datetime.now(UTC))
-    hub = mqtt_client(mosquitto, broker_accounts["hub-1"])
-    try:
-        hub.publish(topic_for("hub-1", "event"), encode(press), qos=1).wait_for_publish(5)
-    finally:
-        hub.disconnect()
-        hub.loop_stop()
 
 
 def test_a_keyholder_is_mailed_accepts_and_is_shown_how_to_get_in(

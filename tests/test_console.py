@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 from monitoring_centre.broker import BrokerAccount
 from monitoring_centre.centre import Centre, CentreThread
 from monitoring_centre.storage import Reading as StoredReading
-from telecare_protocol import DeviceEvent, DeviceType, EventCode, Reading, encode
+from telecare_protocol import Reading, encode
 from telecare_protocol.codes import Metric, QualityFlag
 from telecare_protocol.topics import topic_for
 from tests.helpers import mqtt_client
-from tests.support import OPERATOR, centre_settings, enrol_test_homes, wait_for
+from tests.support import OPERATOR, centre_settings, enrol_test_homes, press_pendant, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,12 +32,7 @@ def test_alarm_appears_live_and_is_acknowledged(tmp_path: Path, mosquitto: Any,
         page.wait_for_selector("#link.up", timeout=10_000)
         assert page.locator("#queue tbody tr").count() == 0
 
-        press = DeviceEvent.new(hub_id="hub-1", device_id="pendant-1", device_type=DeviceType.PERSONAL_TRIGGER,
-                                code=EventCode.MANUAL_ALARM, source_ts=datetime.now(UTC))
-        hub = mqtt_client(mosquitto, broker_accounts["hub-1"])
-        hub.publish(topic_for("hub-1", "event"), encode(press), qos=1).wait_for_publish(5)
-        hub.disconnect()
-        hub.loop_stop()
+        press_pendant(mosquitto, broker_accounts)
 
         row = page.locator("#queue tbody tr[data-rule=pendant_alarm]")
         row.wait_for(timeout=10_000)

@@ -6,6 +6,9 @@ import signal
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,39 +24,52 @@ from tests.support import wait_for
 pytestmark = pytest.mark.integration
 
 
-def run_demo(tmp_path: Path, broker: str) -> None:
+@dataclass
+class Demo:
+    process: subprocess.Popen[str]
+    url: str
+    """The console URL it printed, without the trailing slash."""
+    credentials: dict[str, Any]
+    bearer: str
+
+
+@contextmanager
+def running_demo(tmp_path: Path, *args: str) -> Iterator[Demo]:
+    """`telecare demo` in a subprocess, once its API answers; killed on the way out if still running."""
     port = free_port()
     data_dir = tmp_path / "demo"
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "telecare.cli", "demo", "--duration", "20", "--port", str(port),
-         "--data-dir", str(data_dir), "--broker", broker],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    process = subprocess.Popen([sys.executable, "-m", "telecare.cli", "demo", "--port", str(port),
+                                "--data-dir", str(data_dir), *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert demo.stdout is not None
-        first_line = demo.stdout.readline()
+        assert process.stdout is not None
+        first_line = process.stdout.readline()
         assert f"http://127.0.0.1:{port}/" in first_line, first_line
         credentials_file = data_dir / "demo-credentials.json"
         assert stat.S_IMODE(os.stat(credentials_file).st_mode) == 0o600
         credentials = json.loads(credentials_file.read_text())
-        assert set(credentials) == {"username", "password"} and len(credentials["password"]) >= 16
+        url = f"http://127.0.0.1:{port}"
+        bearer = wait_for(lambda: _token(url, credentials), timeout=20, what="the centre's API")
+        yield Demo(process, url, credentials, bearer)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
-        base = f"http://127.0.0.1:{port}"
-        bearer = wait_for(lambda: _token(base, credentials), timeout=20, what="the centre's API")
+
+def run_demo(tmp_path: Path, broker: str) -> None:
+    with running_demo(tmp_path, "--duration", "20", "--broker", broker) as demo:
+        assert set(demo.credentials) == {"username", "password"} and len(demo.credentials["password"]) >= 16
 
         def scripted_alarms() -> set[str] | None:
-            alerts = httpx.get(f"{base}/api/v1/alerts", headers={"Authorization": f"Bearer {bearer}"}).json()
+            alerts = httpx.get(f"{demo.url}/api/v1/alerts", headers={"Authorization": f"Bearer {demo.bearer}"}).json()
             rules = {alert["rule"] for alert in alerts}
             return rules if {"pendant_alarm", "fall"} <= rules else None
 
         rules = wait_for(scripted_alarms, timeout=20, what="the scripted pendant alarm and fall")
         assert "hub_offline" not in rules  # the hub is connected while the demo runs
-        output, _ = demo.communicate(timeout=60)
-    finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
-    assert demo.returncode == 0, output
+        output, _ = demo.process.communicate(timeout=60)
+    assert demo.process.returncode == 0, output
     assert "Help button pressed x1" in output and "Fall detected" in output
     assert "Traceback" not in output
 
@@ -96,24 +112,12 @@ def test_the_demo_outbox_keeps_each_mail_and_shows_its_accept_link(tmp_path: Pat
 
 @pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
 def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
-    port = free_port()
-    demo = subprocess.Popen([sys.executable, "-m", "telecare.cli", "demo", "--port", str(port),
-                             "--data-dir", str(tmp_path / "demo")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert demo.stdout is not None
-        assert f"http://127.0.0.1:{port}/" in demo.stdout.readline()
-        credentials = json.loads((tmp_path / "demo" / "demo-credentials.json").read_text())
-        wait_for(lambda: _token(f"http://127.0.0.1:{port}", credentials), timeout=20, what="the centre's API")
-        demo.send_signal(signal.SIGINT)
-        output, _ = demo.communicate(timeout=30)
-    finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
-    assert demo.returncode == 0, output
+    with running_demo(tmp_path) as demo:
+        demo.process.send_signal(signal.SIGINT)
+        output, _ = demo.process.communicate(timeout=30)
+    assert demo.process.returncode == 0, output
     assert "Alerts in the centre:" in output and "Traceback" not in output
-    assert not _listening(port)  # everything it started has stopped
+    assert not _listening(int(demo.url.rsplit(":", 1)[1]))  # everything it started has stopped
 
 
 def _listening(port: int) -> bool:
@@ -125,26 +129,14 @@ def _listening(port: int) -> bool:
 
 @pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
 def test_the_demo_shows_the_scripted_alarms_in_the_browser(tmp_path: Path, browser_page: Any) -> None:
-    port = free_port()
-    demo = subprocess.Popen([sys.executable, "-m", "telecare.cli", "demo", "--duration", "30", "--port", str(port),
-                             "--data-dir", str(tmp_path / "demo")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert demo.stdout is not None
-        url = demo.stdout.readline().split("console at ", 1)[1].strip()
-        credentials = json.loads((tmp_path / "demo" / "demo-credentials.json").read_text())
-        wait_for(lambda: _token(url.rstrip("/"), credentials), timeout=20, what="the centre's API")
+    with running_demo(tmp_path, "--duration", "30") as demo:
         page = browser_page
-        page.goto(url)
-        page.fill("input[name=username]", credentials["username"])
-        page.fill("input[name=password]", credentials["password"])
+        page.goto(f"{demo.url}/")
+        page.fill("input[name=username]", demo.credentials["username"])
+        page.fill("input[name=password]", demo.credentials["password"])
         page.click("button[type=submit]")
         for rule in ("pendant_alarm", "fall"):
             page.locator(f"#queue tbody tr[data-rule={rule}]").wait_for(timeout=20_000)
         assert "Margaret Hughes" in page.locator("#queue tbody").inner_text()
-        output, _ = demo.communicate(timeout=60)
-    finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
-    assert demo.returncode == 0, output
+        output, _ = demo.process.communicate(timeout=60)
+    assert demo.process.returncode == 0, output
