@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting import fhir
@@ -73,13 +73,27 @@ def bundle_for(session: Session, alert: Alert) -> str:
 
 
 def queue(session: Session, now: datetime, *, send: bool) -> int:
-    """Build a Bundle for every alert state not yet in the outbox. Returns how many."""
-    missing = session.scalars(
-        select(Alert).outerjoin(RecordWrite, and_(RecordWrite.alert_id == Alert.id,
-                                                  RecordWrite.alert_status == Alert.status))
-        .where(RecordWrite.id.is_(None)).order_by(Alert.id).limit(BATCH)
+    """Build a Bundle for every alert state not yet in the outbox. Returns how many.
+
+    Driven by the alerts' history: only transitions newer than the newest one already
+    written are read, so each pass costs what changed, not the size of the alerts table."""
+    written_up_to = session.scalar(select(func.max(RecordWrite.transition_id))) or 0
+    changes = session.execute(
+        select(AlertTransition.id, AlertTransition.alert_id).where(AlertTransition.id > written_up_to)
+        .order_by(AlertTransition.id).limit(BATCH)
     ).all()
-    for alert in missing:
+    built = 0
+    for transition_id, alert_id in changes:
+        alert = session.get(Alert, alert_id)
+        if alert is None:
+            continue
+        # The record shows the alert as it is now; an older transition of an alert that has
+        # moved on since is covered by the row for its present state.
+        existing = session.scalar(select(RecordWrite).where(RecordWrite.alert_id == alert.id,
+                                                            RecordWrite.alert_status == alert.status))
+        if existing is not None:
+            existing.transition_id = max(existing.transition_id, transition_id)
+            continue
         session.execute(
             update(RecordWrite).where(RecordWrite.alert_id == alert.id, RecordWrite.status == "pending")
             .values(status="superseded", next_attempt_at=None, detail=f"superseded by the {alert.status} state")
@@ -91,11 +105,12 @@ def queue(session: Session, now: datetime, *, send: bool) -> int:
             # Never send a wrong record; say why in the outbox, where the operators' metrics see it.
             bundle, status, detail = "", "refused", str(error)
         session.add(RecordWrite(alert_id=alert.id, person_id=alert.person_id, alert_status=alert.status,
-                                bundle=bundle, status=status, attempts=0,
+                                transition_id=transition_id, bundle=bundle, status=status, attempts=0,
                                 next_attempt_at=now if status == "pending" else None, detail=detail,
                                 created_at=now))
-    session.flush()
-    return len(missing)
+        session.flush()
+        built += 1
+    return built
 
 
 def send_due(sessions: sessionmaker[Session], base_url: str, now: datetime) -> Iterator[str]:

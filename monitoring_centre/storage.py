@@ -343,6 +343,8 @@ class RecordWrite(Base):
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     alert_status: Mapped[str] = mapped_column(String(16))
+    transition_id: Mapped[int] = mapped_column(ForeignKey("alert_transitions.id"), index=True)
+    """The newest transition of the alert this row covers: where the next pass starts reading."""
     bundle: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True)
     """pending (to send to the record server), written, or kept (no record server configured)."""
