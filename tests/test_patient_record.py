@@ -51,7 +51,8 @@ def test_each_state_is_written_once_and_newer_states_supersede_unsent_ones(sessi
         resolved = session.scalar(select(RecordWrite).where(RecordWrite.alert_status == "resolved"))
         assert resolved is not None
         Bundle.model_validate_json(resolved.bundle)  # valid FHIR
-        [flag] = [e["resource"] for e in json.loads(resolved.bundle)["entry"] if e["resource"]["resourceType"] == "Flag"]
+        entries = json.loads(resolved.bundle)["entry"]
+        [flag] = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Flag"]
         assert flag["status"] == "inactive"
         assert "9434765919" in resolved.bundle
         session.commit()
