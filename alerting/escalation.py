@@ -64,14 +64,15 @@ def recipients(session: Session, person: Person, audience: str) -> list[list[Rec
             .where(PersonContact.person_id == person.id, Responder.active)
             .order_by(PersonContact.position)
         ).scalars()
-        return [[_recipient(session, responder)] for responder in rows] or [[]]
+        return [[recipient_of(session, responder)] for responder in rows] or [[]]
     role = ROLE_OF_AUDIENCE[audience]
     responders = session.scalars(select(Responder).where(Responder.role == role, Responder.active)
                                  .order_by(Responder.id))
-    return [[_recipient(session, responder) for responder in responders]]
+    return [[recipient_of(session, responder) for responder in responders]]
 
 
-def _recipient(session: Session, responder: Responder) -> Recipient:
+def recipient_of(session: Session, responder: Responder) -> Recipient:
+    """A responder with their contact points, in their own order."""
     addresses = session.scalars(select(ContactPoint.address).where(ContactPoint.responder_id == responder.id)
                                 .order_by(ContactPoint.position))
     return Recipient(responder.id, responder.name, responder.role, tuple(addresses))

@@ -53,7 +53,7 @@ class Centre:
             password=settings.mqtt_password.get_secret_value(), client_id=settings.mqtt_client_id,
             mqtt_v5=settings.mqtt_v5, queue_size=settings.ingest_queue_size, on_alerts=self._alerts_changed,
         )
-        self.app = create_app(CentreState(settings, self.sessions, self.feed, self.registry, self.escalator.wake))
+        self.app = create_app(CentreState(settings, self.sessions, self.feed, self.registry, self._alerts_changed))
         self.server = _Server(uvicorn.Config(
             self.app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off",
             timeout_graceful_shutdown=2,  # open console streams must not hold a shutdown up

@@ -240,8 +240,8 @@ def make_engine(url: str) -> Engine:
             # A deferred transaction that reads, then writes after another connection
             # has committed, fails at once with "database is locked" (SQLite cannot
             # upgrade a stale snapshot, and does not wait). Taking the write lock at
-            # BEGIN makes writers queue on busy_timeout instead; WAL readers outside
-            # a transaction are never blocked.
+            # BEGIN makes every transaction queue on busy_timeout instead. Reads take
+            # the lock too, so sessions stay short (routes end theirs before responding).
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine

@@ -54,7 +54,7 @@ def accept(token: str, session: Db, centre: Centre) -> HTMLResponse:
         session.commit()
         return _page("Thank you", f"<p>{escape(str(refused))}</p>", 409)
     session.commit()
-    centre.alerts_changed()
+    centre.alerts_changed({accepted.alert.id})
     person = accepted.person
     access = escape(person.access_details) if person.access_details else "none recorded: call the centre"
     return _page(f"Thank you, {accepted.responder_name}",

@@ -8,12 +8,13 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from alerting.escalation import escalation_lines
 from monitoring_centre import alerts, audit
 from monitoring_centre.access import visible_person_ids
-from monitoring_centre.api.deps import Centre, CurrentUser, Db, require_role
-from monitoring_centre.storage import Alert, Person
+from monitoring_centre.api.deps import Centre, CurrentUser, Db, may_see, require_role
+from monitoring_centre.storage import Alert, Person, User
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 KEEPALIVE_S = 15.0
@@ -63,10 +64,7 @@ def acknowledge(alert_id: int, user: CurrentUser, session: Db, centre: Centre) -
     """An operator has seen this alert and owns it now. Escalation stops on acknowledgement,
     so only the centre's staff may do it: never the person or their family."""
     require_role(user, "operator", "nurse", "admin")
-    visible = visible_person_ids(session, user)
-    alert = session.get(Alert, alert_id)
-    if alert is None or (visible is not None and alert.person_id not in visible):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
+    alert = _alert_for(session, user, alert_id)
     try:
         alerts.transition(session, alert, "acknowledged", user.username)
     except alerts.TransitionRefused as refused:
@@ -74,7 +72,7 @@ def acknowledge(alert_id: int, user: CurrentUser, session: Db, centre: Centre) -
     audit.record(session, user.username, "acknowledge_alert", [alert.person_id], f"alert {alert.id}")
     name = session.get(Person, alert.person_id)
     session.commit()
-    centre.alerts_changed()  # the escalation stops now, not at its next step
+    centre.alerts_changed({alert.id})  # the escalation stops now, not at its next step
     return AlertOut(person_name=name.name if name else "", **_columns(alert))
 
 
@@ -97,10 +95,7 @@ def resolve(alert_id: int, resolution: Resolution, user: CurrentUser, session: D
         raise HTTPException(422, f"outcome must be one of {sorted(alerts.OUTCOMES)}")
     if resolution.outcome in alerts.NEEDS_A_REASON and not resolution.note.strip():
         raise HTTPException(422, "a decision not to visit is recorded with its reason: add a note")
-    visible = visible_person_ids(session, user)
-    alert = session.get(Alert, alert_id)
-    if alert is None or (visible is not None and alert.person_id not in visible):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
+    alert = _alert_for(session, user, alert_id)
     try:
         alerts.transition(session, alert, "resolved", user.username, resolution.note, outcome=resolution.outcome)
     except alerts.TransitionRefused as refused:
@@ -109,7 +104,7 @@ def resolve(alert_id: int, resolution: Resolution, user: CurrentUser, session: D
                  f"alert {alert.id}: {resolution.outcome}")
     person = session.get(Person, alert.person_id)
     session.commit()
-    centre.alerts_changed()
+    centre.alerts_changed({alert.id})
     return AlertOut(person_name=person.name if person else "", **_columns(alert))
 
 
@@ -133,6 +128,14 @@ async def stream(user: CurrentUser, centre: Centre) -> StreamingResponse:
             centre.feed.unsubscribe(feed)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+def _alert_for(session: Session, user: User, alert_id: int) -> Alert:
+    """The alert, if the caller may see its person; 404 otherwise."""
+    alert = session.get(Alert, alert_id)
+    if alert is None or not may_see(session, user, alert.person_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
+    return alert
 
 
 def _columns(alert: Alert) -> dict[str, Any]:

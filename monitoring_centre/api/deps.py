@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitoring_centre.access import visible_person_ids
 from monitoring_centre.auth import username_from_token
 from monitoring_centre.live import AlertFeed
 from monitoring_centre.settings import CentreSettings
@@ -24,8 +25,8 @@ class CentreState:
     sessions: sessionmaker[Session]
     feed: AlertFeed
     registry: CollectorRegistry
-    alerts_changed: Callable[[], None]
-    """Wakes the escalator after an operator changes an alert."""
+    alerts_changed: Callable[[set[int]], None]
+    """Tells open consoles and the escalator that these alerts changed (as ingest does)."""
 
 
 def centre(request: Request) -> CentreState:
@@ -63,7 +64,5 @@ def require_role(user: User, *roles: str) -> None:
 
 
 def may_see(session: Session, user: User, person_id: int) -> bool:
-    from monitoring_centre.access import visible_person_ids
-
     visible = visible_person_ids(session, user)
     return visible is None or person_id in visible

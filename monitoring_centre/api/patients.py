@@ -7,10 +7,11 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from alerting import patient_record
+from alerting.escalation import recipients
 from monitoring_centre import audit, trends
 from monitoring_centre.access import visible_people
 from monitoring_centre.api.deps import CurrentUser, Db, may_see
-from monitoring_centre.storage import ContactPoint, Hub, Person, PersonContact, Responder, utc_now
+from monitoring_centre.storage import Hub, Person, utc_now
 from telecare_protocol.codes import METRICS, Metric
 
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
@@ -80,12 +81,8 @@ def patient(person_id: int, user: CurrentUser, session: Db) -> PatientDetail:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such person")
     hubs = [HubOut(id=h.id, link=h.link, power=h.power, last_heartbeat_at=h.last_heartbeat_at)
             for h in session.scalars(select(Hub).where(Hub.person_id == person_id).order_by(Hub.id))]
-    keyholders = []
-    for responder in session.scalars(select(Responder).join(PersonContact, PersonContact.responder_id == Responder.id)
-                                     .where(PersonContact.person_id == person_id).order_by(PersonContact.position)):
-        addresses = session.scalars(select(ContactPoint.address).where(ContactPoint.responder_id == responder.id)
-                                    .order_by(ContactPoint.position))
-        keyholders.append(KeyholderOut(name=responder.name, contact_points=list(addresses)))
+    keyholders = [KeyholderOut(name=k.name, contact_points=list(k.addresses))
+                  for group in recipients(session, person, "keyholders") for k in group]
     audit.record(session, user.username, "view_patient", [person_id])
     session.commit()
     return PatientDetail(id=person.id, name=person.name, address=person.address, nhs_number=person.nhs_number,

@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from alerting.channels import Message, SmtpSettings, send, validate_address
+from alerting.escalation import recipient_of
 from alerting.policy import ROLE_OF_AUDIENCE
 from monitoring_centre import audit
 from monitoring_centre.api.deps import Centre, CurrentUser, Db, require_role
@@ -31,8 +32,7 @@ class ResponderOut(BaseModel):
 
 
 def _out(session: Session, responder: Responder) -> ResponderOut:
-    addresses = session.scalars(select(ContactPoint.address).where(ContactPoint.responder_id == responder.id)
-                                .order_by(ContactPoint.position))
+    addresses = recipient_of(session, responder).addresses
     return ResponderOut(id=responder.id, name=responder.name, role=responder.role, contact_points=list(addresses))
 
 
