@@ -92,6 +92,41 @@ class Device(Base):
     kind: Mapped[str] = mapped_column(String(32))
     last_seen: Mapped[datetime | None]
     battery_pct: Mapped[int | None]
+    location: Mapped[str] = mapped_column(String(32), default="")
+    """Where in the home it is, for the activity rules: front_door, bedroom, bed, toilet, kitchen, …"""
+    expected_interval_s: Mapped[int | None]
+    """How often the device is heard from when all is well (a sleepy sensor's cadence)."""
+
+
+class RuleSetting(Base):
+    """A person's own value for a detection rule's parameters (e.g. NEWS2 Scale 2 for SpO2).
+
+    Rules fall back to their cited defaults (`monitoring_centre/detection/`) for anything not
+    set here. Every change is also written to the audit log with who made it and why.
+    """
+
+    __tablename__ = "rule_settings"
+    __table_args__ = (UniqueConstraint("person_id", "rule"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    rule: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]]
+    changed_at: Mapped[datetime]
+    changed_by: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class PlannedAbsence(Base):
+    """A hospital stay or a holiday: the activity rules pause while it lasts."""
+
+    __tablename__ = "planned_absences"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
 
 
 class InboundMessage(Base):

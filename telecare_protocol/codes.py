@@ -19,6 +19,9 @@ class DeviceType(StrEnum):
     OCCUPANCY = "occupancy"
     WANDERING = "wandering"
     PULSE_OXIMETER = "pulse_oximeter"
+    PULL_CORD = "pull_cord"
+    MOTION_SENSOR = "motion_sensor"
+    """Room activity: a PIR, or a switch on an appliance (fridge, kettle, toilet flush)."""
     COMMUNICATION_LINK = "communication_link"
     """The hub itself: its power supply and its links to devices and to the centre."""
 
@@ -43,6 +46,10 @@ class EventCode(StrEnum):
     DEVICE_NOT_SEEN = "device_not_seen"
     DEVICE_SEEN_AGAIN = "device_seen_again"
     DEVICE_FAULT = "device_fault"
+    ACTIVITY = "activity"
+    """Someone moved in a room or used something (a PIR, the fridge, the toilet flush)."""
+    DATA_DROPPED = "data_dropped"
+    """The hub's outbox reached its disk budget and shed readings; `detail` counts them."""
 
 
 SCAIP_STATUS: dict[EventCode, str] = {
@@ -63,6 +70,8 @@ SCAIP_STATUS: dict[EventCode, str] = {
     EventCode.DEVICE_NOT_SEEN: "radio test transmission missing",
     EventCode.DEVICE_SEEN_AGAIN: "restoral",
     EventCode.DEVICE_FAULT: "technical alarm",
+    EventCode.ACTIVITY: "presence",
+    EventCode.DATA_DROPPED: "technical alarm",
 }
 
 
@@ -100,6 +109,8 @@ DEFAULT_PRIORITY: dict[EventCode, Priority] = {
     EventCode.DEVICE_NOT_SEEN: Priority.SUPERVISION,
     EventCode.DEVICE_SEEN_AGAIN: Priority.RESTORAL,
     EventCode.DEVICE_FAULT: Priority.SUPERVISION,
+    EventCode.ACTIVITY: Priority.ROUTINE,
+    EventCode.DATA_DROPPED: Priority.SUPERVISION,
 }
 
 
