@@ -92,7 +92,7 @@ class Device(Base):
     kind: Mapped[str] = mapped_column(String(32))
     last_seen: Mapped[datetime | None]
     battery_pct: Mapped[int | None]
-    location: Mapped[str] = mapped_column(String(32), default="")
+    location: Mapped[str] = mapped_column(String(32), default="", server_default="")
     """Where in the home it is, for the activity rules: front_door, bedroom, bed, toilet, kitchen, …"""
     expected_interval_s: Mapped[int | None]
     """How often the device is heard from when all is well (a sleepy sensor's cadence)."""
