@@ -68,9 +68,37 @@ SUPERVISION = Policy("supervision", (Step("operators", 0),), cycles=1,
                      source="supervision and low battery: priority 4, operators only", until_acknowledged=False)
 LOGGED_ONLY = Policy("logged_only", (), cycles=0, source="restorals: priority 5, logged, never sent",
                      until_acknowledged=False)
-POLICIES = {policy.name: policy for policy in (EMERGENCY, KEYHOLDER_ONLY, LINK_LOST, SUPERVISION, LOGGED_ONLY)}
-RULE_POLICIES = {"hub_offline": LINK_LOST}
-"""Rules whose chain is not decided by priority alone."""
+CLINICAL_URGENT = Policy(
+    "clinical_urgent",
+    (Step("nurses", 0), Step("operators", 60 * 60)),
+    cycles=1,
+    source="NHS oximetry @home (SpO2 <=92%: act now) and NEWS2 (a single parameter scoring 3: urgent review "
+           "within 1 hour): the community nurses and the operators are told at once; the operators can call "
+           "the person and the emergency services; reminded until acknowledged",
+)
+NURSE_REVIEW = Policy(
+    "nurse_review",
+    (Step("nurses", 0),),
+    cycles=1,
+    source="trends and missed measurements are for clinical review, not an emergency (COPD telemonitoring: "
+           "trend alerts precede admissions by days); the community nurses, once",
+    until_acknowledged=False,
+)
+POLICIES = {policy.name: policy for policy in (EMERGENCY, KEYHOLDER_ONLY, LINK_LOST, SUPERVISION, LOGGED_ONLY,
+                                               CLINICAL_URGENT, NURSE_REVIEW)}
+RULE_POLICIES = {
+    "hub_offline": LINK_LOST,
+    "spo2_low": CLINICAL_URGENT,
+    "pulse_high": CLINICAL_URGENT,
+    "pulse_low": CLINICAL_URGENT,
+    "spo2_trend_spc": NURSE_REVIEW,
+    "spo2_trend_slope": NURSE_REVIEW,
+    "spo2_variability": NURSE_REVIEW,
+    "missed_measurement": NURSE_REVIEW,
+    "night_toilet_frequency": NURSE_REVIEW,
+}
+"""Rules whose chain is not decided by priority alone: telehealth readings go to the
+community nurses, not only to the alarm operators."""
 
 ACKNOWLEDGED_REMINDER_S = 30 * 60
 """An acknowledged alert that is neither in progress nor resolved after this long is
