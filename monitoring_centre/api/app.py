@@ -7,7 +7,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from monitoring_centre.api import accept, alerts, auth, consent, escalations, patients, responders
+from monitoring_centre.api import accept, alerts, auth, consent, escalations, patients, person_settings, responders
 from monitoring_centre.api.deps import CentreState
 
 CONSOLE = Path(__file__).parent.parent / "console"
@@ -22,6 +22,7 @@ def create_app(state: CentreState) -> FastAPI:
     app.include_router(escalations.router)
     app.include_router(responders.router)
     app.include_router(consent.router)
+    app.include_router(person_settings.router)
     app.include_router(accept.router)
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
 

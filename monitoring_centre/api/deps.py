@@ -1,8 +1,8 @@
 """Typed dependencies shared by the routers: the database session and the caller."""
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
@@ -27,6 +27,10 @@ class CentreState:
     registry: CollectorRegistry
     alerts_changed: Callable[[set[int]], None]
     """Tells open consoles and the escalator that these alerts changed (as ingest does)."""
+    profile_changed: Callable[[int], None] = field(default=lambda _person_id: None)
+    """Tells the detection engine that a person's settings or absences changed."""
+    check_rule_setting: Callable[[str, dict[str, Any]], dict[str, Any]] = field(default=lambda _rule, params: params)
+    """Validates a person's parameters for a rule against the rule's own (raises ValueError)."""
 
 
 def centre(request: Request) -> CentreState:
