@@ -14,6 +14,7 @@ then (object id, little-endian value) pairs in ascending object-id order. Our de
     0x01 battery      uint8, percent
     0x11 opening      0 closed, 1 open
     0x15 battery low  0 normal, 1 low
+    0x21 motion       0 clear, 1 detected
     0x23 occupancy    0 clear, 1 occupied
     0x2B tamper       0 off, 1 on
     0x3A button       one object per button, in button order; event code 0 none,
@@ -46,6 +47,7 @@ OBJ_PACKET_ID = 0x00
 OBJ_BATTERY = 0x01
 OBJ_OPENING = 0x11
 OBJ_BATTERY_LOW = 0x15
+OBJ_MOTION = 0x21
 OBJ_OCCUPANCY = 0x23
 OBJ_TAMPER = 0x2B
 OBJ_BUTTON = 0x3A
@@ -73,6 +75,7 @@ class BTHomeValues:
     battery_pct: int | None = None
     opening: bool | None = None
     battery_low: bool | None = None
+    motion: bool | None = None
     occupancy: bool | None = None
     tamper: bool | None = None
     buttons: tuple[int, ...] = ()
@@ -109,6 +112,7 @@ def encode_objects(values: BTHomeValues) -> bytes:
     for obj_id, flag in (
         (OBJ_OPENING, values.opening),
         (OBJ_BATTERY_LOW, values.battery_low),
+        (OBJ_MOTION, values.motion),
         (OBJ_OCCUPANCY, values.occupancy),
         (OBJ_TAMPER, values.tamper),
     ):

@@ -15,6 +15,8 @@ always sees them as `button_1` and `button_2`:
                          The centre logs this; it does not raise an alarm.
     event code 0 (none)  nothing happened on that button in this frame.
 
+Falls come from `firmware_stubs.fall_detector.FallDetector`: `on_accelerometer` feeds it one
+sample and opens the cancel window when it confirms a fall (docs/devices.md, "Fall detector").
 A fall starts a cancel window (`fall_cancel_window_s`, default 20 s; commercial pendants use
 about 10-30 s) during which the pendant vibrates and nothing is sent. A long press in the
 window cancels it; a press escalates at once; otherwise `tick` raises the fall alarm when the
@@ -36,6 +38,7 @@ from firmware_stubs.bthome import (
     battery_low,
     transmit,
 )
+from firmware_stubs.fall_detector import FallDecision, FallDetector
 
 HELP_BUTTON = 1
 FALL_CHANNEL = 2
@@ -121,6 +124,22 @@ def tick(p: Pendant, now: float) -> tuple[Pendant, bytes | None]:
     if fall_due:
         return _send(p, BUTTON_NONE, BUTTON_PRESS)
     return p, None
+
+
+def on_accelerometer(p: Pendant, detector: FallDetector, now: float, ax: float, ay: float,
+                     az: float) -> tuple[Pendant, bytes | None, FallDecision | None]:
+    """One accelerometer sample (g) at `now`: run the fall detector, then the cancel window.
+
+    A confirmed fall opens the cancel window at `now` (the confirmation time, not the impact
+    time: the wearer gets the full window to cancel). Returns the next state, the frame to
+    broadcast (a fall alarm whose window expired), and the detector's decision, if any.
+    """
+    decision = detector.update(now, ax, ay, az)
+    if decision is not None:
+        p, frame = fall_detected(p, now)
+    else:
+        p, frame = tick(p, now)
+    return p, frame, decision
 
 
 def set_battery(p: Pendant, battery_pct: int) -> tuple[Pendant, bytes | None]:
