@@ -8,7 +8,8 @@ what a telecare hub needs on top (docs/devices.md is the reference for the frame
   FALL_CANCELLED (FALL_DETECTOR). Any other event code on a button is read as its press
   ("if in doubt, go out"); a single-button device's `button`, and any button above 2, is a
   help button. Event code 0 and codes `bthome-ble` does not know produce nothing. Door:
-  opening -> DOOR_OPENED / DOOR_CLOSED. Bed: occupancy -> BED_OCCUPIED / BED_VACATED. Every
+  opening -> DOOR_OPENED / DOOR_CLOSED. Bed: occupancy -> BED_OCCUPIED / BED_VACATED. Motion
+  sensor: motion (0x21) detected -> ACTIVITY (MOTION_SENSOR); motion cleared produces nothing. Every
   kind: battery low -> BATTERY_LOW / BATTERY_OK, tamper -> TAMPER / TAMPER_CLEARED. Button
   events come once per accepted frame; state events when the state changes or is first seen.
   `source_ts` is the time the hub received the frame: BTHome carries no device clock.
@@ -19,11 +20,21 @@ what a telecare hub needs on top (docs/devices.md is the reference for the frame
   it comes within `bthome-ble`'s 4 s window. Frames without a packet id are compared by
   bytes too, so a device must send a packet id for two identical presses to count twice.
 * Replay protection. For a keyed device an encryption counter lower than the last accepted
-  one, or equal to it in different bytes, is rejected. This is stricter than `bthome-ble`
-  (which lets a counter restart below 100 and stops checking after failed decryptions):
-  our pendants keep their counter in flash. After a battery change on a device that
-  restarts its counter, call `reset_encryption_counter`; until then its frames are
-  rejected and supervision reports it as not seen, which is loud, not silent.
+  one, or equal to it in different bytes, is rejected as a replay. This is stricter than
+  `bthome-ble` (which lets a counter restart below 100 and stops checking after failed
+  decryptions). One exception, the counter-reset rule: a device whose battery was changed
+  may restart its counter. A frame whose counter is lower than the last accepted one but
+  below `COUNTER_RESET_CEILING`, that is not one of the device's recent frames, and that
+  decrypts and authenticates with the device's bind key, is accepted as the new base of
+  the counter, and produces one `DEVICE_FAULT` event (detail `fault=encryption_counter_reset`,
+  `last_counter`, `counter`) for the centre, once per reset, besides the frame's own events
+  (a help press right after a battery change is still an alarm); the following frames count
+  up from the new base as usual. A lower counter at or above the ceiling is still a replay,
+  rejected and counted, and so is a replay of any of the last `RECENT_FRAMES` accepted
+  frames, whatever its counter (so the frames recorded before a reset cannot be replayed
+  above the new base). A device is never silently dropped after a battery change, and the
+  operator sees that it happened. `reset_encryption_counter` forgets the high-water mark by
+  hand (a device that restarts from a random counter above the ceiling).
 * Downgrade protection. A plain frame from a device with a bind key is rejected.
 * Counting. Every rejected frame is counted by reason in `rejected`; `decode` never raises.
 
@@ -33,9 +44,10 @@ so a replayed or duplicated frame cannot make a dead device look alive.
 Which device a frame belongs to (the address) is the caller's business, not this module's.
 """
 
+import hashlib
 import logging
 import math
-from collections import Counter
+from collections import Counter, deque
 from datetime import datetime
 from enum import StrEnum
 
@@ -56,6 +68,13 @@ _INFO_ENCRYPTED = 0x01
 _INFO_MAC_INCLUDED = 0x02
 _COUNTER_AND_MIC = 8
 _MIN_CIPHERTEXT = 2
+COUNTER_RESET_CEILING = 256
+"""A lower counter below this, authenticated, is a device that restarted its counter (a battery
+change), not a replay. Our devices restart at 0; 256 leaves room for the frames a hub may miss
+after the restart (a status frame every few minutes), and is below the counter of any device
+that has run for a day. bthome-ble uses 100 for the same purpose."""
+RECENT_FRAMES = 64
+"""How many accepted frames per device are remembered (as digests) to reject their replays."""
 BTHOME_BLE_PACKET_WINDOW_S = 4.0
 """`bthome-ble` drops a frame whose packet id is not newer than the last one within this window."""
 
@@ -85,6 +104,7 @@ _DEVICE_TYPE = {
     DeviceKind.PENDANT: DeviceType.PERSONAL_TRIGGER,
     DeviceKind.DOOR: DeviceType.DOOR_SENSOR,
     DeviceKind.BED: DeviceType.BED_MONITOR,
+    DeviceKind.MOTION: DeviceType.MOTION_SENSOR,
 }
 
 HELP_BUTTON = 1
@@ -92,10 +112,11 @@ FALL_CHANNEL = 2
 _LONG_PRESS = "long_press"
 _PRESS_NAMES = {"press": "short", "long_press": "long", "double_press": "double", "triple_press": "triple"}
 
-# binary sensor key -> (device kinds it applies to, event when True, event when False)
-_STATES: tuple[tuple[str, frozenset[DeviceKind], EventCode, EventCode], ...] = (
+# binary sensor key -> (device kinds it applies to, event when True, event when False or None)
+_STATES: tuple[tuple[str, frozenset[DeviceKind], EventCode, EventCode | None], ...] = (
     ("opening", frozenset({DeviceKind.DOOR}), EventCode.DOOR_OPENED, EventCode.DOOR_CLOSED),
     ("occupancy", frozenset({DeviceKind.BED}), EventCode.BED_OCCUPIED, EventCode.BED_VACATED),
+    ("motion", frozenset({DeviceKind.MOTION}), EventCode.ACTIVITY, None),
     ("tamper", frozenset(_DEVICE_TYPE), EventCode.TAMPER, EventCode.TAMPER_CLEARED),
     ("battery", frozenset(_DEVICE_TYPE), EventCode.BATTERY_LOW, EventCode.BATTERY_OK),
 )
@@ -121,6 +142,7 @@ class BTHomeDevice:
         DeviceEvent.new(hub_id=hub_id, device_id=device.device_id, device_type=_DEVICE_TYPE[device.kind],
                         code=EventCode.DEVICE_FAULT, source_ts=utc_now())
         self.device = device
+        self.device_type = _DEVICE_TYPE[device.kind]
         self.hub_id = hub_id
         self.last_seen: datetime | None = None
         self.battery_pct: int | None = None
@@ -130,6 +152,11 @@ class BTHomeDevice:
         self._last_frame: bytes | None = None
         self._last_counter: int | None = None
         self._last_parsed_at: float | None = None
+        self._recent: deque[bytes] = deque(maxlen=RECENT_FRAMES)
+        self.counter_resets = 0
+        self.accepted = 0
+        """Frames accepted (authentic, new and parsed): what supervision counts as hearing the device."""
+        """How many times the device restarted its encryption counter (see the counter-reset rule)."""
 
     def reset_encryption_counter(self) -> None:
         """Accept the next encrypted frame whatever its counter (after a battery change on a
@@ -170,8 +197,15 @@ class BTHomeDevice:
             return self._reject(Rejection.DOWNGRADE)
         if raw == self._last_frame:
             return self._reject(Rejection.DUPLICATE)
+        if counter is not None and hashlib.sha256(raw).digest() in self._recent:
+            return self._reject(Rejection.REPLAYED_COUNTER)  # also after a counter reset lowered the base
+        reset_from: int | None = None
         if counter is not None and self._last_counter is not None and counter <= self._last_counter:
-            return self._reject(Rejection.REPLAYED_COUNTER)
+            if counter >= COUNTER_RESET_CEILING or counter == self._last_counter:
+                return self._reject(Rejection.REPLAYED_COUNTER)
+            # Perhaps a restarted counter: let bthome-ble accept it, then require it to authenticate.
+            reset_from = self._last_counter
+            self._data.reset_encryption_counter()
 
         info = BluetoothServiceInfoBleak(
             name=adv.address, address=adv.address, rssi=adv.rssi, manufacturer_data={},
@@ -185,6 +219,10 @@ class BTHomeDevice:
             if self._data.decryption_failed or self._data.encryption_counter != counter:
                 return self._reject(Rejection.DECRYPTION_FAILED)
             self._last_counter = counter  # authenticated: the device really sent this counter
+            self._recent.append(hashlib.sha256(raw).digest())
+        reset: list[DeviceEvent] = []
+        if reset_from is not None and counter is not None:
+            reset = [self._counter_reset(reset_from, counter, adv)]
         if self._data.last_service_info is not info:
             # Authentic (or plain) but nothing parsed: bthome-ble's own stale-packet filter
             # (within its 4 s window), or no object it knows.
@@ -193,12 +231,25 @@ class BTHomeDevice:
             starts_with_packet_id = encrypted or raw[header:header + 1] == b"\x00"
             if counter is not None:
                 self._last_frame = raw  # authentic: its repeats are duplicates, not replays
-            return self._reject(Rejection.DUPLICATE if recent and starts_with_packet_id else Rejection.UNDECODABLE)
+            self._reject(Rejection.DUPLICATE if recent and starts_with_packet_id else Rejection.UNDECODABLE)
+            return reset
 
         self._last_frame = raw
         self._last_parsed_at = adv.monotonic
         self.last_seen = adv.received_at
-        return self._events(update, adv)
+        self.accepted += 1
+        return reset + self._events(update, adv)
+
+    def _counter_reset(self, last_counter: int, counter: int, adv: Advertisement) -> DeviceEvent:
+        """The device restarted its encryption counter (an authenticated frame says so): tell the centre once."""
+        self.counter_resets += 1
+        _LOGGER.warning("%s: encryption counter went back from %d to %d (battery change?); accepted as the new base",
+                        self.device.device_id, last_counter, counter)
+        return DeviceEvent.new(hub_id=self.hub_id, device_id=self.device.device_id,
+                               device_type=_DEVICE_TYPE[self.device.kind], code=EventCode.DEVICE_FAULT,
+                               source_ts=adv.received_at,
+                               detail={"fault": "encryption_counter_reset", "last_counter": last_counter,
+                                       "counter": counter})
 
     def _events(self, update: SensorUpdate, adv: Advertisement) -> list[DeviceEvent]:
         packet_id = self._data.packet_id
@@ -232,10 +283,13 @@ class BTHomeDevice:
             if value is None or self._states.get(key) is bool(value):
                 continue
             self._states[key] = bool(value)
+            state_code = on_true if value else on_false
+            if state_code is None:
+                continue
             detail: Detail = {}
             if key == "battery" and self.battery_pct is not None:
                 detail["battery_pct"] = self.battery_pct
-            emit(device_type, on_true if value else on_false, detail)
+            emit(device_type, state_code, detail)
         return events
 
     @staticmethod

@@ -10,9 +10,11 @@ class DeviceKind(StrEnum):
     PENDANT = "pendant"
     """Help button and fall detector (BTHome v2; see docs/devices.md)."""
     DOOR = "door"
-    """Door contact sensor (BTHome v2)."""
+    """Door contact sensor (BTHome v2, or Zigbee2MQTT `contact`)."""
     BED = "bed"
-    """Bed occupancy sensor (BTHome v2)."""
+    """Bed occupancy sensor (BTHome v2, or Zigbee2MQTT `occupancy`)."""
+    MOTION = "motion"
+    """Room activity: a PIR or an appliance switch (BTHome v2 motion 0x21, or Zigbee2MQTT `occupancy`)."""
     OXIMETER = "oximeter"
     """Pulse oximeter (Bluetooth SIG Pulse Oximeter Service over GATT)."""
 
@@ -29,7 +31,9 @@ class PairedDevice:
     `bindkey` is the 16-byte BTHome AES-CCM key: when it is set the hub accepts only
     encrypted frames from the device; None means the device sends plain frames.
     `expected_interval_s` is how often the device is expected to be heard from (its
-    supervision frames); a device silent for longer is reported as not seen.
+    supervision frames); a device silent for longer than that plus a grace period
+    (`hub_agent.supervision`) is reported as not seen. `location` is where it is in the
+    home ("bedroom"), for the installer's and the operator's benefit.
     """
 
     device_id: str
@@ -37,6 +41,7 @@ class PairedDevice:
     kind: DeviceKind
     bindkey: bytes | None = None
     expected_interval_s: float = 3600.0
+    location: str | None = None
 
     def __post_init__(self) -> None:
         if self.bindkey is not None and len(self.bindkey) != BINDKEY_LENGTH:

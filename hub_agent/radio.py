@@ -1,4 +1,4 @@
-"""What the hub's radio hands to the decoders: advertisements and GATT notifications.
+"""What the hub's radios hand to the decoders: advertisements, GATT notifications, Zigbee2MQTT reports.
 
 These are plain values, free of any BLE stack's types, so decoders can be tested with
 literal bytes. `received_at` is the hub's UTC wall clock (it becomes `source_ts` for
@@ -42,6 +42,25 @@ class GattNotification:
     data: bytes
     received_at: datetime
     monotonic: float
+
+    def __post_init__(self) -> None:
+        _require_aware(self.received_at)
+
+
+@dataclass(frozen=True)
+class ZigbeeReport:
+    """One message from the home's Zigbee2MQTT broker about one device.
+
+    `friendly_name` is the device's Zigbee2MQTT name (the topic `zigbee2mqtt/<friendly_name>`);
+    `availability` is True for the `<friendly_name>/availability` topic, whose payload says
+    whether Zigbee2MQTT can still reach the device. `payload` is the raw MQTT payload.
+    """
+
+    friendly_name: str
+    payload: bytes
+    received_at: datetime
+    monotonic: float
+    availability: bool = False
 
     def __post_init__(self) -> None:
         _require_aware(self.received_at)

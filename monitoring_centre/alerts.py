@@ -6,12 +6,11 @@ counts against it instead of opening another.
 """
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitoring_centre.detection.events import EventRule
 from monitoring_centre.storage import Alert, AlertTransition, utc_now
 
 ACTIVE = ("open", "acknowledged", "in_progress")
@@ -41,6 +40,25 @@ class TransitionRefused(ValueError):
     pass
 
 
+class Condition(Protocol):
+    """What an alert is raised for: the detection engine's `Raise`, or a fixed event rule
+    (`detection.events.EventRule`). Only the rule name, the title and the priority are read."""
+
+    @property
+    def rule(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def priority(self) -> int: ...
+
+
+class NamedRule(Protocol):
+    @property
+    def rule(self) -> str: ...
+
+
 def active_alert(session: Session, person_id: int, rule: str, subject: str) -> Alert | None:
     return session.scalar(
         select(Alert).where(
@@ -50,10 +68,13 @@ def active_alert(session: Session, person_id: int, rule: str, subject: str) -> A
 
 
 def raise_alert(
-    session: Session, *, person_id: int, hub_id: str, rule: EventRule, subject: str, at: datetime,
-    evidence: dict[str, Any], why: str,
+    session: Session, *, person_id: int, hub_id: str, rule: Condition, subject: str, at: datetime,
+    evidence: dict[str, Any], why: str, detail: dict[str, Any] | None = None,
 ) -> Alert:
-    """Open an alert, or count a repeat on the one already open for this condition."""
+    """Open an alert, or count a repeat on the one already open for this condition.
+
+    `detail` is the detection engine's explanation (thresholds, baseline, window); it is
+    kept on the alert when it opens, and each repeat adds its evidence only."""
     alert = active_alert(session, person_id, rule.rule, subject)
     if alert is not None:
         alert.repeat_count += 1
@@ -66,7 +87,7 @@ def raise_alert(
     alert = Alert(
         person_id=person_id, hub_id=hub_id, rule=rule.rule, subject=subject, title=rule.title,
         priority=int(rule.priority), status="open", opened_at=at, last_seen_at=at, repeat_count=0,
-        explanation={"rule": rule.rule, "why": why, "evidence": [evidence]},
+        explanation={"rule": rule.rule, "why": why, "evidence": [evidence], **({"detail": detail} if detail else {})},
     )
     session.add(alert)
     session.flush()
@@ -75,16 +96,17 @@ def raise_alert(
 
 
 def clear_alert(
-    session: Session, *, person_id: int, rule: EventRule, subject: str, evidence: dict[str, Any]
+    session: Session, *, person_id: int, rule: NamedRule | str, subject: str, evidence: dict[str, Any]
 ) -> Alert | None:
     """The all-clear: the condition has recovered, so its open alert is resolved."""
-    alert = active_alert(session, person_id, rule.rule, subject)
+    name = rule if isinstance(rule, str) else rule.rule
+    alert = active_alert(session, person_id, name, subject)
     if alert is None:
         return None
     explanation = dict(alert.explanation)
     explanation["all_clear"] = evidence
     alert.explanation = explanation
-    transition(session, alert, "resolved", f"system:{rule.rule}", "all clear: the condition recovered", "all_clear")
+    transition(session, alert, "resolved", f"system:{name}", "all clear: the condition recovered", "all_clear")
     return alert
 
 

@@ -1,30 +1,70 @@
-"""From an MQTT message to stored rows and alert decisions, in one transaction.
+"""From an MQTT message to stored rows and alert decisions, in one transaction per batch.
 
-`Ingest.process` takes a batch, gives each message its own savepoint so that a bad one
-never takes good ones down with it, and commits once. Only then does the receiver
+`Ingest.process` takes a batch and commits it once; only then does the receiver
 acknowledge the batch to the broker. Every refusal is written to the dead-letter table
-with its reason and counted in /metrics.
+with its reason and counted in /metrics (after the commit, so a retried batch is not
+counted twice).
+
+A batch goes in three steps:
+1. Checks that need no database (topic, size, UTF-8, the protocol's own validation, hub id
+   against topic, message type against topic kind), message by message.
+2. One query each for the batch's hubs, their devices and the message ids already stored;
+   then every accepted message, reading and event, and every dead letter, is inserted in
+   bulk (executemany) and flushed. If that flush fails on a constraint (a duplicate
+   racing in from another writer), the transaction is rolled back and the batch is
+   stored again message by message, each in its own savepoint, so one bad row never
+   takes the good ones down with it.
+3. In arrival order: device and hub bookkeeping, then detection (`Detector.observe`),
+   whose alerts go into the same transaction. The detector sees each message once the
+   rows are flushed, so a constraint failure in step 2 never makes it see a message twice.
+
+Reasons a message is dead-lettered (the `reason` column and the `reason` label of
+`telecare_ingest_rejected_total`):
+- `bad_topic`: not a protocol topic (`telecare/v1/hubs/<hub>/<kind>`); the broker's ACL
+  already stops a hub publishing under another hub's id, so a spoofed hub topic never arrives.
+- `too_large`: more than `MAX_PAYLOAD_BYTES`.
+- `malformed`: not UTF-8 (RFC 8259 JSON is UTF-8), not JSON, not an object, a field of the
+  wrong type, an unknown (extra) field, or a status that is neither online nor offline.
+- `unknown_version`, `missing_field`, `impossible_value`, `future_timestamp`: from the protocol.
+- `hub_mismatch`: the payload's hub id is not the hub that published it (the topic).
+- `wrong_topic`: a message type on another type's topic (a reading on `events`).
+- `unknown_hub`: a hub with a broker account that is not enrolled.
+- `unknown_device`: a device the hub has not been paired with at the centre. Its readings
+  are **not** stored as readings: they belong to no known device, location or person's
+  record, and a stranger's oximeter in the house would otherwise write into the person's
+  chart. The dead letter keeps the whole payload, so nothing is lost if it was a pairing
+  mistake.
+- `internal_error`: a bug met this message; it is kept so it can be replayed once fixed.
+
+A replay of a message id already stored is not an error: it is the broker redelivering
+after a lost PUBACK, dropped and counted in `telecare_ingest_duplicates_total`.
 """
 
 import logging
-from collections.abc import Callable
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy.exc import SQLAlchemyError
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitoring_centre import alerts
-from monitoring_centre.detection.events import HUB_OFFLINE, Clear, Raise, assess
+from monitoring_centre.detection.events import HUB_OFFLINE
 from monitoring_centre.storage import DeadLetter, Device, Event, Hub, InboundMessage, Reading, utc_now
 from telecare_protocol import DeviceEvent, Heartbeat, ProtocolError, decode
 from telecare_protocol import Reading as ReadingMessage
+from telecare_protocol.codec import MAX_PAYLOAD_BYTES
 from telecare_protocol.topics import KINDS, STATUS, parse_topic
 
 log = logging.getLogger(__name__)
 
 MAX_DEAD_LETTER_BYTES = 4096
+Message = ReadingMessage | DeviceEvent | Heartbeat
 
 
 @dataclass(frozen=True)
@@ -35,6 +75,8 @@ class Inbound:
     qos: int = 1
     link: int = 0
     """Which connection to the broker it came on: it is acknowledged only on that one."""
+    lane: str = "data"
+    """Which of the receiver's sessions it came on (`data` or `alarms`)."""
 
 
 @dataclass
@@ -43,12 +85,25 @@ class Outcome:
     duplicates: int = 0
     rejected: int = 0
     changed_alerts: set[int] = field(default_factory=set)
+    accepted_by_type: Tally[str] = field(default_factory=Tally)
+    rejected_by_reason: Tally[str] = field(default_factory=Tally)
+    bulk: bool = True
+    """False when the batch had to be stored message by message (see the module docstring)."""
 
 
 class Rejected(Exception):
     def __init__(self, reason: str, field: str, detail: str) -> None:
         super().__init__(f"{reason}: {field}: {detail}")
         self.reason, self.field, self.detail = reason, field, detail
+
+
+class Detector(Protocol):
+    """What ingest asks about each stored message: which alerts did it open, repeat or clear?
+
+    Called inside the batch's transaction, in arrival order, after the message's rows are
+    flushed. Returns the ids of alerts it changed."""
+
+    def observe(self, session: Session, hub: Hub, message: Message) -> set[int]: ...
 
 
 class IngestMetrics:
@@ -59,62 +114,102 @@ class IngestMetrics:
                                   registry=registry)
         self.rejected = Counter("telecare_ingest_rejected", "Messages refused, by reason", ["reason"],
                                 registry=registry)
+        self.batches = Counter("telecare_ingest_batches", "Batches committed, by how they were stored", ["mode"],
+                               registry=registry)
+        self.last_commit = Gauge("telecare_ingest_last_commit_timestamp_seconds",
+                                 "Unix time of the last committed batch (a stalled ingest stops moving it)",
+                                 registry=registry)
+        self.commit_seconds = Gauge("telecare_ingest_last_batch_seconds",
+                                    "How long the last batch took to store and commit", registry=registry)
+
+    def count(self, outcome: Outcome, seconds: float) -> None:
+        for kind, n in outcome.accepted_by_type.items():
+            self.accepted.labels(kind).inc(n)
+        for reason, n in outcome.rejected_by_reason.items():
+            self.rejected.labels(reason).inc(n)
+        if outcome.duplicates:
+            self.duplicates.inc(outcome.duplicates)
+        self.batches.labels("bulk" if outcome.bulk else "per_message").inc()
+        self.last_commit.set(time.time())
+        self.commit_seconds.set(seconds)
+
+
+@dataclass
+class _Item:
+    """One inbound message on its way through a batch."""
+
+    inbound: Inbound
+    hub_id: str | None = None
+    kind: str | None = None
+    message: Message | None = None
+    text: str = ""
+    status: str | None = None
+    refusal: Rejected | None = None
+    duplicate: bool = False
+
+
+class _NoDetection:
+    def observe(self, session: Session, hub: Hub, message: Message) -> set[int]:
+        return set()
 
 
 class Ingest:
     def __init__(self, sessions: sessionmaker[Session], metrics: IngestMetrics,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now, detector: Detector | None = None) -> None:
         self.sessions = sessions
         self.metrics = metrics
         self.clock = clock
+        self.detector: Detector = detector or _NoDetection()
 
-    def process(self, batch: list[Inbound]) -> Outcome:
+    def process(self, batch: Sequence[Inbound]) -> Outcome:
         """Store a batch durably. Raises only if the database itself fails (then nothing is acknowledged)."""
-        outcome = Outcome()
-        with self.sessions() as session, session.begin():
-            for inbound in batch:
-                savepoint = session.begin_nested()
-                try:
-                    changed = self._accept(session, inbound)
-                except Rejected as refusal:
-                    savepoint.rollback()
-                    self._dead_letter(session, inbound, refusal)
-                    outcome.rejected += 1
-                    continue
-                except _Duplicate:
-                    savepoint.rollback()
-                    outcome.duplicates += 1
-                    self.metrics.duplicates.inc()
-                    continue
-                except SQLAlchemyError:
-                    raise  # the database is failing: nothing in this batch is acknowledged, it is retried
-                except Exception as bug:  # a bug must not turn one message into a poison pill for all
-                    log.exception("ingest failed on a message from %s", inbound.topic)
-                    savepoint.rollback()
-                    self._dead_letter(session, inbound, Rejected("internal_error", "$", repr(bug)))
-                    outcome.rejected += 1
-                    continue
-                savepoint.commit()
-                outcome.stored += 1
-                outcome.changed_alerts.update(changed)
+        started = time.perf_counter()
+        now = self.clock()
+        items = [self._check(inbound, now) for inbound in batch]
+        try:
+            with self.sessions() as session, session.begin():
+                outcome = self._store(session, items, now)
+        except IntegrityError:
+            log.warning("bulk insert of %d messages failed on a constraint; storing them one by one", len(batch))
+            for item in items:
+                item.duplicate = False
+                if item.refusal is not None and item.refusal.reason in _STORE_REASONS:
+                    item.refusal = None
+            with self.sessions() as session, session.begin():
+                outcome = self._store_one_by_one(session, items, now)
+        self.metrics.count(outcome, time.perf_counter() - started)
         return outcome
 
-    def _accept(self, session: Session, inbound: Inbound) -> set[int]:
+    # --- step 1: checks without the database ------------------------------------------
+
+    def _check(self, inbound: Inbound, now: datetime) -> _Item:
+        item = _Item(inbound)
+        try:
+            self._parse(item, now)
+        except Rejected as refusal:
+            item.refusal = refusal
+        return item
+
+    def _parse(self, item: _Item, now: datetime) -> None:
+        inbound = item.inbound
         topic = parse_topic(inbound.topic)
         if topic is None:
             raise Rejected("bad_topic", "topic", f"{inbound.topic!r} is not a protocol topic")
-        hub = session.get(Hub, topic.hub_id)
-        if hub is None:
-            raise Rejected("unknown_hub", "hub_id", f"hub {topic.hub_id!r} is not registered")
-        now = self.clock()
+        item.hub_id, item.kind = topic.hub_id, topic.kind
+        if len(inbound.payload) > MAX_PAYLOAD_BYTES:
+            raise Rejected("too_large", "$", f"payload of {len(inbound.payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
         if topic.kind == STATUS:
-            return self._hub_status(session, hub, inbound.payload, now)
+            state = inbound.payload.decode(errors="replace").strip()
+            if state not in ("online", "offline"):
+                raise Rejected("malformed", "status", f"{state[:40]!r} is neither online nor offline")
+            item.status = state
+            return
         try:
-            text = inbound.payload.decode("utf-8")
+            item.text = inbound.payload.decode("utf-8")
         except UnicodeDecodeError:
-            raise Rejected("malformed", "$", "a message is UTF-8 JSON") from None
+            raise Rejected("malformed", "$", "not UTF-8: a message is UTF-8 JSON") from None
         try:
-            message = decode(text, now=now)
+            message = decode(item.text, now=now)
         except ProtocolError as error:
             raise Rejected(error.reason, error.field, error.detail) from None
         if message.hub_id != topic.hub_id:
@@ -122,65 +217,158 @@ class Ingest:
                            f"payload says {message.hub_id!r} but it was published as {topic.hub_id!r}")
         if KINDS[message.type] != topic.kind:
             raise Rejected("wrong_topic", "type", f"a {message.type} does not belong on {topic.kind}")
-        if session.get(InboundMessage, str(message.id)) is not None:
-            raise _Duplicate
-        device = None
+        if isinstance(message, Heartbeat) and message.device_id != message.hub_id:
+            raise Rejected("unknown_device", "device_id", "a heartbeat's device_id is its hub's id")
+        item.message = message
+
+    # --- step 2: bulk insert ------------------------------------------------------------
+
+    def _store(self, session: Session, items: list[_Item], now: datetime) -> Outcome:
+        outcome = Outcome()
+        hubs, devices = self._load(session, items)
+        stored = set(session.scalars(select(InboundMessage.id).where(
+            InboundMessage.id.in_([str(i.message.id) for i in items if i.message is not None]))))
+        for item in items:
+            self._against_books(item, hubs, devices, stored)
+        self._insert([i for i in items if i.refusal is None and not i.duplicate and i.message], hubs, now, session)
+        self._dead_letters(session, [i for i in items if i.refusal is not None], now)
+        session.flush()
+        for item in items:
+            self._after_insert(session, item, hubs, devices, now, outcome)
+        return outcome
+
+    def _store_one_by_one(self, session: Session, items: list[_Item], now: datetime) -> Outcome:
+        outcome = Outcome(bulk=False)
+        for item in items:
+            savepoint = session.begin_nested()
+            try:
+                hubs, devices = self._load(session, [item])
+                stored = set(session.scalars(select(InboundMessage.id).where(
+                    InboundMessage.id == str(item.message.id)))) if item.message else set()
+                self._against_books(item, hubs, devices, stored)
+                if item.refusal is None and not item.duplicate and item.message:
+                    self._insert([item], hubs, now, session)
+                    session.flush()
+            except IntegrityError:
+                savepoint.rollback()
+                item.duplicate = True  # a racing copy was stored first
+                outcome.duplicates += 1
+                continue
+            if item.refusal is not None:
+                self._dead_letters(session, [item], now)
+            self._after_insert(session, item, hubs, devices, now, outcome)
+            savepoint.commit()
+        return outcome
+
+    def _load(self, session: Session, items: list[_Item]) -> tuple[dict[str, Hub], dict[tuple[str, str], Device]]:
+        hub_ids = {i.hub_id for i in items if i.hub_id is not None and i.refusal is None}
+        if not hub_ids:
+            return {}, {}
+        hubs = {hub.id: hub for hub in session.scalars(select(Hub).where(Hub.id.in_(hub_ids)))}
+        devices = {(d.hub_id, d.id): d for d in session.scalars(select(Device).where(Device.hub_id.in_(hub_ids)))}
+        return hubs, devices
+
+    def _against_books(self, item: _Item, hubs: dict[str, Hub], devices: dict[tuple[str, str], Device],
+                       stored: set[str]) -> None:
+        if item.refusal is not None:
+            return
+        assert item.hub_id is not None
+        if item.hub_id not in hubs:
+            item.refusal = Rejected("unknown_hub", "hub_id", f"hub {item.hub_id!r} is not registered")
+            return
+        message = item.message
+        if message is None:
+            return  # a status
+        message_id = str(message.id)
+        if message_id in stored:
+            item.duplicate = True
+            return
+        if not isinstance(message, Heartbeat) and (item.hub_id, message.device_id) not in devices:
+            item.refusal = Rejected("unknown_device", "device_id",
+                                    f"{message.device_id!r} is not paired with {item.hub_id!r}")
+            return
+        stored.add(message_id)  # a second copy later in the same batch is a duplicate
+
+    def _insert(self, items: list[_Item], hubs: dict[str, Hub], now: datetime, session: Session) -> None:
+        inbound_rows: list[dict[str, Any]] = []
+        reading_rows: list[dict[str, Any]] = []
+        event_rows: list[dict[str, Any]] = []
+        person_of = {hub_id: hub.person_id for hub_id, hub in hubs.items()}
+        for item in items:
+            message = item.message
+            assert message is not None
+            message_id = str(message.id)
+            inbound_rows.append({"id": message_id, "type": message.type, "hub_id": message.hub_id,
+                                 "device_id": message.device_id, "source_ts": message.source_ts,
+                                 "hub_ts": message.hub_ts, "received_at": now, "payload": item.text})
+            if isinstance(message, ReadingMessage):
+                reading_rows.append({"message_id": message_id, "person_id": person_of[message.hub_id],
+                                     "device_id": message.device_id, "metric": message.metric.value,
+                                     "value": message.value, "unit": message.unit,
+                                     "quality": [flag.value for flag in message.quality],
+                                     "source_ts": message.source_ts})
+            elif isinstance(message, DeviceEvent):
+                event_rows.append({"message_id": message_id, "person_id": person_of[message.hub_id],
+                                   "hub_id": message.hub_id, "device_id": message.device_id,
+                                   "device_type": message.device_type.value, "code": message.code.value,
+                                   "priority": message.priority, "detail": dict(message.detail),
+                                   "source_ts": message.source_ts})
+        for model, rows in ((InboundMessage, inbound_rows), (Reading, reading_rows), (Event, event_rows)):
+            if rows:
+                session.execute(insert(model), rows)
+
+    def _dead_letters(self, session: Session, items: list[_Item], now: datetime) -> None:
+        rows = []
+        for item in items:
+            refusal = item.refusal
+            assert refusal is not None
+            log.warning("rejected message on %s: %s", item.inbound.topic, refusal)
+            rows.append({"received_at": now, "topic": item.inbound.topic[:256], "reason": refusal.reason,
+                         "field": refusal.field[:128], "detail": refusal.detail[:2000],
+                         "payload": item.inbound.payload[:MAX_DEAD_LETTER_BYTES]})
+        if rows:
+            session.execute(insert(DeadLetter), rows)
+
+    # --- step 3: bookkeeping and detection, in arrival order ------------------------------
+
+    def _after_insert(self, session: Session, item: _Item, hubs: dict[str, Hub],
+                      devices: dict[tuple[str, str], Device], now: datetime, outcome: Outcome) -> None:
+        if item.refusal is not None:
+            outcome.rejected += 1
+            outcome.rejected_by_reason[item.refusal.reason] += 1
+            return
+        if item.duplicate:
+            outcome.duplicates += 1
+            return
+        assert item.hub_id is not None
+        hub = hubs[item.hub_id]
+        if item.status is not None:
+            outcome.changed_alerts.update(self._hub_status(session, hub, item.status, now))
+            outcome.stored += 1
+            return
+        message = item.message
+        assert message is not None
+        outcome.stored += 1
+        outcome.accepted_by_type[message.type] += 1
         if isinstance(message, Heartbeat):
-            if message.device_id != hub.id:
-                raise Rejected("unknown_device", "device_id", "a heartbeat's device_id is its hub's id")
+            self._heartbeat(hub, message, devices)
         else:
-            device = session.get(Device, (hub.id, message.device_id))
-            if device is None:
-                raise Rejected("unknown_device", "device_id", f"{message.device_id!r} is not paired with {hub.id!r}")
-        session.add(InboundMessage(
-            id=str(message.id), type=message.type, hub_id=message.hub_id, device_id=message.device_id,
-            source_ts=message.source_ts, hub_ts=message.hub_ts, received_at=now, payload=text,
-        ))
-        session.flush()  # a racing duplicate fails here, inside the savepoint
-        self.metrics.accepted.labels(message.type).inc()
-        if isinstance(message, Heartbeat):
-            self._heartbeat(session, hub, message)
-            return set()
-        assert device is not None
-        device.last_seen = max(device.last_seen or message.source_ts, message.source_ts)
-        if isinstance(message, ReadingMessage):
-            session.add(Reading(
-                message_id=str(message.id), person_id=hub.person_id, device_id=message.device_id,
-                metric=message.metric.value, value=message.value, unit=message.unit,
-                quality=[flag.value for flag in message.quality], source_ts=message.source_ts,
-            ))
-            return set()
-        return self._event(session, hub, message)
+            device = devices[(hub.id, message.device_id)]
+            device.last_seen = max(device.last_seen or message.source_ts, message.source_ts)
+        try:
+            outcome.changed_alerts.update(self.detector.observe(session, hub, message))
+        except SQLAlchemyError:
+            raise  # the database is failing: the batch is retried, nothing acknowledged
+        except Exception:  # a bug in a rule must not stop the message being stored, nor the batch
+            log.exception("detection failed on message %s from %s; it is stored", message.id, hub.id)
 
-    def _event(self, session: Session, hub: Hub, event: DeviceEvent) -> set[int]:
-        session.add(Event(
-            message_id=str(event.id), person_id=hub.person_id, hub_id=hub.id, device_id=event.device_id,
-            device_type=event.device_type.value, code=event.code.value, priority=event.priority,
-            detail=dict(event.detail), source_ts=event.source_ts,
-        ))
-        evidence = {"message_id": str(event.id), "device_id": event.device_id, "code": event.code.value,
-                    "source_ts": event.source_ts.isoformat(), "detail": dict(event.detail)}
-        decision = assess(event)
-        if isinstance(decision, Raise):
-            alert = alerts.raise_alert(
-                session, person_id=hub.person_id, hub_id=hub.id, rule=decision.rule, subject=decision.subject,
-                at=event.source_ts, evidence=evidence,
-                why=f"{event.device_type.value} {event.device_id} reported {event.code.value}",
-            )
-            return {alert.id}
-        if isinstance(decision, Clear):
-            cleared = alerts.clear_alert(session, person_id=hub.person_id, rule=decision.rule,
-                                         subject=decision.subject, evidence=evidence)
-            return {cleared.id} if cleared else set()
-        return set()
-
-    def _heartbeat(self, session: Session, hub: Hub, beat: Heartbeat) -> None:
+    def _heartbeat(self, hub: Hub, beat: Heartbeat, devices: dict[tuple[str, str], Device]) -> None:
         if hub.last_heartbeat_at is None or beat.source_ts >= hub.last_heartbeat_at:
             hub.last_heartbeat_at = beat.source_ts
             hub.heartbeat_interval_s = beat.interval_s
             hub.power = beat.power.value
         for status in beat.devices:
-            device = session.get(Device, (hub.id, status.device_id))
+            device = devices.get((hub.id, status.device_id))
             if device is None:
                 log.warning("hub %s reports a device the centre has not paired: %s", hub.id, status.device_id)
                 continue
@@ -189,11 +377,12 @@ class Ingest:
             if status.battery_pct is not None:
                 device.battery_pct = status.battery_pct
 
-    def _hub_status(self, session: Session, hub: Hub, payload: bytes, now: datetime) -> set[int]:
-        """The hub's retained online/offline state; "offline" is its last will, an alert of its own."""
-        state = payload.decode(errors="replace").strip()
-        if state not in ("online", "offline"):
-            raise Rejected("malformed", "status", f"{state[:40]!r} is neither online nor offline")
+    def _hub_status(self, session: Session, hub: Hub, state: str, now: datetime) -> set[int]:
+        """The hub's retained online/offline state; "offline" is its last will, an alert of its own.
+
+        The fast path for a lost hub: the broker publishes the will as soon as the hub's
+        keepalive lapses. The detection engine's heartbeat rule raises the same `hub_offline`
+        condition when heartbeats stop, so whichever comes first opens the one alert."""
         hub.link = state
         evidence = {"topic": f"hub {hub.id}", "state": state, "received_at": now.isoformat()}
         if state == "offline":
@@ -203,14 +392,6 @@ class Ingest:
         cleared = alerts.clear_alert(session, person_id=hub.person_id, rule=HUB_OFFLINE, subject="", evidence=evidence)
         return {cleared.id} if cleared else set()
 
-    def _dead_letter(self, session: Session, inbound: Inbound, refusal: Rejected) -> None:
-        log.warning("rejected message on %s: %s", inbound.topic, refusal)
-        self.metrics.rejected.labels(refusal.reason).inc()
-        session.add(DeadLetter(
-            received_at=self.clock(), topic=inbound.topic[:256], reason=refusal.reason, field=refusal.field[:128],
-            detail=refusal.detail[:2000], payload=inbound.payload[:MAX_DEAD_LETTER_BYTES],
-        ))
 
-
-class _Duplicate(Exception):
-    pass
+_STORE_REASONS = frozenset({"unknown_hub", "unknown_device"})
+"""Refusals decided against the database (step 2); re-decided when a batch is stored again."""

@@ -13,10 +13,29 @@ broker redelivers what was not acknowledged, under the same packet id; acknowled
 old copy as well could, once the broker has reused that id, acknowledge a newer message
 that is not stored yet. The redelivered copy is stored (a duplicate, dropped by id) and
 acknowledged instead.
+
+Alarms jump the queue, at the broker and here. MQTT delivers a session's messages in
+order, so one connection would put a help-button press behind every reading the broker
+has queued for us when the centre falls behind. The receiver therefore keeps two
+persistent sessions: `<client_id>` subscribes to everything (`telecare/v1/hubs/+/+`, so
+input on a topic no protocol uses still reaches ingest and is dead-lettered), and
+`<client_id>-alarms` subscribes to the events and status topics only. The events and
+status copies that reach the first session are acknowledged there unstored: the second
+session holds its own copy at the broker until that one is stored. Here, the alarm
+session's urgent events (priority 1-3) go into a lane of their own; a batch that finds any takes them alone, so a press
+waits behind at most one batch of readings. The price: an event can be stored before
+readings the same hub sent earlier. Nothing depends on that order (the detection engine
+orders by the device's `source_ts`), and each message is still acknowledged, on the
+connection it came on, only after its commit.
+
+`max_batch` bounds a batch (one transaction): larger batches amortise the commit (an
+fsync with SQLite's synchronous=FULL) over more messages, smaller ones bound how long an
+alarm that arrives during a batch waits for it. `bench/ingest.py` measures both.
 """
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -25,9 +44,17 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from prometheus_client import CollectorRegistry, Gauge
 
 from monitoring_centre.ingest import Inbound, Ingest
-from telecare_protocol.topics import SUBSCRIPTION
+from telecare_protocol.codes import Priority
+from telecare_protocol.topics import KINDS, ROOT, STATUS, SUBSCRIPTION
+
+EVENTS_SUFFIX = "/" + KINDS["event"]
+URGENT = int(Priority.URGENT)
+PRIORITY = re.compile(rb'"priority"\s*:\s*([0-9])\b')
+"""Read without parsing the JSON: the lane is only a hint, ingest validates everything."""
+STATUS_SUFFIX = "/" + STATUS
 
 log = logging.getLogger(__name__)
 
@@ -36,85 +63,161 @@ MAX_BATCH = 500
 RETRY_DELAY_S = 1.0
 
 
+ALARM_SUBSCRIPTIONS = (f"{ROOT}/+/{KINDS['event']}", f"{ROOT}/+/{STATUS}")
+DATA, ALARMS = "data", "alarms"
+
+
+def is_alarm_topic(topic: str) -> bool:
+    """Events and hub status: the alarm session carries them (see the module docstring)."""
+    return topic.endswith(EVENTS_SUFFIX) or topic.endswith(STATUS_SUFFIX)
+
+
+def is_urgent(payload: bytes) -> bool:
+    """An event of SCAIP priority 1-3 (help button, fall): it takes the first lane."""
+    match = PRIORITY.search(payload)
+    return match is not None and int(match.group(1)) <= URGENT
+
+
+class _Link:
+    """One MQTT session to the broker, and how many times it has connected."""
+
+    def __init__(self, name: str, client: mqtt.Client, subscriptions: tuple[str, ...]) -> None:
+        self.name = name
+        self.client = client
+        self.subscriptions = subscriptions
+        self.generation = 0
+        self.connected = threading.Event()
+
+
 class Receiver:
     def __init__(self, ingest: Ingest, *, host: str, port: int, username: str, password: str, client_id: str,
-                 mqtt_v5: bool = True, queue_size: int = 1000,
-                 on_alerts: Callable[[set[int]], None] = lambda ids: None) -> None:
+                 mqtt_v5: bool = True, queue_size: int = 1000, max_batch: int = MAX_BATCH,
+                 on_alerts: Callable[[set[int]], None] = lambda ids: None,
+                 registry: CollectorRegistry | None = None) -> None:
         self.ingest = ingest
         self.on_alerts = on_alerts
         self.host, self.port = host, port
+        self.max_batch = max_batch
         self.connected = threading.Event()
+        """Set while both sessions are connected."""
         self._queue: queue.Queue[Inbound] = queue.Queue(maxsize=queue_size)
+        self._alarms: queue.Queue[Inbound] = queue.Queue(maxsize=queue_size)
+        self._events: queue.Queue[Inbound] = queue.Queue(maxsize=queue_size)
+        self._arrived = threading.Condition()
         self._stopping = threading.Event()
-        self._link = 0
-        """Counts connections to the broker; see the module docstring."""
         self._link_lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="centre-ingest", daemon=True)
-        protocol = mqtt.MQTTv5 if mqtt_v5 else mqtt.MQTTv311
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
-                                  clean_session=None if mqtt_v5 else False, manual_ack=True)
-        self.client.username_pw_set(username, password)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
         self._mqtt_v5 = mqtt_v5
+        self._links = {
+            DATA: _Link(DATA, self._client(client_id, username, password), (SUBSCRIPTION,)),
+            ALARMS: _Link(ALARMS, self._client(f"{client_id}-alarms", username, password), ALARM_SUBSCRIPTIONS),
+        }
+        for link in self._links.values():
+            link.client.on_connect = self._on_connect(link)
+            link.client.on_disconnect = self._on_disconnect(link)
+            link.client.on_message = self._on_message(link)
+        self.client = self._links[DATA].client
+        if registry is not None:
+            depth = Gauge("telecare_receiver_queue_depth", "Messages received, not yet stored", ["lane"],
+                          registry=registry)
+            depth.labels("alarm").set_function(lambda: float(self._alarms.qsize()))
+            depth.labels("event").set_function(lambda: float(self._events.qsize()))
+            depth.labels("normal").set_function(lambda: float(self._queue.qsize()))
+
+    def _client(self, client_id: str, username: str, password: str) -> mqtt.Client:
+        protocol = mqtt.MQTTv5 if self._mqtt_v5 else mqtt.MQTTv311
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
+                             clean_session=None if self._mqtt_v5 else False, manual_ack=True)
+        client.username_pw_set(username, password)
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        return client
+
+    @property
+    def queue_depth(self) -> int:
+        return self._alarms.qsize() + self._events.qsize() + self._queue.qsize()
 
     def start(self) -> None:
         self._worker.start()
-        if self._mqtt_v5:
-            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            properties.SessionExpiryInterval = SESSION_EXPIRY_S
-            self.client.connect_async(self.host, self.port, keepalive=30, clean_start=False, properties=properties)
-        else:
-            self.client.connect_async(self.host, self.port, keepalive=30)
-        self.client.loop_start()
+        for link in self._links.values():
+            if self._mqtt_v5:
+                properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                properties.SessionExpiryInterval = SESSION_EXPIRY_S
+                link.client.connect_async(self.host, self.port, keepalive=30, clean_start=False,
+                                          properties=properties)
+            else:
+                link.client.connect_async(self.host, self.port, keepalive=30)
+            link.client.loop_start()
 
     def stop(self) -> None:
         """Stop reading, finish storing what was received, then disconnect.
 
         The worker drains the queue first, so its acknowledgements still reach the broker."""
         self._stopping.set()
-        self.client.unsubscribe(SUBSCRIPTION)
+        for link in self._links.values():
+            link.client.unsubscribe(list(link.subscriptions))
         self._worker.join(timeout=30)
-        self.client.disconnect()
-        self.client.loop_stop()
+        for link in self._links.values():
+            link.client.disconnect()
+            link.client.loop_stop()
 
-    def _on_connect(self, client: mqtt.Client, _userdata: object, _flags: object, reason: object,
-                    _properties: object) -> None:
-        if getattr(reason, "is_failure", False):
-            log.error("broker refused the centre: %s", reason)
-            return
-        with self._link_lock:
-            self._link += 1
-        client.subscribe(SUBSCRIPTION, qos=1)
-        self.connected.set()
-        log.info("centre connected to the broker at %s:%s", self.host, self.port)
-
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: object, _flags: object, reason: object,
+    def _on_connect(self, link: _Link) -> Callable[..., None]:
+        def on_connect(client: mqtt.Client, _userdata: object, _flags: object, reason: object,
                        _properties: object) -> None:
-        self.connected.clear()
-        if not self._stopping.is_set():
-            log.warning("centre lost the broker (%s); reconnecting", reason)
+            if getattr(reason, "is_failure", False):
+                log.error("broker refused the centre's %s session: %s", link.name, reason)
+                return
+            with self._link_lock:
+                link.generation += 1
+            client.subscribe([(topic, 1) for topic in link.subscriptions])
+            link.connected.set()
+            if all(other.connected.is_set() for other in self._links.values()):
+                self.connected.set()
+            log.info("centre's %s session connected to the broker at %s:%s", link.name, self.host, self.port)
+        return on_connect
 
-    def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
-        # Blocks while the queue is full: paho stops reading, the broker holds the rest.
-        self._queue.put(Inbound(topic=message.topic, payload=bytes(message.payload), mid=message.mid,
-                                qos=message.qos, link=self._link))
+    def _on_disconnect(self, link: _Link) -> Callable[..., None]:
+        def on_disconnect(_client: mqtt.Client, _userdata: object, _flags: object, reason: object,
+                          _properties: object) -> None:
+            link.connected.clear()
+            self.connected.clear()
+            if not self._stopping.is_set():
+                log.warning("centre's %s session lost the broker (%s); reconnecting", link.name, reason)
+        return on_disconnect
+
+    def _on_message(self, link: _Link) -> Callable[[mqtt.Client, object, mqtt.MQTTMessage], None]:
+        def on_message(client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+            if link.name == DATA and is_alarm_topic(message.topic):
+                if message.qos > 0:
+                    client.ack(message.mid, message.qos)  # the alarm session stores its own copy
+                return
+            inbound = Inbound(topic=message.topic, payload=bytes(message.payload), mid=message.mid, qos=message.qos,
+                              link=link.generation, lane=link.name)
+            lane = self._queue
+            if link.name == ALARMS:
+                lane = self._alarms if is_urgent(inbound.payload) else self._events
+            # Blocks while the lane is full: paho stops reading this session, the broker holds the rest.
+            lane.put(inbound)
+            with self._arrived:
+                self._arrived.notify()
+        return on_message
 
     def _work(self) -> None:
-        while not (self._stopping.is_set() and self._queue.empty()):
-            try:
-                first = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._store_then_ack(batch)
+        lanes = (self._alarms, self._events, self._queue)
+        while not (self._stopping.is_set() and self.queue_depth == 0):
+            with self._arrived:
+                if self.queue_depth == 0:
+                    self._arrived.wait(timeout=0.2)
+            batch: list[Inbound] = []
+            for lane in lanes:
+                while len(batch) < self.max_batch:
+                    try:
+                        batch.append(lane.get_nowait())
+                    except queue.Empty:
+                        break
+                if batch and lane is self._alarms:
+                    break  # alarms alone: a small batch, committed at once
+            if batch:
+                self._store_then_ack(batch)
 
     def _store_then_ack(self, batch: list[Inbound]) -> None:
         while True:
@@ -128,7 +231,8 @@ class Receiver:
                 time.sleep(RETRY_DELAY_S)
         with self._link_lock:
             for inbound in batch:
-                if inbound.qos > 0 and inbound.link == self._link:
-                    self.client.ack(inbound.mid, inbound.qos)
+                link = self._links[inbound.lane]
+                if inbound.qos > 0 and inbound.link == link.generation:
+                    link.client.ack(inbound.mid, inbound.qos)
         if outcome.changed_alerts:
             self.on_alerts(outcome.changed_alerts)

@@ -3,7 +3,7 @@ variables (or passed in by `telecare demo`). Placeholder secrets are refused."""
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerting.channels import SmtpSettings
@@ -15,6 +15,32 @@ def refuse_placeholder(value: SecretStr, what: str) -> SecretStr:
     if value.get_secret_value().strip().lower() in PLACEHOLDERS:
         raise ValueError(f"{what} is a placeholder: generate a real secret")
     return value
+
+
+class RetentionSettings(BaseModel):
+    """How long raw data is kept (`retention.py`). Alerts, their transitions and the audit log
+    are the record of what the centre did and are never purged by the retention job.
+
+    400 days for readings is a local policy default, not a cited figure: a year of baselines
+    for the detection rules plus a season to compare against. The NHS Records Management Code
+    of Practice governs the health record as a whole; set these to your organisation's schedule."""
+
+    readings_days: float = Field(default=400, gt=0, description="readings and events, and their inbound messages")
+    inbound_days: float = Field(default=400, gt=0, description="accepted messages (heartbeats and all)")
+    dead_letters_days: float = Field(default=90, gt=0, description="refused input, kept for inspection")
+    interval_s: float = Field(default=3600, gt=0, description="how often the retention job runs")
+    chunk: int = Field(default=5000, gt=0, description="rows deleted per transaction (short write locks)")
+
+
+class ExportSettings(BaseModel):
+    """Optional copy of readings to InfluxDB (or anything speaking its /api/v2/write), `export.py`."""
+
+    influx_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:8086; none: no export")
+    influx_token: SecretStr = SecretStr("")
+    influx_org: str = ""
+    influx_bucket: str = "telecare"
+    interval_s: float = Field(default=5.0, gt=0, description="how often committed readings are sent")
+    batch: int = Field(default=5000, gt=0, description="readings per write")
 
 
 class CentreSettings(BaseSettings):
@@ -35,6 +61,14 @@ class CentreSettings(BaseSettings):
     mqtt_v5: bool = Field(default=True, description="MQTT 5; 3.1.1 for brokers without it (the embedded demo broker)")
 
     ingest_queue_size: int = Field(default=1000, gt=0, description="messages held before MQTT reads pause")
+    ingest_max_batch: int = Field(default=500, gt=0, description="messages stored per transaction at most")
+    detection_tick_s: float = Field(default=10.0, gt=0, description="how often the engine's timer rules run")
+    detection_warm_up_days: float = Field(default=14.0, ge=0, description="stored history the engine "
+                                          "replays at start (baselines, open conditions)")
+    data_dir: Path | None = Field(default=None, description="where the centre keeps small state files "
+                                  "(the export cursor); default: next to a SQLite database, else none")
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    export: ExportSettings = Field(default_factory=ExportSettings)
 
     public_url: str | None = Field(default=None, description="where responders reach the centre, for the accept "
                                    "links in their messages; default http://<http_host>:<http_port>")

@@ -19,9 +19,21 @@ def main(argv: list[str] | None = None) -> int:
                       help="auto: Mosquitto when installed, else an embedded Python broker")
     demo.add_argument("--verbose", action="store_true")
 
+    hub = commands.add_parser("hub", help="run the home hub agent (BLE, Zigbee2MQTT, uplink to the centre)")
+    hub.add_argument("--config", type=Path, required=True, help="the hub's TOML file (see deploy/hub/hub.example.toml)")
+
     from telecare import admin_cli
 
     admin_cli.add_commands(commands)
+    from telecare import sim_cli
+
+    sim_cli.add_commands(commands)
+    from telecare import pendant_replay
+
+    pendant_replay.add_command(commands)
+    from telecare import replay
+
+    replay.add_command(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
@@ -34,6 +46,16 @@ def main(argv: list[str] | None = None) -> int:
                                         broker=args.broker))
         except KeyboardInterrupt:
             return 0
+    if args.command == "pendant-replay":
+        return pendant_replay.run(args)
+    if args.command == "replay":
+        return replay.run_args(args)
+    if args.command == "hub":
+        from hub_agent.main import main as run_hub
+
+        return run_hub(args.config)
+    if args.command == "sim":
+        return sim_cli.run(args)
     if args.command in ("centre", "admin"):
         return admin_cli.run(args)
     parser.error(f"unknown command {args.command}")

@@ -19,7 +19,7 @@ from firmware_stubs.bthome import (
     encode_encrypted,
     encode_plain,
 )
-from hub_agent.bthome import BTHOME_SERVICE_UUID, BTHomeDevice, Rejection
+from hub_agent.bthome import BTHOME_SERVICE_UUID, COUNTER_RESET_CEILING, BTHomeDevice, Rejection
 from hub_agent.devices import DeviceKind, PairedDevice
 from hub_agent.radio import Advertisement
 from telecare_protocol.codes import DeviceType, EventCode, Priority
@@ -293,16 +293,20 @@ def test_counter_going_backwards_is_a_replay() -> None:
     assert EventCode.MANUAL_ALARM in codes(dev.decode(radio.adv(old)))
     assert codes(dev.decode(radio.adv(pendant_frame(2, key=KEY, counter=501)))) == []
     assert dev.decode(radio.adv(old, after=60.0)) == []  # an attacker replays the recorded alarm
-    assert dev.decode(radio.adv(pendant_frame(3, BUTTON_PRESS, key=KEY, counter=200))) == []
+    # Lower, at or above the counter-reset ceiling: a replay, not a battery change.
+    assert dev.decode(radio.adv(pendant_frame(3, BUTTON_PRESS, key=KEY, counter=COUNTER_RESET_CEILING))) == []
     assert dev.rejected == {Rejection.REPLAYED_COUNTER: 2}
+    assert dev.counter_resets == 0
 
 
-def test_low_counters_going_backwards_are_replays_too() -> None:
-    # bthome-ble lets counters below 100 restart; the hub does not.
+def test_replay_of_an_early_frame_is_rejected_even_below_the_reset_ceiling() -> None:
     dev, radio = device(bindkey=KEY), Radio()
-    dev.decode(radio.adv(pendant_frame(1, key=KEY, counter=10)))
-    assert dev.decode(radio.adv(pendant_frame(2, BUTTON_PRESS, key=KEY, counter=5))) == []
+    early = pendant_frame(1, BUTTON_PRESS, key=KEY, counter=5)
+    dev.decode(radio.adv(early))
+    dev.decode(radio.adv(pendant_frame(2, key=KEY, counter=10)))
+    assert dev.decode(radio.adv(early, after=60.0)) == []  # one of the recent frames: a replay
     assert dev.rejected == {Rejection.REPLAYED_COUNTER: 1}
+    assert dev.counter_resets == 0
 
 
 def test_same_counter_with_different_bytes_is_a_replay() -> None:
@@ -324,14 +328,14 @@ def test_replay_after_failed_decryptions_is_still_rejected() -> None:
     assert dev.rejected == {Rejection.DECRYPTION_FAILED: 2, Rejection.REPLAYED_COUNTER: 1}
 
 
-def test_reset_encryption_counter_accepts_a_restarted_device() -> None:
+def test_reset_encryption_counter_accepts_a_device_restarting_above_the_ceiling() -> None:
     dev, radio = device(bindkey=KEY), Radio()
     dev.decode(radio.adv(pendant_frame(1, key=KEY, counter=5000)))
-    restarted = pendant_frame(0, BUTTON_PRESS, key=KEY, counter=0)
+    restarted = pendant_frame(0, BUTTON_PRESS, key=KEY, counter=3000)  # a device that seeds its counter
     assert dev.decode(radio.adv(restarted)) == []
     dev.reset_encryption_counter()  # the installer changed the battery
     assert codes(dev.decode(radio.adv(restarted, after=120.0))) == [EventCode.MANUAL_ALARM]
-    assert dev.decode(radio.adv(pendant_frame(1, key=KEY, counter=0))) == []  # protection resumes
+    assert dev.decode(radio.adv(pendant_frame(1, key=KEY, counter=2999))) == []  # protection resumes
     assert dev.rejected == {Rejection.REPLAYED_COUNTER: 2}
 
 

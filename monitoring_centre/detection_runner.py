@@ -1,0 +1,264 @@
+"""Running detection inside the centre: which alerts each stored message opens or clears.
+
+Two detectors fit ingest's `Detector` slot:
+
+- `EventRules`: the fixed device-event rules (`detection/events.py`): help button, fall,
+  supervision. Needs no state.
+- `EngineRunner`: the detection engine (`detection/engine.py`), which holds per-person
+  state (baselines, open conditions, last heard from). It is not thread-safe, so one lock
+  is shared by ingest (`observe`, inside the batch's transaction) and the tick thread
+  (`tick(now)`, its decisions applied in a transaction of their own). At start it is
+  warmed up from the last `warm_up_days` of stored messages, in arrival order, so a
+  restart neither forgets baselines nor raises again what is already on the queue.
+
+Applying decisions (`apply`): one active alert per person + rule + subject.
+- A `Raise` that comes with a new message, while the alert is active, is a repeat: the
+  count goes up and the message is added as evidence.
+- A `Raise` from a tick while the alert is active is the engine re-asserting a condition
+  it already reported (e.g. after a restart); there is no new evidence, so nothing is counted.
+- A `Clear` resolves the active alert with the outcome `all_clear`.
+Engine person ids are `str(Person.id)` (see `profiles.py`).
+"""
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitoring_centre import alerts
+from monitoring_centre.detection.decisions import Decision, Raise
+from monitoring_centre.detection.events import Clear as EventClear
+from monitoring_centre.detection.events import Raise as EventRaise
+from monitoring_centre.detection.events import assess
+from monitoring_centre.detection.people import PersonProfile
+from monitoring_centre.profiles import load_profiles
+from monitoring_centre.storage import Device, Hub, InboundMessage, utc_now
+from telecare_protocol import DeviceEvent, Heartbeat
+from telecare_protocol import Reading as ReadingMessage
+from telecare_protocol.messages import MESSAGE_TYPES
+
+log = logging.getLogger(__name__)
+
+Message = ReadingMessage | DeviceEvent | Heartbeat
+WARM_UP_CHUNK = 2000
+
+
+def message_evidence(message: Message) -> dict[str, Any]:
+    """What an alert keeps of the message that raised or repeated it."""
+    evidence: dict[str, Any] = {"message_id": str(message.id), "type": message.type, "device_id": message.device_id,
+                                "source_ts": message.source_ts.isoformat()}
+    if isinstance(message, DeviceEvent):
+        evidence |= {"code": message.code.value, "detail": dict(message.detail)}
+    elif isinstance(message, ReadingMessage):
+        evidence |= {"metric": message.metric.value, "value": message.value, "unit": message.unit,
+                     "quality": [flag.value for flag in message.quality]}
+    return evidence
+
+
+class EventRules:
+    """Today's fixed rules over device events, for a centre without the detection engine."""
+
+    def observe(self, session: Session, hub: Hub, message: Message) -> set[int]:
+        if not isinstance(message, DeviceEvent):
+            return set()
+        decision = assess(message)
+        evidence = message_evidence(message)
+        if isinstance(decision, EventRaise):
+            alert = alerts.raise_alert(
+                session, person_id=hub.person_id, hub_id=hub.id, rule=decision.rule, subject=decision.subject,
+                at=message.source_ts, evidence=evidence,
+                why=f"{message.device_type.value} {message.device_id} reported {message.code.value}",
+            )
+            return {alert.id}
+        if isinstance(decision, EventClear):
+            cleared = alerts.clear_alert(session, person_id=hub.person_id, rule=decision.rule,
+                                         subject=decision.subject, evidence=evidence)
+            return {cleared.id} if cleared else set()
+        return set()
+
+
+# --- the engine ---------------------------------------------------------------------------
+
+
+class EngineLike(Protocol):
+    """`detection.engine.Engine`, as the centre uses it."""
+
+    def observe(self, message: Message) -> list[Decision]: ...
+    def tick(self, now: datetime) -> list[Decision]: ...
+    def warm_up(self, messages: Iterable[Message]) -> None: ...
+    def set_profile(self, profile: PersonProfile) -> None: ...
+    def person_for_hub(self, hub_id: str) -> str | None: ...
+
+
+def apply(session: Session, decisions: Iterable[Decision], *, hub: Hub | None = None,
+          message: Message | None = None) -> set[int]:
+    """Turn the engine's decisions into alert changes; returns the ids of changed alerts."""
+    changed: set[int] = set()
+    for decision in decisions:
+        try:
+            person_id = int(decision.person)
+        except ValueError:
+            log.error("the engine named a person the centre does not know: %r", decision.person)
+            continue
+        if isinstance(decision, Raise):
+            raised = decision
+            active = alerts.active_alert(session, person_id, raised.rule, raised.subject)
+            if active is not None and message is None and raised.priority >= active.priority:
+                continue  # re-asserted by a tick, no new evidence: not a repeat (module docstring)
+            evidence = _evidence(message, raised.at, raised.explanation)
+            hub_id = hub.id if hub is not None else _hub_of(session, person_id, raised.subject)
+            alert = alerts.raise_alert(session, person_id=person_id, hub_id=hub_id, rule=raised, subject=raised.subject,
+                                       at=raised.at, evidence=evidence, why=raised.title, detail=raised.explanation)
+            changed.add(alert.id)
+        else:
+            cleared_by = decision
+            evidence = _evidence(message, cleared_by.at, cleared_by.explanation)
+            cleared = alerts.clear_alert(session, person_id=person_id, rule=cleared_by.rule,
+                                         subject=cleared_by.subject, evidence=evidence)
+            if cleared is not None:
+                changed.add(cleared.id)
+    return changed
+
+
+def _evidence(message: Message | None, at: datetime, explanation: dict[str, Any]) -> dict[str, Any]:
+    evidence: dict[str, Any] = message_evidence(message) if message is not None else {"at": at.isoformat()}
+    return evidence | {"explanation": explanation}
+
+
+def _hub_of(session: Session, person_id: int, device_id: str) -> str:
+    """The hub an alert belongs to: the device's hub for a per-device condition, else the person's first hub."""
+    if device_id:
+        found = session.scalar(select(Device.hub_id).join(Hub, Hub.id == Device.hub_id)
+                               .where(Hub.person_id == person_id, Device.id == device_id))
+        if found is not None:
+            return found
+    return session.scalar(select(Hub.id).where(Hub.person_id == person_id).order_by(Hub.id)) or ""
+
+
+def stored_messages(sessions: sessionmaker[Session], since: datetime) -> Iterator[Message]:
+    """Accepted messages received since `since`, in arrival order, for the engine's warm-up."""
+    with sessions() as session:
+        rows = session.execute(
+            select(InboundMessage.type, InboundMessage.payload)
+            .where(InboundMessage.received_at >= since)
+            .order_by(InboundMessage.received_at)
+            .execution_options(yield_per=WARM_UP_CHUNK)
+        )
+        for kind, payload in rows:
+            model = MESSAGE_TYPES.get(kind)
+            if model is None:
+                continue
+            try:
+                yield model.model_validate_json(payload)
+            except ValueError:
+                log.warning("a stored %s no longer parses; left out of the warm-up", kind)
+
+
+class EngineRunner:
+    """The engine inside the centre: ingest's detector, and its tick thread.
+
+    Profiles come from the database (`profiles.py`): all of them at `load`, one person again
+    when their settings change (`refresh`), and a person enrolled while the centre runs when
+    their hub is first heard from.
+
+    Ticks use the wall clock, so they must not run ahead of messages still waiting to be
+    stored: a tick is skipped while the receiver has a backlog (`backlog()` true), else a
+    hub's heartbeats queued behind a burst would look missed. The engine's own grace
+    periods (minutes) cover the ordinary few-batch lag.
+    """
+
+    def __init__(self, engine: EngineLike, sessions: sessionmaker[Session], *, tick_s: float,
+                 timezone: str = "UTC", on_alerts: Callable[[set[int]], None] = lambda ids: None,
+                 backlog: Callable[[], bool] = lambda: False, clock: Callable[[], datetime] = utc_now) -> None:
+        self.engine = engine
+        self.sessions = sessions
+        self.tick_s = tick_s
+        self.timezone = timezone
+        self.on_alerts = on_alerts
+        self.backlog = backlog
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.people: set[str] = set()
+        self.skipped_ticks = 0
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="centre-detection-tick", daemon=True)
+
+    def load(self) -> int:
+        """Give the engine every person on the books; returns how many."""
+        with self.sessions() as session:
+            profiles = load_profiles(session, timezone=self.timezone)
+        with self.lock:
+            for profile in profiles:
+                self.engine.set_profile(profile)
+                self.people.add(profile.id)
+        return len(profiles)
+
+    def refresh(self, person_id: int) -> None:
+        """A person's settings or absences changed: the engine gets their new profile (keeping what it learnt)."""
+        with self.sessions() as session:
+            profiles = load_profiles(session, timezone=self.timezone, person_ids=[person_id])
+        with self.lock:
+            for profile in profiles:
+                self.engine.set_profile(profile)
+                self.people.add(profile.id)
+
+    def warm_up(self, days: float) -> int:
+        """Feed the engine the last `days` of stored messages; returns how many."""
+        count = 0
+
+        def counted() -> Iterator[Message]:
+            nonlocal count
+            for message in stored_messages(self.sessions, self.clock() - timedelta(days=days)):
+                count += 1
+                yield message
+
+        with self.lock:
+            self.engine.warm_up(counted())
+        log.info("detection warmed up from %d stored messages (%g days)", count, days)
+        return count
+
+    def observe(self, session: Session, hub: Hub, message: Message) -> set[int]:
+        with self.lock:
+            known = self.engine.person_for_hub(hub.id) is not None
+        if not known:  # enrolled since the centre started
+            for profile in load_profiles(session, timezone=self.timezone, person_ids=[hub.person_id]):
+                with self.lock:
+                    self.engine.set_profile(profile)
+                    self.people.add(profile.id)
+        with self.lock:
+            decisions = self.engine.observe(message)
+        return apply(session, decisions, hub=hub, message=message)
+
+    def tick(self, now: datetime | None = None) -> set[int]:
+        """One pass of the engine's timer rules, applied and committed; returns the changed alerts."""
+        if now is None and self.backlog():
+            self.skipped_ticks += 1
+            return set()
+        with self.lock:
+            decisions = self.engine.tick(now or self.clock())
+        if not decisions:
+            return set()
+        with self.sessions() as session, session.begin():
+            changed = apply(session, decisions)
+        if changed:
+            self.on_alerts(changed)
+        return changed
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.tick_s):
+            try:
+                self.tick()
+            except Exception:  # the next tick tries again; a failing database is logged each time
+                log.exception("detection tick failed")
