@@ -115,10 +115,10 @@ def main() -> None:
                 create_user(session, "bench", password, "operator")
             with CentreThread(centre):
                 baseline = mqtt_baseline(broker, accounts[0], accounts[1], args.presses)
-                agent = HubAgent(HUB, [PENDANT], Uplink(hub_id=HUB, password=accounts[0].password,
-                                                        host=broker.host, port=broker.port))
-                agent.uplink.start()
-                agent.uplink.connected.wait(10)
+                uplink = Uplink(hub_id=HUB, password=accounts[0].password, host=broker.host, port=broker.port)
+                agent = HubAgent(HUB, [PENDANT], uplink)
+                uplink.start()
+                uplink.connected.wait(10)
                 api = httpx.Client(base_url=centre.url)
                 bearer = api.post("/api/v1/auth/token", data={"username": "bench", "password": password})
                 api.headers["Authorization"] = f"Bearer {bearer.json()['access_token']}"
