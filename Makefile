@@ -27,6 +27,16 @@ lint: setup
 bench: setup
 	$(PYTHON) bench/alarm_latency.py
 	$(PYTHON) bench/escalation.py
+	$(PYTHON) bench/ingest.py
+	$(PYTHON) bench/detect.py
+	$(PYTHON) bench/hub_footprint.py
+	$(PYTHON) bench/outbox_replay.py
+	$(PYTHON) bench/falls.py
+	$(PYTHON) bench/eval_spo2.py
+	$(PYTHON) bench/eval_activity.py
+	$(PYTHON) bench/eval_trends.py
+	$(PYTHON) bench/eval_sims.py
+	$(PYTHON) bench/sim_fleet.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -105,7 +105,8 @@ def replay(engine: Engine, messages: Iterator[Message], out: TextIO, stats: Repl
 
 
 def run(input_path: Path, people_path: Path, output_path: Path, tick_s: float = 60.0,
-        err: TextIO = sys.stderr) -> int:
+        err: TextIO | None = None) -> int:
+    err = err or sys.stderr  # looked up per call: the default must follow a redirected stderr
     try:
         people = load_people(people_path)
     except PeopleFileError as error:
