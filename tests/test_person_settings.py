@@ -111,3 +111,17 @@ def test_a_person_plans_their_own_absence_and_a_bad_one_is_refused_with_its_reas
     assert [row.actor for row in audit_rows(app, "plan_absence")] == ["ada"]
     assert [row.actor for row in audit_rows(app, "cancel_absence")] == ["ada"]
     assert told == [ids["ada"], ids["ada"]]
+
+
+def test_a_setting_the_engine_would_not_understand_is_refused_with_its_reason(
+        centre: tuple[Centre, TestClient, dict[str, int]]) -> None:
+    app, api, ids = centre
+    nurse = login(api, "nurse")
+    unknown_rule = api.put(f"/api/v1/patients/{ids['ada']}/rules/no_such_rule", headers=nurse,
+                           json={"params": {"x": 1}, "reason": "typo"})
+    assert unknown_rule.status_code == 422 and "not a detection rule" in unknown_rule.json()["detail"]
+    scale_2 = api.put(f"/api/v1/patients/{ids['ada']}/rules/profile", headers=nurse,
+                      json={"params": {"spo2_scale": 2}, "reason": "COPD: target 88-92% (Dr Patel)"})
+    assert scale_2.status_code == 200, scale_2.text
+    with app.sessions() as session:
+        assert [(r.rule, r.params) for r in session.scalars(select(RuleSetting))] == [("profile", {"spo2_scale": 2})]
