@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +49,9 @@ MESSAGES = 3000
 PRESS_EVERY = 100
 KILL_AFTER = 800
 """Stored messages before the centre is killed."""
+PACE_S = 0.002
+"""About 500 messages a second, so the stream outlasts the kill (a faster centre could
+otherwise store all of it before the test sees the first part)."""
 
 RUN_CENTRE = ("import asyncio\n"
               "from monitoring_centre.centre import Centre\n"
@@ -133,6 +137,7 @@ class Publisher:
 
     def run(self, count: int) -> None:
         for n in range(count):
+            time.sleep(PACE_S)
             now = datetime.now(UTC)
             message: ReadingMessage | DeviceEvent
             if n % PRESS_EVERY == PRESS_EVERY - 1:
