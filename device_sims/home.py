@@ -6,21 +6,12 @@ they are unique across a fleet.
 """
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from hub_agent.devices import DeviceKind
 from telecare_protocol import DeviceType
 
-
-class Kind(StrEnum):
-    """What a simulated device is (how its transmissions look on the radio)."""
-
-    PENDANT = "pendant"
-    DOOR = "door"
-    BED = "bed"
-    MOTION = "motion"
-    """A PIR, or a switch on an appliance (fridge, toilet flush): BTHome motion object."""
-    OXIMETER = "oximeter"
-
+Kind = DeviceKind
+"""A simulated device is one of the kinds a hub pairs (`hub_agent.devices.DeviceKind`)."""
 
 DEVICE_TYPE = {
     Kind.PENDANT: DeviceType.PERSONAL_TRIGGER,
