@@ -23,6 +23,7 @@ test: setup-test lint
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(PYTHON) bench/alarm_latency.py

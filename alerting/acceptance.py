@@ -17,8 +17,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from alerting.tables import Notification
 from monitoring_centre import alerts, audit
-from monitoring_centre.storage import Alert, Notification, Person
+from monitoring_centre.storage import Alert, Person
 
 
 class AcceptRefused(ValueError):

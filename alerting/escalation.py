@@ -26,15 +26,8 @@ from sqlalchemy.orm import Session
 
 from alerting import inhibit
 from alerting.policy import ACKNOWLEDGED_REMINDER_S, POLICIES, ROLE_OF_AUDIENCE, Policy, policy_for
-from monitoring_centre.storage import (
-    Alert,
-    ContactPoint,
-    Escalation,
-    Notification,
-    Person,
-    PersonContact,
-    Responder,
-)
+from alerting.tables import Escalation, Notification
+from monitoring_centre.storage import Alert, ContactPoint, Person, PersonContact, Responder
 
 UNFINISHED = ("running", "inhibited", "reminding", "exhausted")
 AcceptToken = Callable[[str], tuple[str, str]]

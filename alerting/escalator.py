@@ -25,9 +25,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerting import channels, escalation, notify, patient_record
 from alerting.acceptance import accept_token
 from alerting.channels import SmtpSettings
+from alerting.tables import Escalation, Notification
 from monitoring_centre import audit
 from monitoring_centre.alerts import ACTIVE
-from monitoring_centre.storage import Alert, Escalation, Notification, Person, utc_now
+from monitoring_centre.storage import Alert, Person, utc_now
 
 log = logging.getLogger(__name__)
 SENDERS = 8

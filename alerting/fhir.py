@@ -33,8 +33,7 @@ from fhir.resources.R4B.quantity import Quantity
 from fhir.resources.R4B.reference import Reference
 from fhir.resources.R4B.resource import Resource
 
-from alerting.nhs_number import NHS_NUMBER_SYSTEM, normalise
-from monitoring_centre.detection.events import (
+from detection.events import (
     BATTERY_LOW,
     DEVICE_FAULT,
     DEVICE_NOT_SEEN,
@@ -42,6 +41,7 @@ from monitoring_centre.detection.events import (
     POWER_FAILURE,
     TAMPER,
 )
+from monitoring_centre.nhs_number import NHS_NUMBER_SYSTEM, normalise
 from telecare_protocol.codes import NO_VALUE_REASONS, Metric, Priority, QualityFlag
 
 ALERT_RULE_SYSTEM = "urn:telecare:alert-rule"

@@ -15,7 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from alerting.channels import Delivery, Message
-from monitoring_centre.storage import Alert, Notification, Person
+from alerting.tables import Notification
+from monitoring_centre.storage import Alert, Person
 
 LEASE_S = 60
 """A claimed notification not recorded within this time is tried again (its worker died)."""

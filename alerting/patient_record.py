@@ -20,8 +20,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting import fhir
-from alerting.nhs_number import InvalidNhsNumber
-from monitoring_centre.storage import Alert, AlertTransition, Notification, Person, RecordWrite
+from alerting.tables import Notification, RecordWrite
+from monitoring_centre.nhs_number import InvalidNhsNumber
+from monitoring_centre.storage import Alert, AlertTransition, Person
 
 RETRY_AFTER_S = (5, 15, 60, 300, 600)
 """Waits between attempts; the last repeats for ever: a record write is never given up."""

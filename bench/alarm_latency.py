@@ -26,17 +26,17 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from centre_app.auth import create_user
+from centre_app.centre import Centre, CentreThread
+from centre_app.settings import CentreSettings
 from firmware_stubs import pendant
 from firmware_stubs.bthome import BTHOME_SERVICE_UUID, Transmitter, mac_bytes
 from hub_agent.agent import HubAgent
 from hub_agent.devices import DeviceKind, PairedDevice
 from hub_agent.radio import Advertisement
 from hub_agent.uplink import Uplink
-from monitoring_centre.auth import create_user
 from monitoring_centre.broker import BrokerAccount, Mosquitto
-from monitoring_centre.centre import Centre, CentreThread
 from monitoring_centre.enrolment import DeviceRecord, enrol_home
-from monitoring_centre.settings import CentreSettings
 from telecare_protocol import Heartbeat, Power, encode
 from telecare_protocol.topics import topic_for
 

@@ -29,8 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitoring_centre.detection.engine import Engine, Raise
-from monitoring_centre.detection.people import PersonProfile
+from detection.engine import Engine, Raise
+from detection.people import PersonProfile
 from telecare_protocol import Metric, QualityFlag, Reading
 
 START = datetime(2026, 3, 2, tzinfo=UTC)

@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerting.channels import Message, SmtpSettings, send
 from alerting.escalator import AlertingMetrics, AlertingSettings, Escalator
-from monitoring_centre import alerts, schema
-from monitoring_centre.detection.events import PENDANT_ALARM
+from centre_app import schema
+from detection.events import PENDANT_ALARM
+from monitoring_centre import alerts
 from monitoring_centre.enrolment import enrol_home
 from monitoring_centre.storage import ContactPoint, PersonContact, Responder, make_engine, utc_now
 

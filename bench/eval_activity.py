@@ -41,9 +41,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitoring_centre.detection.activity import night_toilet_visits
-from monitoring_centre.detection.engine import Decision, Engine, Raise
-from monitoring_centre.detection.people import PersonProfile
+from detection.activity import night_toilet_visits
+from detection.engine import Decision, Engine, Raise
+from detection.people import PersonProfile
 from telecare_protocol import DeviceEvent, DeviceType, EventCode
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "vankasteren_houseA"

@@ -26,8 +26,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitoring_centre.detection.engine import Engine
-from monitoring_centre.detection.people import load_people
+from detection.engine import Engine
+from detection.people import load_people
 from telecare.replay import ReplayStats, read_stream, replay
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitoring_centre.detection.engine import Engine, Raise
-from monitoring_centre.detection.people import PersonProfile
+from detection.engine import Engine, Raise
+from detection.people import PersonProfile
 from telecare_protocol import Metric, Reading
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "spo2_1hz_normal" / "example_spo2.txt"

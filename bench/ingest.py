@@ -40,11 +40,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from centre_app.centre import Centre, CentreThread
+from centre_app.settings import CentreSettings
 from monitoring_centre.broker import BrokerAccount, Mosquitto
-from monitoring_centre.centre import Centre, CentreThread
 from monitoring_centre.enrolment import DeviceRecord, enrol_home
 from monitoring_centre.ingest import Inbound, Outcome
-from monitoring_centre.settings import CentreSettings
 from monitoring_centre.storage import Alert
 from telecare_protocol import DeviceEvent, DeviceType, EventCode, encode
 from telecare_protocol import Reading as ReadingMessage

@@ -50,7 +50,7 @@ def _toml(value: object) -> str:
 
 
 def people_toml(homes: Iterable[HomeSim]) -> str:
-    """The people file for `homes`, in the format `monitoring_centre.detection.people` reads."""
+    """The people file for `homes`, in the format `detection.people` reads."""
     blocks = []
     for home in homes:
         layout, who = home.layout, home.personality

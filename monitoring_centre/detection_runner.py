@@ -29,12 +29,12 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from detection.decisions import Decision, Raise
+from detection.events import Clear as EventClear
+from detection.events import Raise as EventRaise
+from detection.events import assess
+from detection.people import PersonProfile
 from monitoring_centre import alerts
-from monitoring_centre.detection.decisions import Decision, Raise
-from monitoring_centre.detection.events import Clear as EventClear
-from monitoring_centre.detection.events import Raise as EventRaise
-from monitoring_centre.detection.events import assess
-from monitoring_centre.detection.people import PersonProfile
 from monitoring_centre.profiles import load_profiles
 from monitoring_centre.storage import Device, Hub, InboundMessage, utc_now
 from telecare_protocol import DeviceEvent, Heartbeat

@@ -32,11 +32,23 @@ from influxdb_client.client.write.point import Point
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from prometheus_client import CollectorRegistry, Counter
+from pydantic import BaseModel, Field, SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitoring_centre.settings import ExportSettings
 from monitoring_centre.storage import Reading
+
+
+class ExportSettings(BaseModel):
+    """Optional copy of readings to InfluxDB (or anything speaking its /api/v2/write), `export.py`."""
+
+    influx_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:8086; none: no export")
+    influx_token: SecretStr = SecretStr("")
+    influx_org: str = ""
+    influx_bucket: str = "telecare"
+    interval_s: float = Field(default=5.0, gt=0, description="how often committed readings are sent")
+    batch: int = Field(default=5000, gt=0, description="readings per write")
+
 
 log = logging.getLogger(__name__)
 

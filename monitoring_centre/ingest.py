@@ -53,8 +53,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from detection.events import HUB_OFFLINE
 from monitoring_centre import alerts
-from monitoring_centre.detection.events import HUB_OFFLINE
 from monitoring_centre.storage import DeadLetter, Device, Event, Hub, InboundMessage, Reading, utc_now
 from telecare_protocol import DeviceEvent, Heartbeat, ProtocolError, decode
 from telecare_protocol import Reading as ReadingMessage

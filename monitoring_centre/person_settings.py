@@ -1,6 +1,6 @@
 """A person's own detection settings and planned absences, each change audited.
 
-Rules run on their cited defaults (`monitoring_centre/detection/`) until a clinician sets a
+Rules run on their cited defaults (`detection/`) until a clinician sets a
 person's own value: a Scale 2 SpO2 target for hypercapnic COPD, a longer persistence for
 someone whose probe slips at night. Every change keeps who made it, when and why, in the
 row and in the audit log, with the values before and after. The detection engine is told

@@ -27,8 +27,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitoring_centre.detection.defaults import DEFAULTS, OverrideError, check_value
-from monitoring_centre.detection.people import Absence, PersonProfile
+from detection.defaults import DEFAULTS, OverrideError, check_value
+from detection.people import Absence, PersonProfile
 from monitoring_centre.storage import Device, Hub, Person, PlannedAbsence, RuleSetting
 
 log = logging.getLogger(__name__)

@@ -21,11 +21,27 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel, Field
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitoring_centre.settings import RetentionSettings
 from monitoring_centre.storage import DeadLetter, Event, InboundMessage, Reading, utc_now
+
+
+class RetentionSettings(BaseModel):
+    """How long raw data is kept (`retention.py`). Alerts, their transitions and the audit log
+    are the record of what the centre did and are never purged by the retention job.
+
+    400 days for readings is a local policy default, not a cited figure: a year of baselines
+    for the detection rules plus a season to compare against. The NHS Records Management Code
+    of Practice governs the health record as a whole; set these to your organisation's schedule."""
+
+    readings_days: float = Field(default=400, gt=0, description="readings and events, and their inbound messages")
+    inbound_days: float = Field(default=400, gt=0, description="accepted messages (heartbeats and all)")
+    dead_letters_days: float = Field(default=90, gt=0, description="refused input, kept for inspection")
+    interval_s: float = Field(default=3600, gt=0, description="how often the retention job runs")
+    chunk: int = Field(default=5000, gt=0, description="rows deleted per transaction (short write locks)")
+
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """`telecare centre` and `telecare admin …`: run a centre and keep its books.
 
 Both read the centre's settings from `TELECARE_*` environment variables (see
-`monitoring_centre/settings.py` and `deploy/centre/centre.env.example`)."""
+`centre_app/settings.py` and `deploy/centre/centre.env.example`)."""
 
 import argparse
 import asyncio
@@ -12,9 +12,9 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitoring_centre import admin, schema
-from monitoring_centre.auth import ROLES
-from monitoring_centre.settings import CentreSettings
+from centre_app import admin, schema
+from centre_app.auth import ROLES
+from centre_app.settings import CentreSettings
 from monitoring_centre.storage import make_engine
 
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"telecare: the centre's settings are incomplete or wrong:\n{problem}", file=sys.stderr)
         return 2
     if args.command == "centre":
-        from monitoring_centre.centre import Centre
+        from centre_app.centre import Centre
 
         asyncio.run(Centre(settings).serve_until_signalled())
         return 0

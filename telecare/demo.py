@@ -15,14 +15,14 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from centre_app.auth import create_user, hash_password
+from centre_app.centre import Centre
+from centre_app.settings import CentreSettings, default_sqlite_url
 from device_sims.demo_day import DEMO_DEVICES, DEMO_HUB_ID, play_demo_day
 from hub_agent.agent import HubAgent
 from hub_agent.uplink import Uplink
-from monitoring_centre.auth import create_user, hash_password
 from monitoring_centre.broker import BrokerAccount, start_broker
-from monitoring_centre.centre import Centre
 from monitoring_centre.enrolment import DeviceRecord, enrol_home
-from monitoring_centre.settings import CentreSettings, default_sqlite_url
 from monitoring_centre.storage import Alert, ContactPoint, Hub, PersonContact, Responder, User, utc_now
 from telecare.demo_mail import start_outbox
 

@@ -24,8 +24,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from monitoring_centre.detection.engine import Clear, Decision, Engine, Raise
-from monitoring_centre.detection.people import PeopleFileError, load_people
+from detection.engine import Clear, Decision, Engine, Raise
+from detection.people import PeopleFileError, load_people
 from telecare_protocol import Message, ProtocolError, decode
 
 FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)

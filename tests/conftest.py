@@ -1,5 +1,11 @@
 """Shared fixtures: broker accounts and a running broker (real Mosquitto, or embedded amqtt),
-and a database URL for each supported backend (SQLite, and a real PostgreSQL cluster)."""
+and a database URL for each supported backend (SQLite, and a real PostgreSQL cluster).
+
+Layout: `tests/unit/<package>/` tests one package; `tests/integration/` starts real servers;
+`tests/support/` holds what tests share. Every test under `tests/integration/` is marked
+`integration`, and so is any other test that asks for a real server (a fixture in
+`REAL_SERVERS`, or the PostgreSQL side of `database_url`), so `pytest -m "not integration"`
+runs without any server."""
 
 import itertools
 import shutil
@@ -10,20 +16,34 @@ from typing import Any
 import pytest
 
 from monitoring_centre.broker import BrokerAccount, EmbeddedBroker, Mosquitto, find_mosquitto
-from tests import postgres
-from tests.webhook import Webhook, webhook_server
+from tests.support import postgres
+from tests.support.webhook import Webhook, webhook_server
 
 _database_names = itertools.count(1)
+
+INTEGRATION = Path(__file__).parent / "integration"
+REAL_SERVERS = frozenset({"mosquitto", "embedded_broker", "smtp_server", "silent_server", "webhook",
+                          "browser_page", "postgres_cluster"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        in_folder = INTEGRATION in Path(str(item.fspath)).parents
+        if in_folder or REAL_SERVERS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[postgres.Cluster]:
     """One throwaway PostgreSQL cluster for the whole run (each test gets its own database)."""
+    missing = postgres.why_missing()
+    if missing:
+        pytest.skip(missing)
     with postgres.cluster() as cluster:
         yield cluster
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database on each backend the centre supports."""
     if request.param == "sqlite":

@@ -1,0 +1,126 @@
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from alerting import patient_record
+from alerting.escalation import recipients
+from centre_app.api.deps import CurrentUser, Db, may_see
+from monitoring_centre import audit, trends
+from monitoring_centre.access import visible_people
+from monitoring_centre.storage import Hub, Person, utc_now
+from telecare_protocol.codes import METRICS, Metric
+
+router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
+
+
+class PatientOut(BaseModel):
+    id: int
+    name: str
+    address: str
+    hub_ids: list[str]
+
+
+@router.get("")
+def list_patients(user: CurrentUser, session: Db) -> list[PatientOut]:
+    """The people the caller may see: everyone for operators, a caseload or consented people otherwise."""
+    people = visible_people(session, user)
+    hubs: dict[int, list[str]] = {}
+    for hub in session.scalars(select(Hub).where(Hub.person_id.in_([p.id for p in people]))):
+        hubs.setdefault(hub.person_id, []).append(hub.id)
+    audit.record(session, user.username, "view_patient_list", [p.id for p in people])
+    session.commit()
+    return [PatientOut(id=p.id, name=p.name, address=p.address, hub_ids=sorted(hubs.get(p.id, []))) for p in people]
+
+
+@router.get("/{person_id}/record", response_class=JSONResponse,
+            responses={200: {"content": {"application/fhir+json": {}}}})
+def record(person_id: int, user: CurrentUser, session: Db) -> JSONResponse:
+    """The person's record as the centre wrote it: FHIR R4 (a collection Bundle of every
+    alert, its outcome and who was told)."""
+    if not may_see(session, user, person_id) or session.get(Person, person_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such person")
+    bundle = patient_record.person_record(session, person_id)
+    audit.record(session, user.username, "view_record", [person_id])
+    session.commit()
+    return JSONResponse(bundle, media_type="application/fhir+json")
+
+
+class HubOut(BaseModel):
+    id: str
+    link: str | None
+    power: str | None
+    last_heartbeat_at: datetime | None
+
+
+class KeyholderOut(BaseModel):
+    name: str
+    contact_points: list[str]
+
+
+class PatientDetail(BaseModel):
+    id: int
+    name: str
+    address: str
+    nhs_number: str | None
+    service: str
+    hubs: list[HubOut]
+    keyholders: list[KeyholderOut]
+    """In the order the person wants them called."""
+
+
+@router.get("/{person_id}")
+def patient(person_id: int, user: CurrentUser, session: Db) -> PatientDetail:
+    """What an operator needs to act on an alert for this person: where they are, their hub's
+    state, and whom they want called. (How to get in is shown only to a responder who accepts.)"""
+    person = session.get(Person, person_id)
+    if person is None or not may_see(session, user, person_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such person")
+    hubs = [HubOut(id=h.id, link=h.link, power=h.power, last_heartbeat_at=h.last_heartbeat_at)
+            for h in session.scalars(select(Hub).where(Hub.person_id == person_id).order_by(Hub.id))]
+    keyholders = [KeyholderOut(name=k.name, contact_points=list(k.addresses))
+                  for group in recipients(session, person, "keyholders") for k in group]
+    audit.record(session, user.username, "view_patient", [person_id])
+    session.commit()
+    return PatientDetail(id=person.id, name=person.name, address=person.address, nhs_number=person.nhs_number,
+                         service=person.service, hubs=hubs, keyholders=keyholders)
+
+
+class BucketOut(BaseModel):
+    start: datetime
+    low: float | None
+    median: float | None
+    high: float | None
+    clean: int
+    flagged: int
+    """Readings the device flagged (questionable, low perfusion, probe off): counted, never charted."""
+
+
+class ReadingsOut(BaseModel):
+    metric: Metric
+    unit: str
+    since: datetime
+    bucket_minutes: int
+    buckets: list[BucketOut]
+
+
+@router.get("/{person_id}/readings")
+def readings(person_id: int, user: CurrentUser, session: Db, metric: Metric,
+             hours: Annotated[int, Query(ge=1, le=24 * 31)] = 72,
+             bucket_minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 15) -> ReadingsOut:
+    """A person's readings of one metric over the last `hours`, one summary per bucket."""
+    if session.get(Person, person_id) is None or not may_see(session, user, person_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such person")
+    until = utc_now()
+    since = until - timedelta(hours=hours)
+    try:
+        buckets = trends.summarise(session, person_id, metric, since, until, timedelta(minutes=bucket_minutes))
+    except ValueError as problem:
+        raise HTTPException(422, str(problem)) from None
+    audit.record(session, user.username, "view_readings", [person_id], f"{metric.value}, {hours} h")
+    session.commit()
+    return ReadingsOut(metric=metric, unit=METRICS[metric].unit, since=since, bucket_minutes=bucket_minutes,
+                       buckets=[BucketOut(**vars(b)) for b in buckets])

@@ -1,0 +1,193 @@
+"""The monitoring centre process: database, MQTT receiver, ingest, API and console."""
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerting.escalator import AlertingMetrics, AlertingSettings, Escalator
+from centre_app import schema
+from centre_app.api.app import create_app
+from centre_app.api.deps import CentreState
+from centre_app.settings import CentreSettings
+from monitoring_centre import export
+from monitoring_centre.alerts import ACTIVE
+from monitoring_centre.detection_runner import EngineRunner, EventRules
+from monitoring_centre.ingest import Detector, Ingest, IngestMetrics
+from monitoring_centre.live import AlertFeed
+from monitoring_centre.profiles import check_rule_setting
+from monitoring_centre.receiver import Receiver
+from monitoring_centre.retention import RetentionJob
+from monitoring_centre.storage import Alert, make_engine
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal handling. uvicorn would catch SIGTERM, shut
+    the web server down, then raise SIGTERM again, killing the process before the receiver
+    and the escalator had stopped. Whoever runs the centre decides what a signal means."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class OpenAlerts(Collector):
+    """/metrics: active alerts by priority, counted at each scrape."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("telecare_alerts_active", "Alerts open, acknowledged or in progress, by priority",
+                                   labels=["priority"])
+        with self.sessions() as session:
+            counts = dict(session.execute(select(Alert.priority, func.count()).where(Alert.status.in_(ACTIVE))
+                                          .group_by(Alert.priority)).all())
+        for priority in range(1, 6):
+            family.add_metric([str(priority)], float(counts.get(priority, 0)))
+        yield family
+
+
+def data_dir(settings: CentreSettings) -> Path | None:
+    """Where small state files go: the setting, else next to a SQLite database."""
+    if settings.data_dir is not None:
+        return settings.data_dir
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database).parent
+    return None
+
+
+class Centre:
+    def __init__(self, settings: CentreSettings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.database_url)
+        schema.upgrade(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.registry = CollectorRegistry()
+        self.feed = AlertFeed()
+        self.escalator = Escalator(self.sessions, AlertingSettings(
+            secret=settings.jwt_secret.get_secret_value(), public_url=settings.public_url or self.url,
+            smtp=settings.smtp, fhir_base_url=settings.fhir_base_url, timezone=settings.timezone,
+            poll_s=settings.alerting_poll_s,
+        ), AlertingMetrics(self.registry), on_change=self.feed.publish)
+        self.registry.register(OpenAlerts(self.sessions))
+        self.detection: EngineRunner | None = None
+        self.ingest = Ingest(self.sessions, IngestMetrics(self.registry), detector=self._detector())
+        self.receiver = Receiver(
+            self.ingest, host=settings.mqtt_host, port=settings.mqtt_port, username=settings.mqtt_username,
+            password=settings.mqtt_password.get_secret_value(), client_id=settings.mqtt_client_id,
+            mqtt_v5=settings.mqtt_v5, queue_size=settings.ingest_queue_size, max_batch=settings.ingest_max_batch,
+            on_alerts=self._alerts_changed, registry=self.registry,
+        )
+        self.retention = RetentionJob(self.sessions, settings.retention)
+        self.export = export.build(self.sessions, settings.export, data_dir(settings), self.registry)
+        self.app = create_app(CentreState(settings, self.sessions, self.feed, self.registry, self._alerts_changed,
+                                          profile_changed=self._profile_changed,
+                                          check_rule_setting=check_rule_setting))
+        self.server = _Server(uvicorn.Config(
+            self.app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off",
+            timeout_graceful_shutdown=2,  # open console streams must not hold a shutdown up
+        ))
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.http_host}:{self.settings.http_port}"
+
+    def _detector(self) -> Detector:
+        """The detection engine; the fixed event rules only if the engine cannot be loaded (logged,
+        and `telecare_detection_engine_up` is 0), so the help button always works."""
+        up = Gauge("telecare_detection_engine_up", "1 when the detection engine runs; 0: only the fixed "
+                   "alarm and supervision rules", registry=self.registry)
+        try:
+            from detection.engine import Engine
+        except ImportError:
+            log.exception("the detection engine could not be loaded; running the fixed event rules only")
+            up.set(0)
+            return EventRules()
+        self.detection = EngineRunner(Engine([]), self.sessions, tick_s=self.settings.detection_tick_s,
+                                      timezone=self.settings.timezone, on_alerts=self._alerts_changed,
+                                      backlog=lambda: self.receiver.queue_depth >= self.settings.ingest_queue_size)
+        people = Gauge("telecare_detection_people", "People the detection engine is watching", registry=self.registry)
+        people.set_function(lambda: float(len(self.detection.people)) if self.detection else 0.0)
+        up.set(1)
+        return self.detection
+
+    def _profile_changed(self, person_id: int) -> None:
+        if self.detection is not None:
+            self.detection.refresh(person_id)
+
+    def _alerts_changed(self, alert_ids: set[int]) -> None:
+        self.feed.publish(alert_ids)
+        self.escalator.wake()
+
+    def stop(self) -> None:
+        """Ask a running centre to shut down cleanly (thread-safe)."""
+        self.server.should_exit = True
+
+    async def serve_until_signalled(self) -> None:
+        """`telecare centre`: run until SIGTERM (systemd) or SIGINT (Ctrl-C), then stop cleanly."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+        await self.serve()
+
+    async def serve(self) -> None:
+        """Run until cancelled or `server.should_exit` is set."""
+        self.feed.bind(asyncio.get_running_loop())
+        if self.detection is not None:  # before the first message: state from history, then live
+            await asyncio.to_thread(self.detection.load)
+            await asyncio.to_thread(self.detection.warm_up, self.settings.detection_warm_up_days)
+        self.escalator.start()
+        self.receiver.start()
+        if self.detection is not None:
+            self.detection.start()
+        self.retention.start()
+        if self.export is not None:
+            self.export.start()
+        try:
+            await self.server.serve()
+        finally:
+            await asyncio.to_thread(self.receiver.stop)
+            if self.detection is not None:
+                await asyncio.to_thread(self.detection.stop)
+            await asyncio.to_thread(self.retention.stop)
+            if self.export is not None:
+                await asyncio.to_thread(self.export.stop)
+            await asyncio.to_thread(self.escalator.stop)
+            self.engine.dispose()
+
+
+class CentreThread:
+    """A centre on a thread of its own, for tests and benchmarks."""
+
+    def __init__(self, centre: Centre) -> None:
+        self.centre = centre
+        self._thread = threading.Thread(target=lambda: asyncio.run(centre.serve()), name="centre", daemon=True)
+
+    def __enter__(self) -> Centre:
+        self._thread.start()
+        if not self.centre.receiver.connected.wait(timeout=20):
+            raise RuntimeError("the centre could not connect to the broker")
+        for _ in range(200):
+            if self.centre.server.started:
+                return self.centre
+            self._thread.join(timeout=0.05)
+        raise RuntimeError("the centre's web server did not start")
+
+    def __exit__(self, *_exc: object) -> None:
+        self.centre.server.should_exit = True
+        self._thread.join(timeout=30)

@@ -1,0 +1,435 @@
+"""Activity and wellbeing rules, in the person's local time, learning each person's normal.
+
+The rules follow the activity-monitoring products in the domain brief (Lilli, Canary Care,
+Just Checking): typical fixed rules, with baselines learnt per person where a fixed rule
+would be wrong for many people. Device locations come from the profile (`devices`).
+
+- `door_left_open`: a front or back door open > 15 min. Clears when it closes.
+- `night_exit`: a front or back door opened at night (22:00-06:00) after the person went
+  to bed (bed occupied, or else a bedroom door or bedroom event, tonight; no requirement
+  when the home has neither) with indoor activity in the 15 min before: an exit, not a
+  return to an empty house. Once a night; never cleared by the engine.
+- `out_of_bed_at_night` (needs a bed sensor): the bed vacated at night and not occupied
+  again for 45 min of night time. Clears when the bed is occupied again.
+- `no_morning_activity`: no activity since 05:00 by the person's deadline: the 90th
+  percentile of their first-activity times over the last 14 days + 60 min, between 07:00
+  and 12:00; 10:00 while learning (< 7 days). Clears on the first activity.
+- `house_unoccupied`: the last thing heard was an exit door, then nothing anywhere for
+  longer than 1.5x the person's 90th-percentile outing (at least 3 h; 8 h while learning),
+  or still nothing an hour into the night (unless the person came home that late at
+  least twice in the last 28 days: a night owl). Clears on the next activity.
+- `night_toilet_frequency`: night toilet visits (toilet or toilet-door events, clustered
+  10 min apart; bathroom devices when the home has no toilet devices) above the mean +
+  2 SD of the person's last 28 nights and >= 3 (>= 4 while learning, < 7 nights). Once a
+  night; never cleared by the engine.
+
+Planned absences pause every rule here, and their days and nights are left out of the
+baselines. No timer rule fires while a hub of the person is offline (the silence is the
+link's, not the person's). Late events (older than the latest seen) feed the baselines
+but not the night-time state, which follows the live stream.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import numpy as np
+
+from detection.decisions import Decision, PersonContext
+from detection.people import EXIT_DOORS
+from telecare_protocol import DeviceEvent, DeviceType, EventCode, Reading
+
+ACTIVITY_CODES = frozenset({
+    EventCode.DOOR_OPENED, EventCode.DOOR_CLOSED, EventCode.BED_OCCUPIED, EventCode.BED_VACATED,
+    EventCode.ACTIVITY, EventCode.MANUAL_ALARM, EventCode.FALL_DETECTED, EventCode.FALL_CANCELLED,
+    EventCode.ALARM_CANCELLED,
+})
+KEEP = 35
+SESSION_GAP = timedelta(minutes=10)
+"""A reading this long after the previous one from its device starts a session: presence."""
+
+
+def in_window(at: time, start: time, end: time) -> bool:
+    return (start <= at < end) if start < end else (at >= start or at < end)
+
+
+def night_of(local: datetime, start: time, end: time) -> date | None:
+    """The date the night containing `local` started on, or None outside the night."""
+    if not in_window(local.time(), start, end):
+        return None
+    if start > end and local.time() < end:
+        return local.date() - timedelta(days=1)
+    return local.date()
+
+
+@dataclass
+class Visits:
+    """Night toilet visits, by the date each night started."""
+
+    starts: dict[date, list[datetime]] = field(default_factory=dict)
+    last: datetime | None = None
+
+
+class ActivityRules:
+    def __init__(self, ctx: PersonContext) -> None:
+        self.ctx = ctx
+        self.last_live: datetime | None = None
+        self.last_event: tuple[datetime, str, str] | None = None
+        """(time, location, code) of the latest live activity."""
+        self.last_indoor: datetime | None = None
+        self.went_to_bed: datetime | None = None
+        self.bed_vacated: datetime | None = None
+        self.open_doors: dict[str, datetime] = {}
+        self.first_activity: dict[date, datetime] = {}
+        self.outings: list[tuple[datetime, float]] = []
+        """(departure, hours) of recent outings."""
+        self.nights: dict[date, int] = {}
+        self.visits = Visits()
+        self.exit_night: date | None = None
+        self.toilet_night: date | None = None
+        self.session: dict[str, datetime] = {}
+        self.in_bed = False
+        self.first_seen: datetime | None = None
+        self.exit_opened: datetime | None = None
+
+    # where things are ------------------------------------------------------------------
+    def _location(self, device: str, device_type: DeviceType | None) -> str:
+        where = self.ctx.profile.devices.get(device)
+        if where is not None:
+            return where
+        return {DeviceType.BED_MONITOR: "bed", DeviceType.PERSONAL_TRIGGER: "pendant",
+                DeviceType.FALL_DETECTOR: "pendant", DeviceType.PULSE_OXIMETER: "oximeter"}.get(
+                    device_type or DeviceType.MOTION_SENSOR, "unknown")
+
+    def _toilet_locations(self) -> frozenset[str]:
+        if self.ctx.profile.devices_at("toilet", "toilet_door"):
+            return frozenset({"toilet", "toilet_door"})
+        return frozenset({"toilet", "toilet_door", "bathroom", "bathroom_door"})
+
+    def _local(self, at: datetime) -> datetime:
+        return at.astimezone(self.ctx.profile.zone)
+
+    def _absent_during(self, start: datetime, end: datetime) -> bool:
+        return any(a.start < end and start < a.end for a in self.ctx.profile.absences)
+
+    def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        zone = self.ctx.profile.zone
+        return datetime.combine(day, time(0), zone), datetime.combine(day + timedelta(days=1), time(0), zone)
+
+    # observing -------------------------------------------------------------------------
+    def reading(self, reading: Reading) -> list[Decision]:
+        previous = self.session.get(reading.device_id)
+        self.session[reading.device_id] = max(previous or reading.source_ts, reading.source_ts)
+        if previous is not None and timedelta(0) <= reading.source_ts - previous < SESSION_GAP:
+            return []
+        return self._activity(reading.source_ts, "oximeter", "reading", str(reading.id))
+
+    def event(self, event: DeviceEvent) -> list[Decision]:
+        if event.code not in ACTIVITY_CODES:
+            return []
+        where = self._location(event.device_id, event.device_type)
+        return self._activity(event.source_ts, where, event.code.value, str(event.id), event.device_id)
+
+    def _activity(self, at: datetime, where: str, code: str, message_id: str, device: str = "") -> list[Decision]:
+        local = self._local(at)
+        self.first_seen = at if self.first_seen is None else min(self.first_seen, at)
+        if where != "bed":  # getting out of bed is not yet being up: what follows is
+            self._learn_first_activity(at, local)
+        if self.last_live is not None and at < self.last_live:
+            self._count_toilet(at, local, where, late=True)
+            return []
+        decisions: list[Decision] = []
+        evidence = {"message_id": message_id, "device_id": device, "location": where, "code": code,
+                    "source_ts": at.isoformat()}
+        if self.last_event is not None:
+            decisions += self._returned(at, evidence)
+        self.last_live = at
+        self.last_event = (at, where, code)
+        if where not in EXIT_DOORS:
+            self.last_indoor = at
+        if where == "bed" and code == EventCode.BED_OCCUPIED.value:
+            self.went_to_bed, self.bed_vacated, self.in_bed = at, None, True
+            self._back_to_bed(at, local)
+            decisions += self.ctx.clear("out_of_bed_at_night", "", at, {"why": "back in bed", "event": evidence})
+        elif where == "bed" and code == EventCode.BED_VACATED.value:
+            self.bed_vacated, self.in_bed = at, False
+        elif where in ("bedroom_door", "bedroom") and not self.ctx.profile.devices_at("bed"):
+            self.went_to_bed = at
+        if where in EXIT_DOORS and code == EventCode.DOOR_OPENED.value:
+            self.open_doors.setdefault(device, at)
+            self.exit_opened = at
+            decisions += self._night_exit(at, local, evidence)
+        elif where in EXIT_DOORS and code == EventCode.DOOR_CLOSED.value:
+            self.open_doors.pop(device, None)
+            if not self.open_doors:
+                decisions += self.ctx.clear("door_left_open", "", at, {"why": "door closed", "event": evidence})
+        decisions += self._count_toilet(at, local, where, late=False)
+        if where != "bed" and self._local(at).date() in self.first_activity:
+            decisions += self.ctx.clear("no_morning_activity", "", at, {"why": "activity seen", "event": evidence})
+        decisions += self._timers(at)
+        return decisions
+
+    def _returned(self, at: datetime, evidence: dict[str, Any]) -> list[Decision]:
+        """The silence since the last event is over: learn it as an outing if it followed an exit door."""
+        assert self.last_event is not None
+        since, where, _ = self.last_event
+        rule = self.ctx.settings["house_unoccupied"]
+        hours = (at - since).total_seconds() / 3600
+        if where in EXIT_DOORS and hours * 60 >= rule.f("min_outing_minutes") and not self._absent_during(since, at):
+            self.outings.append((since, hours))
+            cutoff = at - timedelta(days=rule.i("baseline_days"))
+            self.outings = [o for o in self.outings if o[0] >= cutoff][-200:]
+        return self.ctx.clear("house_unoccupied", "", at, {"why": "activity at home", "event": evidence})
+
+    def _back_to_bed(self, at: datetime, local: datetime) -> None:
+        """Back to bed in the early morning (after a toilet trip): not up for the day yet."""
+        first = self.first_activity.get(local.date())
+        if first is not None and local.time() < time(12) and at - first <= timedelta(hours=3):
+            del self.first_activity[local.date()]
+
+    def _learn_first_activity(self, at: datetime, local: datetime) -> None:
+        morning = self.ctx.settings["no_morning_activity"].t("morning_from")
+        if local.time() < morning:
+            return
+        day = local.date()
+        known = self.first_activity.get(day)
+        if known is None or at < known:
+            self.first_activity[day] = at
+            for old in sorted(self.first_activity)[:-KEEP]:
+                del self.first_activity[old]
+
+    # rules -----------------------------------------------------------------------------
+    def _night_exit(self, at: datetime, local: datetime, evidence: dict[str, Any]) -> list[Decision]:
+        rule = self.ctx.settings["night_exit"]
+        night = night_of(local, rule.t("night_start"), rule.t("night_end"))
+        if night is None or self.ctx.profile.absent(at) is not None or self.exit_night == night:
+            return []
+        profile = self.ctx.profile
+        needs_bed = bool(profile.devices_at("bed", "bedroom_door", "bedroom"))
+        night_began = datetime.combine(night, rule.t("night_start"), profile.zone) - timedelta(hours=2)
+        if needs_bed and (self.went_to_bed is None or self.went_to_bed < night_began):
+            return []
+        recent = timedelta(minutes=rule.i("preceding_activity_minutes"))
+        if self.last_indoor is None or at - self.last_indoor > recent:
+            return []
+        self.exit_night = night
+        self.ctx.end_quietly("night_exit")
+        title = "Door opened at night: the person may have gone out"
+        return self.ctx.raise_("night_exit", "", rule.i("priority"), title,
+                               {"event": evidence, "local_time": local.isoformat(),
+                                "went_to_bed": self.went_to_bed.isoformat() if self.went_to_bed else None,
+                                "last_indoor_activity": self.last_indoor.isoformat(),
+                                "night": [rule.s("night_start"), rule.s("night_end")],
+                                "source": rule.source("priority")}, at)
+
+    def _count_toilet(self, at: datetime, local: datetime, where: str, *, late: bool) -> list[Decision]:
+        if where not in self._toilet_locations():
+            return []
+        rule = self.ctx.settings["night_toilet_frequency"]
+        night = night_of(local, rule.t("night_start"), rule.t("night_end"))
+        if night is None:
+            return []
+        starts = self.visits.starts.setdefault(night, [])
+        gap = timedelta(minutes=rule.i("visit_gap_minutes"))
+        if any(abs(at - s) < gap for s in starts[-3:]) or (
+                self.visits.last is not None and not late and timedelta(0) <= at - self.visits.last < gap):
+            if not late:
+                self.visits.last = at
+            return []
+        starts.append(at)
+        starts.sort()
+        if not late:
+            self.visits.last = at
+        for old in sorted(self.visits.starts)[:-KEEP]:
+            del self.visits.starts[old]
+        if late or self.ctx.profile.absent(at) is not None:
+            return []
+        return self._toilet_frequency(night, starts, rule_time=at)
+
+    def learned_nights(self, before: date) -> list[int]:
+        """Visit counts of the observed nights before `before` (absences left out)."""
+        rule = self.ctx.settings["night_toilet_frequency"]
+        first = before - timedelta(days=rule.i("baseline_nights"))
+        counts = []
+        for night in sorted(self.nights):
+            if first <= night < before:
+                start = datetime.combine(night, rule.t("night_start"), self.ctx.profile.zone)
+                if not self._absent_during(start, start + timedelta(hours=12)):
+                    counts.append(len(self.visits.starts.get(night, [])))
+        return counts
+
+    def _toilet_frequency(self, night: date, starts: list[datetime], rule_time: datetime) -> list[Decision]:
+        rule = self.ctx.settings["night_toilet_frequency"]
+        if self.toilet_night == night:
+            return []
+        self.nights.setdefault(night, 0)
+        history = self.learned_nights(night)
+        count = len(starts)
+        if len(history) >= rule.i("min_nights"):
+            mean, sd = float(np.mean(history)), float(np.std(history, ddof=1))
+            limit = mean + rule.f("sd_factor") * sd
+            fires = count > limit and count >= rule.i("min_visits")
+            baseline: dict[str, Any] = {"nights": len(history), "mean": round(mean, 2), "sd": round(sd, 2),
+                                        "limit": round(limit, 2), "learning": False}
+        else:
+            fires = count >= rule.i("default_visits")
+            baseline = {"nights": len(history), "learning": True, "limit": rule.i("default_visits")}
+        if not fires:
+            return []
+        self.toilet_night = night
+        self.ctx.end_quietly("night_toilet_frequency")
+        return self.ctx.raise_("night_toilet_frequency", "", rule.i("priority"),
+                               f"{count} night-time toilet visits (more than usual)",
+                               {"night": night.isoformat(), "visits": [s.isoformat() for s in starts],
+                                "baseline": baseline, "source": rule.source("baseline_nights")}, rule_time)
+
+    def _deadline(self, today: date) -> tuple[time, dict[str, Any]]:
+        rule = self.ctx.settings["no_morning_activity"]
+        first = today - timedelta(days=rule.i("baseline_days"))
+        minutes = []
+        for day in sorted(self.first_activity):
+            if first <= day < today and not self._absent_during(*self._day_bounds(day)):
+                local = self._local(self.first_activity[day])
+                minutes.append(local.hour * 60 + local.minute)
+        if len(minutes) < rule.i("min_days"):
+            return rule.t("default_deadline"), {"learning": True, "days": len(minutes),
+                                                "deadline": rule.s("default_deadline")}
+        p = float(np.percentile(minutes, rule.f("percentile")))
+        lo, hi = rule.t("earliest_deadline"), rule.t("latest_deadline")
+        value = min(max(p + rule.i("margin_minutes"), lo.hour * 60 + lo.minute), hi.hour * 60 + hi.minute)
+        deadline = time(int(value) // 60, int(value) % 60)
+        return deadline, {"learning": False, "days": len(minutes), "percentile_minutes": round(p, 1),
+                          "deadline": deadline.strftime("%H:%M")}
+
+    def _timers(self, now: datetime) -> list[Decision]:
+        decisions: list[Decision] = []
+        if self.ctx.profile.absent(now) is not None:
+            return decisions
+        local = self._local(now)
+        toilet = self.ctx.settings["night_toilet_frequency"]
+        night = night_of(local, toilet.t("night_start"), toilet.t("night_end"))
+        if night is not None and night not in self.nights:  # an observed night, even with no visits
+            self.nights[night] = 0
+            for old in sorted(self.nights)[:-KEEP]:
+                del self.nights[old]
+        door = self.ctx.settings["door_left_open"]
+        for device, opened in sorted(self.open_doors.items()):
+            if now - opened >= timedelta(minutes=door.i("minutes")):
+                decisions += self.ctx.raise_(
+                    "door_left_open", "", door.i("priority"), f"Door left open ({device})",
+                    {"device_id": device, "opened_at": opened.isoformat(), "minutes": door.i("minutes"),
+                     "checked_at": now.isoformat(), "source": door.source("minutes")}, now)
+        decisions += self._out_of_bed(now)
+        return decisions
+
+    def _out_of_bed(self, now: datetime) -> list[Decision]:
+        rule = self.ctx.settings["out_of_bed_at_night"]
+        if self.bed_vacated is None or not self.ctx.profile.devices_at("bed"):
+            return []
+        start, end = rule.t("night_start"), rule.t("night_end")
+        vacated = self._local(self.bed_vacated)
+        night = night_of(vacated, start, end)
+        up_from = rule.t("up_from")
+        if night is None or (up_from < end and up_from <= vacated.time() < end):
+            return []  # up in the early morning: getting up for the day
+        zone = self.ctx.profile.zone
+        window_end = datetime.combine(night + timedelta(days=1) if start > end else night, end, zone)
+        minutes = (min(now, window_end) - self.bed_vacated).total_seconds() / 60
+        if minutes < rule.i("minutes"):
+            return []
+        return self.ctx.raise_("out_of_bed_at_night", "", rule.i("priority"),
+                               f"Out of bed at night for {int(minutes)} min",
+                               {"bed_vacated_at": self.bed_vacated.isoformat(), "checked_at": now.isoformat(),
+                                "minutes": rule.i("minutes"), "night": [rule.s("night_start"), rule.s("night_end")],
+                                "source": rule.source("minutes")}, now)
+
+    def tick(self, now: datetime, *, link_down: bool = False) -> list[Decision]:
+        if self.last_live is None or link_down:
+            return []
+        decisions = self._timers(now)
+        if self.ctx.profile.absent(now) is not None:
+            return decisions
+        decisions += self._no_morning(now)
+        decisions += self._unoccupied(now)
+        return decisions
+
+    def _no_morning(self, now: datetime) -> list[Decision]:
+        rule = self.ctx.settings["no_morning_activity"]
+        local = self._local(now)
+        today = local.date()
+        if local.time() < rule.t("morning_from") or today in self.first_activity:
+            return []
+        morning = datetime.combine(today, rule.t("morning_from"), self.ctx.profile.zone)
+        if self.first_seen is None or self.first_seen > morning:
+            return []  # not watched since this morning began: no opinion yet
+        deadline, baseline = self._deadline(today)
+        if local.time() < deadline or self.ctx.is_open("house_unoccupied"):
+            return []
+        if self.last_event is not None and self.last_event[1] in EXIT_DOORS:
+            return []  # left the house: house_unoccupied's business
+        return self.ctx.raise_("no_morning_activity", "", rule.i("priority"),
+                               f"No activity this morning by {deadline.strftime('%H:%M')}",
+                               {"date": today.isoformat(), "baseline": baseline,
+                                "last_activity": self.last_live.isoformat() if self.last_live else None,
+                                "source": rule.source("default_deadline")}, now)
+
+    def _late(self, departure: datetime, hours: float) -> bool:
+        """Was the person still out an hour into the night on this outing?"""
+        rule = self.ctx.settings["house_unoccupied"]
+        local = self._local(departure)
+        moment = datetime.combine(local.date(), rule.t("night_start"), self.ctx.profile.zone) + timedelta(
+            minutes=rule.i("night_grace_minutes"))
+        if moment < departure:
+            moment += timedelta(days=1)
+        return departure < moment <= departure + timedelta(hours=hours)
+
+    def outing_limit(self) -> tuple[float, dict[str, Any]]:
+        """The longest silence after an exit door that is still an ordinary outing, learnt per person.
+
+        A person who has come home late at least `late_returns` times in the baseline
+        (a night owl) is not alerted just for being out into the night."""
+        rule = self.ctx.settings["house_unoccupied"]
+        hours = [h for _, h in self.outings]
+        late = sum(1 for departure, h in self.outings if self._late(departure, h))
+        often_out_late = late >= rule.i("late_returns")
+        if len(hours) < rule.i("min_outings"):
+            return rule.f("default_hours"), {"learning": True, "outings": len(hours), "late_returns": late,
+                                             "often_out_late": often_out_late}
+        p90 = float(np.percentile(hours, 90))
+        limit = max(rule.f("min_hours"), rule.f("factor") * p90)
+        return limit, {"learning": False, "outings": len(hours), "p90_hours": round(p90, 2), "late_returns": late,
+                       "often_out_late": often_out_late}
+
+    def _unoccupied(self, now: datetime) -> list[Decision]:
+        if self.last_event is None:
+            return []
+        since, where, code = self.last_event
+        if where not in EXIT_DOORS or self.in_bed:
+            return []
+        if self.exit_opened is None or since - self.exit_opened > timedelta(minutes=10):
+            return []  # a door reported closed without being opened: a state report, not a departure
+        rule = self.ctx.settings["house_unoccupied"]
+        hours = (now - since).total_seconds() / 3600
+        if hours * 60 < rule.f("min_outing_minutes"):
+            return []
+        limit, baseline = self.outing_limit()
+        local = self._local(now)
+        zone = self.ctx.profile.zone
+        night_start = rule.t("night_start")
+        grace = timedelta(minutes=rule.i("night_grace_minutes"))
+        tonight = datetime.combine(local.date(), night_start, zone)
+        if local.time() < time(12):
+            tonight -= timedelta(days=1)
+        into_night = since < tonight and now >= tonight + grace and not baseline.get("often_out_late", False)
+        if hours < limit and not into_night:
+            return []
+        why = "still out an hour into the night" if hours < limit else f"out longer than usual ({limit:.1f} h)"
+        return self.ctx.raise_("house_unoccupied", "", rule.i("priority"), f"House unoccupied for {hours:.1f} h",
+                               {"why": why, "last_event": {"at": since.isoformat(), "location": where, "code": code},
+                                "limit_hours": round(limit, 2), "baseline": baseline, "checked_at": now.isoformat(),
+                                "source": rule.source("priority")}, now)
+
+
+def night_toilet_visits(rules: ActivityRules) -> dict[date, list[datetime]]:
+    """The night toilet visits a person's rules counted (for evaluation against labels)."""
+    return {night: list(starts) for night, starts in sorted(rules.visits.starts.items())}

@@ -1,0 +1,58 @@
+"""Alarms that need no detection: the help button, the pull cord and an uncancelled fall.
+
+A press is always an alarm (domain brief, "Falls"), priority 1, even when it arrives late
+(from the hub's outbox; marked `late`). Every press or fall is its own episode, except a
+second one from the same device within `REPEAT_WITHIN` of the first: that is the same call
+(a double press), sent as a `repeat` so the centre counts it on the open alert.
+
+A fall the wearer cancelled on the pendant (`fall_cancelled`) is not an alert: ingest
+stores the event, and the engine remembers it so the next fall alert from that device
+says how many falls were cancelled in the previous 24 h (a pattern worth a look).
+"""
+
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Any
+
+from detection.decisions import Decision, PersonContext
+from telecare_protocol import DeviceEvent, DeviceType, EventCode
+
+REPEAT_WITHIN = timedelta(minutes=5)
+CANCELLED_WINDOW = timedelta(hours=24)
+
+
+class AlarmRules:
+    def __init__(self, ctx: PersonContext) -> None:
+        self.ctx = ctx
+        self.last: dict[tuple[str, str], datetime] = {}
+        self.latest: dict[str, datetime] = {}
+        self.cancelled: dict[str, deque[datetime]] = {}
+
+    def event(self, event: DeviceEvent) -> list[Decision]:
+        if event.code == EventCode.FALL_CANCELLED:
+            self.cancelled.setdefault(event.device_id, deque(maxlen=50)).append(event.source_ts)
+            return []
+        if event.code == EventCode.MANUAL_ALARM:
+            rule = "pendant_alarm"
+            title = "Pull cord pulled" if event.device_type == DeviceType.PULL_CORD else "Help button pressed"
+        elif event.code == EventCode.FALL_DETECTED:
+            rule, title = "fall", "Fall detected (not cancelled by the wearer)"
+        else:
+            return []
+        late = event.source_ts < self.latest.get(event.device_id, event.source_ts)
+        self.latest[event.device_id] = max(self.latest.get(event.device_id, event.source_ts), event.source_ts)
+        previous = self.last.get((rule, event.device_id))
+        repeat = previous is not None and abs(event.source_ts - previous) <= REPEAT_WITHIN
+        self.last[(rule, event.device_id)] = event.source_ts
+        settings = self.ctx.settings[rule]
+        explanation: dict[str, Any] = {
+            "device_id": event.device_id, "device_type": event.device_type.value, "code": event.code.value,
+            "message_id": str(event.id), "source_ts": event.source_ts.isoformat(), "detail": dict(event.detail),
+            "late": late, "source": settings.source("priority"),
+        }
+        if rule == "fall":
+            recent = [t for t in self.cancelled.get(event.device_id, ()) if event.source_ts - t <= CANCELLED_WINDOW]
+            explanation["cancelled_falls_24h"] = len(recent)
+        if not repeat:
+            self.ctx.end_quietly(rule)
+        return self.ctx.raise_(rule, "", settings.i("priority"), title, explanation, event.source_ts, repeat=True)

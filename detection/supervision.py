@@ -1,0 +1,170 @@
+"""Supervision: every link is watched, and a silent hub or device is an alarm of its own.
+
+- `hub_offline` (priority 2): no heartbeat for `missed_heartbeats` x the hub's own
+  `interval_s` + `grace_s` (SCAIP: the receiver supervises the heartbeat). Raised on a
+  tick; cleared by the hub's next heartbeat. A person with two hubs has one condition
+  (subject ""), cleared only when every hub is beating again.
+- `device_not_seen` (per device): the hub's `device_not_seen` event, or a device whose
+  last sign of life (any message from it, or `last_seen` in a heartbeat) is older than
+  its expected interval (profile `expected_intervals`, else 25 h) + `grace_s`. Not raised
+  while the device's hub is offline: the hub being offline explains it (the alerting
+  pipeline's inhibition then only has to mute what was already open). Cleared by
+  `device_seen_again` or by fresh evidence of the device.
+- `battery_low`, `tamper`, `power_failure` clear on `battery_ok`, `tamper_cleared`,
+  `power_restored` (a heartbeat on mains power also restores, one on battery also fails).
+- `device_fault` has no all-clear code in the protocol: an operator closes it.
+- `data_dropped` (priority 5: logged, never sent): the hub shed readings from its outbox.
+  Each event is its own log entry with the counts in its detail; nothing to clear.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from detection.decisions import Decision, PersonContext
+from telecare_protocol import DeviceEvent, EventCode, Heartbeat, Message, Power
+
+_RAISE = {
+    EventCode.BATTERY_LOW: ("battery_low", "Device battery low"),
+    EventCode.TAMPER: ("tamper", "Device tampered with"),
+    EventCode.DEVICE_FAULT: ("device_fault", "Device fault"),
+    EventCode.DEVICE_NOT_SEEN: ("device_not_seen", "Device not heard from"),
+}
+_CLEAR = {
+    EventCode.BATTERY_OK: "battery_low",
+    EventCode.TAMPER_CLEARED: "tamper",
+    EventCode.DEVICE_SEEN_AGAIN: "device_not_seen",
+}
+
+
+def _event_evidence(event: DeviceEvent) -> dict[str, Any]:
+    return {"message_id": str(event.id), "device_id": event.device_id, "code": event.code.value,
+            "source_ts": event.source_ts.isoformat(), "detail": dict(event.detail)}
+
+
+class SupervisionRules:
+    def __init__(self, ctx: PersonContext) -> None:
+        self.ctx = ctx
+        self.heartbeat: dict[str, tuple[datetime, int]] = {}
+        """hub → (time of its latest heartbeat, its interval_s)."""
+        self.offline: set[str] = set()
+        self.last_seen: dict[tuple[str, str], datetime] = {}
+        """(hub, device) → its latest sign of life."""
+
+    def hub_is_offline(self, hub: str) -> bool:
+        return hub in self.offline
+
+    def message(self, message: Message) -> list[Decision]:
+        decisions: list[Decision] = []
+        if isinstance(message, Heartbeat):
+            decisions += self._heartbeat(message)
+        else:
+            decisions += self._seen(message.hub_id, message.device_id, message.source_ts, message.id)
+        if isinstance(message, DeviceEvent):
+            decisions += self._event(message)
+        return decisions
+
+    def _heartbeat(self, beat: Heartbeat) -> list[Decision]:
+        decisions: list[Decision] = []
+        previous = self.heartbeat.get(beat.hub_id)
+        if previous is None or beat.source_ts >= previous[0]:
+            self.heartbeat[beat.hub_id] = (beat.source_ts, beat.interval_s)
+        evidence = {"message_id": str(beat.id), "hub_id": beat.hub_id, "source_ts": beat.source_ts.isoformat()}
+        if beat.hub_id in self.offline:
+            self.offline.discard(beat.hub_id)
+            if not self.offline:
+                decisions += self.ctx.clear("hub_offline", "", beat.source_ts, {"heartbeat": evidence})
+        power = self.ctx.settings["power_failure"]
+        if beat.power == Power.BATTERY:
+            decisions += self.ctx.raise_("power_failure", "", power.i("priority"), "Mains power lost at the hub",
+                                         {"why": "the hub's heartbeat says it runs on battery", "heartbeat": evidence,
+                                          "source": power.source("priority")}, beat.source_ts)
+        elif self.ctx.is_open("power_failure"):
+            decisions += self.ctx.clear("power_failure", "", beat.source_ts,
+                                        {"why": "heartbeat on mains power", "heartbeat": evidence})
+        for status in beat.devices:
+            if status.last_seen is not None:
+                decisions += self._seen(beat.hub_id, status.device_id, status.last_seen, beat.id, now=beat.source_ts)
+        decisions += self._stale_devices(beat.hub_id, beat.source_ts)
+        return decisions
+
+    def _seen(self, hub: str, device: str, at: datetime, message_id: UUID,
+              now: datetime | None = None) -> list[Decision]:
+        """A sign of life of a device at `at` (reported at `now`): clears `device_not_seen` if it is news."""
+        key = (hub, device)
+        before = self.last_seen.get(key)
+        news = before is None or at > before
+        if news:
+            self.last_seen[key] = at
+        if news and self.ctx.is_open("device_not_seen", device) and self._fresh(hub, device, now or at):
+            return self.ctx.clear("device_not_seen", device, at,
+                                  {"why": "the device was heard from again", "message_id": str(message_id),
+                                   "seen_at": at.isoformat()})
+        return []
+
+    def _expected(self, device: str) -> timedelta:
+        rule = self.ctx.settings["device_not_seen"]
+        seconds = self.ctx.profile.expected_intervals.get(device, rule.i("default_expected_s"))
+        return timedelta(seconds=seconds + rule.i("grace_s"))
+
+    def _fresh(self, hub: str, device: str, now: datetime) -> bool:
+        seen = self.last_seen.get((hub, device))
+        return seen is not None and now - seen <= self._expected(device)
+
+    def _stale_devices(self, hub: str, now: datetime) -> list[Decision]:
+        if hub in self.offline:
+            return []
+        decisions: list[Decision] = []
+        rule = self.ctx.settings["device_not_seen"]
+        for (device_hub, device), seen in sorted(self.last_seen.items()):
+            if device_hub != hub or device == hub or now - seen <= self._expected(device):
+                continue
+            decisions += self.ctx.raise_(
+                "device_not_seen", device, rule.i("priority"), f"Device {device} not heard from",
+                {"device_id": device, "hub_id": hub, "last_seen": seen.isoformat(), "checked_at": now.isoformat(),
+                 "expected_within_s": self._expected(device).total_seconds(),
+                 "source": rule.source("default_expected_s") + "; " + rule.source("grace_s")}, now)
+        return decisions
+
+    def _event(self, event: DeviceEvent) -> list[Decision]:
+        evidence = _event_evidence(event)
+        if event.code in _RAISE:
+            rule, title = _RAISE[event.code]
+            if rule == "device_not_seen" and event.hub_id in self.offline:
+                return []
+            settings = self.ctx.settings[rule]
+            return self.ctx.raise_(rule, event.device_id, settings.i("priority"), f"{title}: {event.device_id}",
+                                   {"event": evidence, "source": settings.source("priority")}, event.source_ts,
+                                   repeat=True)
+        if event.code in _CLEAR:
+            return self.ctx.clear(_CLEAR[event.code], event.device_id, event.source_ts, {"event": evidence})
+        if event.code == EventCode.POWER_FAILURE:
+            settings = self.ctx.settings["power_failure"]
+            return self.ctx.raise_("power_failure", "", settings.i("priority"), "Mains power lost at the hub",
+                                   {"event": evidence, "source": settings.source("priority")}, event.source_ts,
+                                   repeat=True)
+        if event.code == EventCode.POWER_RESTORED:
+            return self.ctx.clear("power_failure", "", event.source_ts, {"event": evidence})
+        if event.code == EventCode.DATA_DROPPED:
+            settings = self.ctx.settings["data_dropped"]
+            self.ctx.end_quietly("data_dropped")  # every shedding is its own log entry
+            return self.ctx.raise_("data_dropped", "", settings.i("priority"),
+                                   "Hub shed stored readings (outbox full)",
+                                   {"event": evidence, "source": settings.source("priority")}, event.source_ts)
+        return []
+
+    def tick(self, now: datetime) -> list[Decision]:
+        decisions: list[Decision] = []
+        rule = self.ctx.settings["hub_offline"]
+        for hub in sorted(self.heartbeat):
+            last, interval = self.heartbeat[hub]
+            limit = timedelta(seconds=interval * rule.i("missed_heartbeats") + rule.i("grace_s"))
+            if hub not in self.offline and now - last > limit:
+                self.offline.add(hub)
+                decisions += self.ctx.raise_(
+                    "hub_offline", "", rule.i("priority"), f"Hub {hub} offline: the home is not monitored",
+                    {"hub_id": hub, "last_heartbeat": last.isoformat(), "interval_s": interval,
+                     "limit_s": limit.total_seconds(), "checked_at": now.isoformat(),
+                     "source": rule.source("missed_heartbeats")}, now)
+            decisions += self._stale_devices(hub, now)
+        return decisions

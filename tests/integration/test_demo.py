@@ -1,0 +1,140 @@
+"""`telecare demo --duration N`: starts, raises the scripted alarms, shows them at the API, exits 0."""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from alerting.channels import Message, SmtpSettings, send
+from monitoring_centre.broker import find_mosquitto
+from telecare.demo_mail import start_outbox
+from tests.support.centre import wait_for
+from tests.support.helpers import free_port
+
+
+@dataclass
+class Demo:
+    process: subprocess.Popen[str]
+    url: str
+    """The console URL it printed, without the trailing slash."""
+    credentials: dict[str, Any]
+    bearer: str
+
+
+@contextmanager
+def running_demo(tmp_path: Path, *args: str) -> Iterator[Demo]:
+    """`telecare demo` in a subprocess, once its API answers; killed on the way out if still running."""
+    port = free_port()
+    data_dir = tmp_path / "demo"
+    process = subprocess.Popen([sys.executable, "-m", "telecare.cli", "demo", "--port", str(port),
+                                "--data-dir", str(data_dir), *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        first_line = process.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in first_line, first_line
+        credentials_file = data_dir / "demo-credentials.json"
+        assert stat.S_IMODE(os.stat(credentials_file).st_mode) == 0o600
+        credentials = json.loads(credentials_file.read_text())
+        url = f"http://127.0.0.1:{port}"
+        bearer = wait_for(lambda: _token(url, credentials), timeout=20, what="the centre's API")
+        yield Demo(process, url, credentials, bearer)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def run_demo(tmp_path: Path, broker: str) -> None:
+    with running_demo(tmp_path, "--duration", "20", "--broker", broker) as demo:
+        assert set(demo.credentials) == {"username", "password"} and len(demo.credentials["password"]) >= 16
+
+        def scripted_alarms() -> set[str] | None:
+            alerts = httpx.get(f"{demo.url}/api/v1/alerts", headers={"Authorization": f"Bearer {demo.bearer}"}).json()
+            rules = {alert["rule"] for alert in alerts}
+            return rules if {"pendant_alarm", "fall"} <= rules else None
+
+        rules = wait_for(scripted_alarms, timeout=20, what="the scripted pendant alarm and fall")
+        assert "hub_offline" not in rules  # the hub is connected while the demo runs
+        output, _ = demo.process.communicate(timeout=60)
+    assert demo.process.returncode == 0, output
+    assert "Help button pressed x1" in output and "Fall detected" in output
+    assert "Traceback" not in output
+
+
+def _token(base: str, credentials: dict[str, Any]) -> str | None:
+    try:
+        response = httpx.post(f"{base}/api/v1/auth/token", data=credentials)
+    except httpx.TransportError:
+        return None
+    return str(response.json()["access_token"]) if response.status_code == 200 else None
+
+
+@pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
+def test_demo_with_mosquitto(tmp_path: Path) -> None:
+    run_demo(tmp_path, "mosquitto")
+
+
+def test_demo_with_the_embedded_broker(tmp_path: Path) -> None:
+    run_demo(tmp_path, "embedded")
+
+
+def test_the_demo_outbox_keeps_each_mail_and_shows_its_accept_link(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    outbox = start_outbox(tmp_path / "outbox")
+    try:
+        smtp = SmtpSettings(host=outbox.hostname, port=outbox.port, starttls=False, mail_from="centre@demo.invalid")
+        message = Message(subject="Help button pressed: Margaret Hughes", body="Alert 1.", priority=1,
+                          reference="alert-1/cycle-0/step-2/responder-2/contact-0",
+                          links={"accept": "http://127.0.0.1:8080/accept/abc"})
+        delivery = send("mailto:susan@demo.invalid", message, smtp)
+    finally:
+        outbox.stop()
+    assert delivery.ok, delivery.detail
+    [kept] = list((tmp_path / "outbox").glob("*.eml"))
+    assert b"Help button pressed: Margaret Hughes" in kept.read_bytes()
+    printed = capsys.readouterr().out
+    assert "mail to susan@demo.invalid: [EMERGENCY] Help button pressed: Margaret Hughes" in printed
+    assert "accept: http://127.0.0.1:8080/accept/abc" in printed
+
+
+@pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
+def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
+    with running_demo(tmp_path) as demo:
+        demo.process.send_signal(signal.SIGINT)
+        output, _ = demo.process.communicate(timeout=30)
+    assert demo.process.returncode == 0, output
+    assert "Alerts in the centre:" in output and "Traceback" not in output
+    assert not _listening(int(demo.url.rsplit(":", 1)[1]))  # everything it started has stopped
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
+def test_the_demo_shows_the_scripted_alarms_in_the_browser(tmp_path: Path, browser_page: Any) -> None:
+    with running_demo(tmp_path, "--duration", "30") as demo:
+        page = browser_page
+        page.goto(f"{demo.url}/")
+        page.fill("input[name=username]", demo.credentials["username"])
+        page.fill("input[name=password]", demo.credentials["password"])
+        page.click("button[type=submit]")
+        for rule in ("pendant_alarm", "fall"):
+            page.locator(f"#queue tbody tr[data-rule={rule}]").wait_for(timeout=20_000)
+        assert "Margaret Hughes" in page.locator("#queue tbody").inner_text()
+        output, _ = demo.process.communicate(timeout=60)
+    assert demo.process.returncode == 0, output
