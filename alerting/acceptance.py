@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from alerting.tables import Notification
 from monitoring_centre import alerts, audit
+from monitoring_centre.alerts import AlertState
 from monitoring_centre.storage import Alert, Person
 
 
@@ -59,15 +60,15 @@ def accept(session: Session, token: str, now: datetime) -> Accepted:
     if alert is None or person is None:
         raise AcceptRefused("this link is not valid")
     actor = f"responder:{notification.responder_id}:{notification.responder_name}"
-    if alert.status == "in_progress":
+    if alert.status == AlertState.IN_PROGRESS:
         if notification.accepted_at is None:
             raise AcceptRefused("someone else has already accepted this alarm; thank you")
-    elif alert.status in ("resolved", "closed"):
+    elif alert.status in alerts.ENDED:
         raise AcceptRefused("this alarm has been dealt with; thank you")
     else:
-        if alert.status == "open":
-            alerts.transition(session, alert, "acknowledged", actor, "accepted from a notification")
-        alerts.transition(session, alert, "in_progress", actor, f"{notification.responder_name} is on the way")
+        if alert.status == AlertState.OPEN:
+            alerts.transition(session, alert, AlertState.ACKNOWLEDGED, actor, "accepted from a notification")
+        alerts.transition(session, alert, AlertState.IN_PROGRESS, actor, f"{notification.responder_name} is on the way")
         notification.accepted_at = now
     audit.record(session, actor, "show_access_details", [person.id], f"alert {alert.id} accepted")
     return Accepted(alert, person, notification.responder_name)

@@ -17,41 +17,55 @@ States of an escalation:
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from enum import StrEnum
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from alerting import inhibit
-from alerting.policy import ACKNOWLEDGED_REMINDER_S, POLICIES, ROLE_OF_AUDIENCE, Policy, policy_for
+from alerting import inhibit, snapshot
+from alerting.notify import (
+    CONSOLE_ADDRESS,
+    NoContact,
+    NotificationPurpose,
+    NotificationStatus,
+    StepOccasion,
+    TimerOccasion,
+    ToContact,
+    notification_reference,
+)
+from alerting.policy import ACKNOWLEDGED_REMINDER_S, POLICIES, ROLE_OF_AUDIENCE, Audience, Policy, policy_for
+from alerting.snapshot import ChainStep, EscalationChain, Recipient
 from alerting.tables import Escalation, Notification
 from monitoring_centre.storage import Alert, ContactPoint, Person, PersonContact, Responder
 
-UNFINISHED = ("running", "inhibited", "reminding", "exhausted")
+
+class EscalationState(StrEnum):
+    """Where an escalation is (`Escalation.state`); each is described at the top of this module."""
+
+    RUNNING = "running"
+    INHIBITED = "inhibited"
+    REMINDING = "reminding"
+    EXHAUSTED = "exhausted"
+    FINISHED = "finished"
+
+
+UNFINISHED = (EscalationState.RUNNING, EscalationState.INHIBITED, EscalationState.REMINDING,
+              EscalationState.EXHAUSTED)
 AcceptToken = Callable[[str], tuple[str, str]]
 """reference → (token, token hash): makes a responder's accept link (`acceptance.accept_token`)."""
 INHIBITED_RECHECK_S = 5
 """How soon a muted escalation notices that what muted it has cleared."""
 
 
-@dataclass(frozen=True)
-class Recipient:
-    responder_id: int
-    name: str
-    role: str
-    addresses: tuple[str, ...]
-
-
 def new_token() -> str:
     return secrets.token_hex(8)
 
 
-def recipients(session: Session, person: Person, audience: str) -> list[list[Recipient]]:
+def recipients(session: Session, person: Person, audience: Audience) -> list[list[Recipient]]:
     """The responders a step reaches, as one group per step: each keyholder is a step of
     their own, in the person's order; every other audience is one step for all its members."""
-    if audience == "keyholders":
+    if audience == Audience.KEYHOLDERS:
         rows = session.execute(
             select(Responder).join(PersonContact, PersonContact.responder_id == Responder.id)
             .where(PersonContact.person_id == person.id, Responder.active)
@@ -68,23 +82,17 @@ def recipient_of(session: Session, responder: Responder) -> Recipient:
     """A responder with their contact points, in their own order."""
     addresses = session.scalars(select(ContactPoint.address).where(ContactPoint.responder_id == responder.id)
                                 .order_by(ContactPoint.position))
-    return Recipient(responder.id, responder.name, responder.role, tuple(addresses))
+    return Recipient(responder_id=responder.id, name=responder.name, role=responder.role,
+                     addresses=tuple(addresses))
 
 
-def snapshot(session: Session, person: Person, policy: Policy) -> list[dict[str, Any]]:
-    """The chain with its responders and addresses resolved now, as it will run."""
-    steps: list[dict[str, Any]] = []
-    for step in policy.steps:
-        for group in recipients(session, person, step.audience):
-            steps.append({
-                "audience": step.audience,
-                "wait_s": step.wait_s,
-                "recipients": [
-                    {"responder_id": r.responder_id, "name": r.name, "role": r.role, "addresses": list(r.addresses)}
-                    for r in group
-                ],
-            })
-    return steps
+def chain_for(session: Session, person: Person, policy: Policy) -> EscalationChain:
+    """The chain with its responders and addresses resolved now, as it will run (stored with
+    `snapshot.dump`)."""
+    return EscalationChain(steps=tuple(
+        ChainStep(audience=step.audience, wait_s=step.wait_s, recipients=tuple(group))
+        for step in policy.steps for group in recipients(session, person, step.audience)
+    ))
 
 
 def start(session: Session, alert: Alert, now: datetime) -> Escalation:
@@ -95,11 +103,12 @@ def start(session: Session, alert: Alert, now: datetime) -> Escalation:
     person = session.get(Person, alert.person_id)
     service = person.service if person is not None else "monitored"
     policy = policy_for(alert.priority, service, alert.rule)
-    steps = snapshot(session, person, policy) if person is not None else []
+    chain = chain_for(session, person, policy) if person is not None else EscalationChain()
+    runs = bool(chain.steps)
     escalation = Escalation(
-        alert_id=alert.id, policy=policy.name, steps=steps, cycles=policy.cycles, step=0, cycle=0,
-        state="running" if steps else "finished", due_at=now if steps else None, token=new_token(),
-        note="" if steps else f"not sent: {policy.source}", started_at=now,
+        alert_id=alert.id, policy=policy.name, steps=snapshot.dump(chain), cycles=policy.cycles, step=0, cycle=0,
+        state=EscalationState.RUNNING if runs else EscalationState.FINISHED, due_at=now if runs else None,
+        token=new_token(), note="" if runs else f"not sent: {policy.source}", started_at=now,
     )
     session.add(escalation)
     session.flush()
@@ -119,7 +128,7 @@ def needs_attention(escalation: Escalation, alert: Alert, now: datetime) -> bool
     Checked before claiming, so an idle pass writes nothing."""
     if alert.status in ("in_progress", "resolved", "closed"):
         return True
-    if alert.status == "acknowledged" and escalation.state != "reminding":
+    if alert.status == "acknowledged" and escalation.state != EscalationState.REMINDING:
         return True
     return escalation.due_at is not None and escalation.due_at <= now
 
@@ -149,24 +158,24 @@ def advance(session: Session, escalation: Escalation, alert: Alert, now: datetim
         return _remind(session, escalation, alert, now)
 
     # The alert is open: nobody has acted yet.
-    if escalation.state == "reminding":  # an acknowledgement cannot be undone; defensive
-        escalation.state = "running"
+    if escalation.state == EscalationState.REMINDING:  # an acknowledgement cannot be undone; defensive
+        escalation.state = EscalationState.RUNNING
     muted_by = inhibit.inhibitor(session, alert)
     if muted_by is not None:
-        if escalation.state != "inhibited":
+        if escalation.state != EscalationState.INHIBITED:
             _cancel_pending(session, alert, f"muted by alert {muted_by.id} ({muted_by.title})")
-        escalation.state = "inhibited"
+        escalation.state = EscalationState.INHIBITED
         escalation.note = f"muted by alert {muted_by.id}: {muted_by.title}"
         escalation.due_at = now + timedelta(seconds=INHIBITED_RECHECK_S)
         return []
-    if escalation.state == "inhibited":  # the cause has cleared and this alert is still open
-        escalation.state, escalation.step, escalation.cycle = "running", 0, 0
+    if escalation.state == EscalationState.INHIBITED:  # the cause has cleared and this alert is still open
+        escalation.state, escalation.step, escalation.cycle = EscalationState.RUNNING, 0, 0
         escalation.note = "no longer muted"
         escalation.due_at = now
     if escalation.due_at is None or escalation.due_at > now:
         return []
-    if escalation.state == "exhausted":
-        return _notify_operators(session, escalation, alert, now, "exhausted",
+    if escalation.state == EscalationState.EXHAUSTED:
+        return _notify_operators(session, escalation, alert, now, NotificationPurpose.EXHAUSTED,
                                  f"nobody has acknowledged {alert.title!r} after the whole chain ran "
                                  f"{escalation.cycles} times", wait_s=_last_wait(escalation))
     return _run_step(session, escalation, alert, now, accept_token)
@@ -174,89 +183,93 @@ def advance(session: Session, escalation: Escalation, alert: Alert, now: datetim
 
 def _run_step(session: Session, escalation: Escalation, alert: Alert, now: datetime,
               accept_token: AcceptToken | None) -> list[Notification]:
-    step = escalation.steps[escalation.step]
-    position = f"step {escalation.step + 1}/{len(escalation.steps)}, cycle {escalation.cycle + 1}/{escalation.cycles}"
+    chain = snapshot.load(escalation.steps)
+    step = chain.steps[escalation.step]
+    position = f"step {escalation.step + 1}/{len(chain.steps)}, cycle {escalation.cycle + 1}/{escalation.cycles}"
     elapsed = int((now - alert.opened_at).total_seconds())
-    reason = (f"{escalation.policy} chain {position}: {step['audience'].replace('_', ' ')}; "
-              f"not acknowledged {elapsed} s after it opened")
+    audience = step.audience.replace("_", " ")
+    reason = f"{escalation.policy} chain {position}: {audience}; not acknowledged {elapsed} s after it opened"
+    occasion = StepOccasion(cycle=escalation.cycle, step=escalation.step)
+    operator_role = ROLE_OF_AUDIENCE[Audience.OPERATORS]
     sent = []
-    for recipient in step["recipients"]:
-        for index, address in enumerate(recipient["addresses"]):
-            reference = (f"alert-{alert.id}/cycle-{escalation.cycle}/step-{escalation.step}/"
-                         f"responder-{recipient['responder_id']}/contact-{index}")
+    for recipient in step.recipients:
+        for index, address in enumerate(recipient.addresses):
+            reference = notification_reference(alert.id, occasion, ToContact(recipient.responder_id, index))
             token_hash = None
-            if accept_token is not None and recipient["role"] != "operator":
+            if accept_token is not None and recipient.role != operator_role:
                 _token, token_hash = accept_token(reference)
-            sent += _add(session, alert, now, recipient, address, reference, "escalation", reason, token_hash)
-    if step["audience"] == "operators":
+            sent += _add(session, alert, now, recipient, address, reference, NotificationPurpose.ESCALATION, reason,
+                         token_hash)
+    if step.audience == Audience.OPERATORS:
         # The operators' own channel is the alarm queue, which has shown the alert since it opened.
-        sent += _add(session, alert, now, None, "console", f"alert-{alert.id}/cycle-{escalation.cycle}/"
-             f"step-{escalation.step}/console", "escalation", reason, None, status="sent",
-             detail="on the operators' alarm queue")
-    elif not any(recipient["addresses"] for recipient in step["recipients"]):
+        sent += _add(session, alert, now, None, CONSOLE_ADDRESS,
+                     notification_reference(alert.id, occasion, NoContact.CONSOLE), NotificationPurpose.ESCALATION,
+                     reason, None, status=NotificationStatus.SENT, detail="on the operators' alarm queue")
+    elif not step.reaches_anyone():
         # Nobody to tell at this step: say so in the log instead of skipping it silently.
-        sent += _add(session, alert, now, None, "", f"alert-{alert.id}/cycle-{escalation.cycle}/"
-                     f"step-{escalation.step}/nobody", "escalation", reason, None,
-                     status="failed", detail=f"no {step['audience'].replace('_', ' ')} with a contact point")
+        sent += _add(session, alert, now, None, "", notification_reference(alert.id, occasion, NoContact.NOBODY),
+                     NotificationPurpose.ESCALATION, reason, None, status=NotificationStatus.FAILED,
+                     detail=f"no {audience} with a contact point")
     escalation.step += 1
-    if escalation.step == len(escalation.steps):
+    if escalation.step == len(chain.steps):
         escalation.step = 0
         escalation.cycle += 1
-    escalation.due_at = now + timedelta(seconds=step["wait_s"])
+    escalation.due_at = now + timedelta(seconds=step.wait_s)
     if escalation.cycle >= escalation.cycles:
         policy = POLICIES.get(escalation.policy)
         if policy is None or policy.until_acknowledged:
-            escalation.state = "exhausted"
+            escalation.state = EscalationState.EXHAUSTED
         else:  # told once, as the policy says; the alert stays on the queue until handled
-            escalation.state, escalation.due_at, escalation.note = "finished", None, "sent once, as its policy says"
+            escalation.state, escalation.due_at = EscalationState.FINISHED, None
+            escalation.note = "sent once, as its policy says"
     return sent
 
 
 def _remind(session: Session, escalation: Escalation, alert: Alert, now: datetime) -> list[Notification]:
-    if escalation.state != "reminding":
+    if escalation.state != EscalationState.REMINDING:
         # Acknowledged: stop the chain at once, including anything not yet sent (OnCall #4654).
-        _cancel_pending(session, alert, "acknowledged before it was sent", purpose="escalation")
-        escalation.state = "reminding"
+        _cancel_pending(session, alert, "acknowledged before it was sent", purpose=NotificationPurpose.ESCALATION)
+        escalation.state = EscalationState.REMINDING
         escalation.note = "acknowledged; reminding if not resolved"
         escalation.due_at = now + timedelta(seconds=ACKNOWLEDGED_REMINDER_S)
         return []
     if escalation.due_at is None or escalation.due_at > now:
         return []
     minutes = ACKNOWLEDGED_REMINDER_S // 60
-    return _notify_operators(session, escalation, alert, now, "reminder",
+    return _notify_operators(session, escalation, alert, now, NotificationPurpose.REMINDER,
                              f"{alert.title!r} was acknowledged and is still not resolved (every {minutes} min)",
                              wait_s=ACKNOWLEDGED_REMINDER_S)
 
 
-def _notify_operators(session: Session, escalation: Escalation, alert: Alert, now: datetime, purpose: str,
-                      reason: str, wait_s: int) -> list[Notification]:
+def _notify_operators(session: Session, escalation: Escalation, alert: Alert, now: datetime,
+                      purpose: NotificationPurpose, reason: str, wait_s: int) -> list[Notification]:
     person = session.get(Person, alert.person_id)
-    operators = recipients(session, person, "operators")[0] if person is not None else []
+    operators = recipients(session, person, Audience.OPERATORS)[0] if person is not None else []
     sent = []
-    stamp = int(now.timestamp())
+    occasion = TimerOccasion(purpose=purpose, at=now)
     for operator in operators:
         for index, address in enumerate(operator.addresses):
-            recipient = {"responder_id": operator.responder_id, "name": operator.name, "role": operator.role}
-            reference = f"alert-{alert.id}/{purpose}-{stamp}/responder-{operator.responder_id}/contact-{index}"
-            sent += _add(session, alert, now, recipient, address, reference, purpose, reason, None)
+            reference = notification_reference(alert.id, occasion, ToContact(operator.responder_id, index))
+            sent += _add(session, alert, now, operator, address, reference, purpose, reason, None)
     escalation.due_at = now + timedelta(seconds=max(wait_s, 60))
     return sent
 
 
 def _last_wait(escalation: Escalation) -> int:
-    return int(escalation.steps[-1]["wait_s"]) if escalation.steps else 300
+    chain = snapshot.load(escalation.steps)
+    return chain.steps[-1].wait_s if chain.steps else 300
 
 
-def _add(session: Session, alert: Alert, now: datetime, recipient: dict[str, Any] | None, address: str,
-         reference: str, purpose: str, reason: str, token_hash: str | None, *, status: str = "pending",
-         detail: str = "") -> list[Notification]:
+def _add(session: Session, alert: Alert, now: datetime, recipient: Recipient | None, address: str,
+         reference: str, purpose: NotificationPurpose, reason: str, token_hash: str | None, *,
+         status: NotificationStatus = NotificationStatus.PENDING, detail: str = "") -> list[Notification]:
     if session.scalar(select(Notification.id).where(Notification.reference == reference)) is not None:
         return []  # this step already ran (a retried pass): never send it twice
     notification = Notification(
-        alert_id=alert.id, responder_id=recipient["responder_id"] if recipient else None,
-        responder_name=recipient["name"] if recipient else "", address=address, reference=reference,
+        alert_id=alert.id, responder_id=recipient.responder_id if recipient else None,
+        responder_name=recipient.name if recipient else "", address=address, reference=reference,
         purpose=purpose, reason=reason, status=status, attempts=0,
-        next_attempt_at=now if status == "pending" else None, detail=detail, created_at=now,
+        next_attempt_at=now if status == NotificationStatus.PENDING else None, detail=detail, created_at=now,
         accept_token_hash=token_hash,
     )
     session.add(notification)
@@ -266,17 +279,18 @@ def _add(session: Session, alert: Alert, now: datetime, recipient: dict[str, Any
 
 def _finish(session: Session, escalation: Escalation, alert: Alert, why: str) -> None:
     _cancel_pending(session, alert, f"not sent: {why}")
-    escalation.state = "finished"
+    escalation.state = EscalationState.FINISHED
     escalation.note = why
     escalation.due_at = None
 
 
-def _cancel_pending(session: Session, alert: Alert, why: str, purpose: str | None = None) -> None:
-    query = select(Notification).where(Notification.alert_id == alert.id, Notification.status == "pending")
+def _cancel_pending(session: Session, alert: Alert, why: str, purpose: NotificationPurpose | None = None) -> None:
+    query = select(Notification).where(Notification.alert_id == alert.id,
+                                       Notification.status == NotificationStatus.PENDING)
     if purpose is not None:
         query = query.where(Notification.purpose == purpose)
     for notification in session.scalars(query):
-        notification.status = "cancelled"
+        notification.status = NotificationStatus.CANCELLED
         notification.detail = why
         notification.next_attempt_at = None
 
@@ -289,12 +303,13 @@ def escalation_lines(session: Session, alert_ids: list[int]) -> dict[int, str]:
     chains = {c.alert_id: c for c in session.scalars(select(Escalation).where(Escalation.alert_id.in_(alert_ids)))}
     newest: dict[int, Notification] = {}
     for notification in session.scalars(
-            select(Notification).where(Notification.alert_id.in_(alert_ids), Notification.address != "console")
+            select(Notification).where(Notification.alert_id.in_(alert_ids), Notification.address != CONSOLE_ADDRESS)
             .order_by(Notification.id)):
         newest[notification.alert_id] = notification
     lines = {}
     for alert_id, chain in chains.items():
-        state = chain.note if chain.state in ("finished", "inhibited") and chain.note else chain.state
+        quiet = chain.state in (EscalationState.FINISHED, EscalationState.INHIBITED)
+        state = chain.note if quiet and chain.note else chain.state
         told = newest.get(alert_id)
         if told is None:
             lines[alert_id] = f"{chain.policy.replace('_', ' ')}: {state}"

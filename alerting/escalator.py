@@ -12,7 +12,6 @@ slow mail or record server never delays the next step of an escalation.
 """
 
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,9 +24,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerting import channels, escalation, notify, patient_record
 from alerting.acceptance import accept_token
 from alerting.channels import SmtpSettings
+from alerting.notify import NotificationStatus
 from alerting.tables import Escalation, Notification
 from monitoring_centre import audit
 from monitoring_centre.alerts import ACTIVE
+from monitoring_centre.periodic import PeriodicWorker
 from monitoring_centre.storage import Alert, Person, utc_now
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class AlertingSettings:
     fhir_base_url: str | None = None
     timezone: str = "Europe/London"
     poll_s: float = 1.0
+    allow_test_nhs_numbers: bool = False
+    """Let NHS numbers from the synthetic test range into the patient record (demo, tests)."""
 
 
 class AlertingMetrics:
@@ -69,50 +72,46 @@ class Escalator:
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
-        self._stop = threading.Event()
-        self._wakes: dict[str, threading.Event] = {}
-        self._threads: list[threading.Thread] = []
+        self.last_pass_at: datetime | None = None
+        """When the stepping loop last finished a pass without error (UTC, wall clock, not `clock`);
+        None before the first. `/health` reports it."""
+        loops = {"escalator": self._step, "notifier": self._send, "record-writer": self._write}
+        self._workers = {name: PeriodicWorker(name, work, settings.poll_s, run_at_start=True,
+                                              on_error=metrics.errors.inc, logger=log)
+                         for name, work in loops.items()}
 
     # The loops ---------------------------------------------------------------------
-    # Three threads, so that a slow mail or record server never holds up the next step of
-    # an escalation: stepping touches only the database; sending and record writing wait
-    # on the network, each in its own loop.
+    # Three threads (`PeriodicWorker`s named "escalator", "notifier", "record-writer"), so that
+    # a slow mail or record server never holds up the next step of an escalation: stepping
+    # touches only the database; sending and record writing wait on the network, each in its
+    # own loop. Each runs at start, then every `settings.poll_s` seconds or as soon as woken;
+    # a failed pass (a database or network hiccup) is logged, counted in
+    # `telecare_alerting_errors` and retried at the next pass: it never ends alerting.
 
     def start(self) -> None:
-        loops = {"escalator": self._step, "notifier": self._send, "record-writer": self._write}
-        self._wakes = {name: threading.Event() for name in loops}
-        for name, work in loops.items():
-            thread = threading.Thread(target=self._loop, args=(work, self._wakes[name]), name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        """Start the three loops (once)."""
+        for worker in self._workers.values():
+            worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self.wake()
-        for thread in self._threads:
-            thread.join(timeout=30)
+        """Ask all three loops to stop, then wait up to 30 s for each (a send in progress finishes)."""
+        for worker in self._workers.values():
+            worker.request_stop()
+        for worker in self._workers.values():
+            worker.join(timeout=30)
 
     def wake(self) -> None:
-        """Thread-safe: ingest and the API call this when alerts change."""
-        for wake in self._wakes.values():
-            wake.set()
-
-    def _loop(self, work: Callable[[], None], wake: threading.Event) -> None:
-        while not self._stop.is_set():
-            try:
-                work()
-            except Exception:  # a database or network hiccup must not end alerting: log, count, go on
-                self.metrics.errors.inc()
-                log.exception("alerting pass failed; retrying")
-            wake.wait(self.settings.poll_s)
-            wake.clear()
+        """Run every loop now (thread-safe): ingest and the API call this when alerts change."""
+        for worker in self._workers.values():
+            worker.wake()
 
     def _step(self) -> None:
         now = self.clock()
         self.start_escalations(now)
         if self.step_escalations(now):  # something to send or record: no need to wait for their poll
-            self._wakes["notifier"].set()
-            self._wakes["record-writer"].set()
+            self._workers["notifier"].wake()
+            self._workers["record-writer"].wake()
+        self.last_pass_at = utc_now()
 
     def _send(self) -> None:
         self.send_notifications(self.clock())
@@ -186,12 +185,14 @@ class Escalator:
                 alert = session.get(Alert, notification.alert_id)
                 person = session.get(Person, alert.person_id) if alert is not None else None
                 if alert is None or person is None:
-                    notification.status, notification.detail = "failed", "its alert or person no longer exists"
+                    notification.status = NotificationStatus.FAILED
+                    notification.detail = "its alert or person no longer exists"
                     continue
                 reason = notify.unwanted(notification, alert)
                 if reason is not None:
-                    notification.status, notification.detail, notification.next_attempt_at = "cancelled", reason, None
-                    self.metrics.notifications.labels(outcome="cancelled").inc()
+                    notification.status = NotificationStatus.CANCELLED
+                    notification.detail, notification.next_attempt_at = reason, None
+                    self.metrics.notifications.labels(outcome=NotificationStatus.CANCELLED).inc()
                     continue
                 accept_url = None
                 if notification.accept_token_hash is not None:
@@ -214,8 +215,9 @@ class Escalator:
                 if notification is None:
                     continue
                 notify.record(notification, delivery, self.clock())
-                outcome = "sent" if delivery.ok else notification.status  # pending (will retry) or failed
-                self.metrics.notifications.labels(outcome="retry" if outcome == "pending" else outcome).inc()
+                outcome = NotificationStatus.SENT if delivery.ok else notification.status  # pending or failed
+                retry = outcome == NotificationStatus.PENDING  # it will be tried again
+                self.metrics.notifications.labels(outcome="retry" if retry else outcome).inc()
                 if delivery.ok:
                     audit.record(session, "system:alerting", "notify_responder", [out.person_id],
                                  f"alert {out.alert_id} to {notification.responder_name} "
@@ -225,7 +227,8 @@ class Escalator:
 
     def write_records(self, now: datetime) -> None:
         with self.sessions() as session:
-            patient_record.queue(session, now, send=self.settings.fhir_base_url is not None)
+            patient_record.queue(session, now, send=self.settings.fhir_base_url is not None,
+                                 allow_test_nhs_numbers=self.settings.allow_test_nhs_numbers)
             session.commit()
         if self.settings.fhir_base_url is None:
             return

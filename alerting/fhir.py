@@ -33,14 +33,8 @@ from fhir.resources.R4B.quantity import Quantity
 from fhir.resources.R4B.reference import Reference
 from fhir.resources.R4B.resource import Resource
 
-from detection.events import (
-    BATTERY_LOW,
-    DEVICE_FAULT,
-    DEVICE_NOT_SEEN,
-    HUB_OFFLINE,
-    POWER_FAILURE,
-    TAMPER,
-)
+from detection.rules import CATALOGUE, RuleKind
+from monitoring_centre.alerts import ACTIVE, ENDED
 from monitoring_centre.nhs_number import NHS_NUMBER_SYSTEM, normalise
 from telecare_protocol.codes import NO_VALUE_REASONS, Metric, Priority, QualityFlag
 
@@ -58,8 +52,8 @@ DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
 COMMUNICATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/communication-category"
 
-ACTIVE_ALERT_STATUSES = frozenset({"open", "acknowledged", "in_progress"})
-ENDED_ALERT_STATUSES = frozenset({"resolved", "closed"})
+ACTIVE_ALERT_STATUSES = frozenset(ACTIVE)
+ENDED_ALERT_STATUSES = frozenset(ENDED)
 NOTIFICATION_STATUSES = frozenset({"sent", "failed"})
 
 
@@ -69,6 +63,9 @@ class PersonFacts:
     name: str
     nhs_number: str | None
     address: str = ""
+    allow_test_nhs_number: bool = False
+    """Accept an NHS number from the synthetic test range (the centre's `allow_test_nhs_numbers`:
+    the demo and tests). Off, such a number is refused here as it is at enrolment."""
 
 
 @dataclass(frozen=True)
@@ -162,8 +159,7 @@ ABSENT_REASONS: tuple[tuple[QualityFlag, str, str], ...] = (
     (QualityFlag.DATA_UNAVAILABLE, "unknown", "Unknown"),
 )
 
-TECHNICAL_RULES = frozenset(rule.rule for rule in (BATTERY_LOW, TAMPER, POWER_FAILURE, DEVICE_NOT_SEEN, DEVICE_FAULT,
-                                                    HUB_OFFLINE))
+TECHNICAL_RULES = frozenset(rule.rule for rule in CATALOGUE.values() if rule.kind is RuleKind.SUPERVISION)
 """Alerts about the monitoring equipment, not the person's condition. Their Flag category is
 "safety" (a precaution: the person may not be protected); every other alert is "clinical"."""
 
@@ -171,11 +167,13 @@ _RESPONDER_ROLE_LABEL = {"emergency_services": "emergency services"}
 
 
 def patient(p: PersonFacts) -> Patient:
-    """The person. A stored NHS number that fails its check raises InvalidNhsNumber: a wrong
-    identifier would attach this record to someone else."""
+    """The person. A stored NHS number that fails the enrolment check (`nhs_number.normalise`:
+    check digit, placeholder, issued range, test range only when allowed) raises
+    InvalidNhsNumber: a wrong identifier would attach this record to someone else."""
     identifiers = None
     if p.nhs_number is not None and p.nhs_number.strip():
-        identifiers = [Identifier(system=NHS_NUMBER_SYSTEM, value=normalise(p.nhs_number))]
+        number = normalise(p.nhs_number, allow_test_numbers=p.allow_test_nhs_number)
+        identifiers = [Identifier(system=NHS_NUMBER_SYSTEM, value=number)]
     return Patient(
         id=f"person-{p.id}",
         identifier=identifiers,

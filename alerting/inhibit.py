@@ -9,13 +9,15 @@ notifications wait, and they resume if the muting alert clears while they are st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from detection.rules import PER_DEVICE, RuleId
 from monitoring_centre.alerts import ACTIVE
 from monitoring_centre.storage import Alert
 
-MUTES: dict[str, frozenset[str]] = {
-    "hub_offline": frozenset({"device_not_seen", "battery_low", "tamper", "device_fault"}),
+MUTES: dict[RuleId, frozenset[RuleId]] = {
+    RuleId.HUB_OFFLINE: PER_DEVICE,
 }
-"""Rule of the muting alert → rules it mutes, in the same home (same hub)."""
+"""Rule of the muting alert → rules it mutes, in the same home (same hub): an offline hub mutes
+every per-device rule of the catalogue (device not seen, battery low, tamper, device fault)."""
 
 
 def inhibitor(session: Session, alert: Alert) -> Alert | None:

@@ -9,6 +9,7 @@ attempt's outcome and the reason the message was sent stay in the notification l
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -22,6 +23,79 @@ LEASE_S = 60
 """A claimed notification not recorded within this time is tried again (its worker died)."""
 RETRY_AFTER_S = (10, 30, 60, 120, 300)
 """Waits between attempts; after the last one the notification is marked failed."""
+CONSOLE_ADDRESS = "console"
+"""The address of a log line for the operators' alarm queue: shown there, never sent."""
+
+
+class NotificationStatus(StrEnum):
+    """Where a notification is (`Notification.status`)."""
+
+    PENDING = "pending"
+    """Written, not sent yet: due at `next_attempt_at`, or leased by a worker until then."""
+    SENT = "sent"
+    FAILED = "failed"
+    """Gave up after every retry, or there was nobody to send it to."""
+    CANCELLED = "cancelled"
+    """Not sent: the alert was handled (or muted) first."""
+
+
+class NotificationPurpose(StrEnum):
+    """Why a notification was written (`Notification.purpose`)."""
+
+    ESCALATION = "escalation"
+    """A step of the alert's chain."""
+    REMINDER = "reminder"
+    """The alert was acknowledged and is still not resolved: the operators, again."""
+    EXHAUSTED = "exhausted"
+    """Every cycle of the chain ran and nobody acknowledged: the operators, again."""
+
+
+@dataclass(frozen=True)
+class StepOccasion:
+    """A step of an alert's chain, by cycle and step (both counted from 0)."""
+
+    cycle: int
+    step: int
+
+
+@dataclass(frozen=True)
+class TimerOccasion:
+    """A message on a timer rather than a step (a reminder, or the operators told again after
+    the chain was exhausted), by its purpose and when it was written."""
+
+    purpose: NotificationPurpose
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ToContact:
+    """One contact point of a responder, by its position in their list (from 0)."""
+
+    responder_id: int
+    index: int
+
+
+class NoContact(StrEnum):
+    """A step's log line that reaches no contact point."""
+
+    CONSOLE = "console"
+    """The operators' alarm queue, which has shown the alert since it opened."""
+    NOBODY = "nobody"
+    """Nobody of the step's audience has a contact point."""
+
+
+def notification_reference(alert_id: int, occasion: StepOccasion | TimerOccasion, to: ToContact | NoContact) -> str:
+    """A notification's reference (`Notification.reference`): the dedup key (one row per
+    reference, so a step never runs twice), the message id a receiver sees, and what an accept
+    link signs. One of "alert-{id}/cycle-{c}/step-{s}/responder-{r}/contact-{i}",
+    "alert-{id}/cycle-{c}/step-{s}/console" or ".../nobody", and
+    "alert-{id}/{purpose}-{unix seconds}/responder-{r}/contact-{i}"."""
+    if isinstance(occasion, StepOccasion):
+        when = f"cycle-{occasion.cycle}/step-{occasion.step}"
+    else:
+        when = f"{occasion.purpose}-{int(occasion.at.timestamp())}"
+    whom = f"responder-{to.responder_id}/contact-{to.index}" if isinstance(to, ToContact) else str(to)
+    return f"alert-{alert_id}/{when}/{whom}"
 
 
 @dataclass(frozen=True)
@@ -36,7 +110,7 @@ class Outgoing:
 def due(session: Session, now: datetime, limit: int = 100) -> list[int]:
     rows = session.scalars(
         select(Notification.id).join(Alert, Alert.id == Notification.alert_id)
-        .where(Notification.status == "pending", Notification.next_attempt_at <= now)
+        .where(Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now)
         .order_by(Alert.priority, Notification.id).limit(limit)
     )
     return list(rows)
@@ -45,12 +119,12 @@ def due(session: Session, now: datetime, limit: int = 100) -> list[int]:
 def claim(session: Session, notification_id: int, now: datetime) -> Notification | None:
     """Lease a pending notification for one attempt; None if another worker has it."""
     notification = session.get(Notification, notification_id)
-    if notification is None or notification.status != "pending":
+    if notification is None or notification.status != NotificationStatus.PENDING:
         return None
     result = session.execute(
         update(Notification)
         .where(Notification.id == notification_id, Notification.attempts == notification.attempts,
-               Notification.status == "pending")
+               Notification.status == NotificationStatus.PENDING)
         .values(attempts=notification.attempts + 1, next_attempt_at=now + timedelta(seconds=LEASE_S))
         .execution_options(synchronize_session=False)
     )
@@ -62,9 +136,10 @@ def claim(session: Session, notification_id: int, now: datetime) -> Notification
 
 def unwanted(notification: Notification, alert: Alert) -> str | None:
     """Why this message should no longer go out, if it should not: somebody acted first."""
-    if notification.purpose in ("escalation", "exhausted") and alert.status != "open":
+    if (notification.purpose in (NotificationPurpose.ESCALATION, NotificationPurpose.EXHAUSTED)
+            and alert.status != "open"):
         return f"not sent: the alert was {alert.status.replace('_', ' ')} first"
-    if notification.purpose == "reminder" and alert.status != "acknowledged":
+    if notification.purpose == NotificationPurpose.REMINDER and alert.status != "acknowledged":
         return f"not sent: the alert is {alert.status.replace('_', ' ')}"
     return None
 
@@ -92,12 +167,12 @@ def record(notification: Notification, delivery: Delivery, now: datetime) -> Non
     """Store one attempt's outcome; schedule the next attempt, or give up and say so."""
     notification.detail = delivery.detail[:2000]
     if delivery.ok:
-        notification.status = "sent"
+        notification.status = NotificationStatus.SENT
         notification.sent_at = now
         notification.next_attempt_at = None
         return
     if notification.attempts >= len(RETRY_AFTER_S):
-        notification.status = "failed"
+        notification.status = NotificationStatus.FAILED
         notification.next_attempt_at = None
         return
     notification.next_attempt_at = now + timedelta(seconds=RETRY_AFTER_S[notification.attempts - 1])

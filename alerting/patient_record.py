@@ -20,7 +20,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting import fhir
+from alerting.notify import CONSOLE_ADDRESS, NotificationStatus
 from alerting.tables import Notification, RecordWrite
+from monitoring_centre.alerts import ENDED, AlertState
 from monitoring_centre.nhs_number import InvalidNhsNumber
 from monitoring_centre.storage import Alert, AlertTransition, Person
 
@@ -29,15 +31,16 @@ RETRY_AFTER_S = (5, 15, 60, 300, 600)
 BATCH = 200
 
 
-def facts_of_person(person: Person) -> fhir.PersonFacts:
-    return fhir.PersonFacts(id=person.id, name=person.name, nhs_number=person.nhs_number, address=person.address)
+def facts_of_person(person: Person, *, allow_test_nhs_numbers: bool = False) -> fhir.PersonFacts:
+    return fhir.PersonFacts(id=person.id, name=person.name, nhs_number=person.nhs_number, address=person.address,
+                            allow_test_nhs_number=allow_test_nhs_numbers)
 
 
 def facts_of_alert(session: Session, alert: Alert) -> fhir.AlertFacts:
     ended = None
-    if alert.status in ("resolved", "closed"):  # when it was resolved, from its history
+    if alert.status in ENDED:  # when it was resolved, from its history
         ended = session.scalar(select(AlertTransition.at).where(AlertTransition.alert_id == alert.id,
-                                                                AlertTransition.to_status == "resolved")
+                                                                AlertTransition.to_status == AlertState.RESOLVED)
                                .order_by(AlertTransition.id.desc()).limit(1))
     return fhir.AlertFacts(
         id=alert.id, person_id=alert.person_id, rule=alert.rule, title=alert.title, priority=alert.priority,
@@ -47,8 +50,9 @@ def facts_of_alert(session: Session, alert: Alert) -> fhir.AlertFacts:
 
 
 def facts_of_notifications(session: Session, alert: Alert) -> list[fhir.NotificationFacts]:
+    logged = (NotificationStatus.SENT, NotificationStatus.FAILED)
     rows = session.scalars(select(Notification).where(Notification.alert_id == alert.id,
-                                                      Notification.status.in_(("sent", "failed")))
+                                                      Notification.status.in_(logged))
                            .order_by(Notification.id))
     return [
         fhir.NotificationFacts(
@@ -61,20 +65,24 @@ def facts_of_notifications(session: Session, alert: Alert) -> list[fhir.Notifica
 
 
 def _role(notification: Notification) -> str:
-    return "operator" if notification.address == "console" else "responder"
+    return "operator" if notification.address == CONSOLE_ADDRESS else "responder"
 
 
-def bundle_for(session: Session, alert: Alert) -> str:
+def bundle_for(session: Session, alert: Alert, *, allow_test_nhs_numbers: bool = False) -> str:
     person = session.get(Person, alert.person_id)
     if person is None:
         raise LookupError(f"alert {alert.id} has no person")
-    bundle = fhir.record_for_alert(facts_of_person(person), facts_of_alert(session, alert),
+    bundle = fhir.record_for_alert(facts_of_person(person, allow_test_nhs_numbers=allow_test_nhs_numbers),
+                                   facts_of_alert(session, alert),
                                    facts_of_notifications(session, alert), [])
     return fhir.bundle_json(bundle)
 
 
-def queue(session: Session, now: datetime, *, send: bool) -> int:
+def queue(session: Session, now: datetime, *, send: bool, allow_test_nhs_numbers: bool = False) -> int:
     """Build a Bundle for every alert state not yet in the outbox. Returns how many.
+
+    A person's NHS number goes through the enrolment check again; `allow_test_nhs_numbers`
+    (the centre's setting) lets the synthetic test range through, for the demo and tests.
 
     Driven by the alerts' history: only transitions newer than the newest one already
     written are read, so each pass costs what changed, not the size of the alerts table."""
@@ -101,7 +109,8 @@ def queue(session: Session, now: datetime, *, send: bool) -> int:
             .execution_options(synchronize_session=False)
         )
         try:
-            bundle, status, detail = bundle_for(session, alert), ("pending" if send else "kept"), ""
+            bundle = bundle_for(session, alert, allow_test_nhs_numbers=allow_test_nhs_numbers)
+            status, detail = ("pending" if send else "kept"), ""
         except (InvalidNhsNumber, LookupError, ValueError) as error:
             # Never send a wrong record; say why in the outbox, where the operators' metrics see it.
             bundle, status, detail = "", "refused", str(error)

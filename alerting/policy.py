@@ -17,19 +17,33 @@ policy or a contact never changes an escalation already running (Grafana OnCall)
 """
 
 from dataclasses import dataclass
+from enum import StrEnum
 
+from detection.rules import RuleId
 from telecare_protocol import Priority
 
-AUDIENCES = ("operators", "keyholders", "nurses", "emergency_services")
-"""Who a step tells. `keyholders` are the person's own nominated contacts, one step each,
-in the person's order; the others are every active responder of that role."""
 
-ROLE_OF_AUDIENCE = {"operators": "operator", "nurses": "nurse", "emergency_services": "emergency_services"}
+class Audience(StrEnum):
+    """Who a step tells. `keyholders` are the person's own nominated contacts, one step each,
+    in the person's order; the others are every active responder of that role."""
+
+    OPERATORS = "operators"
+    KEYHOLDERS = "keyholders"
+    NURSES = "nurses"
+    EMERGENCY_SERVICES = "emergency_services"
+
+
+AUDIENCES = tuple(Audience)
+
+ROLE_OF_AUDIENCE = {Audience.OPERATORS: "operator", Audience.NURSES: "nurse",
+                    Audience.EMERGENCY_SERVICES: "emergency_services"}
+"""The responder role (`Responder.role`) whose active members an audience reaches; keyholders are
+chosen per person instead."""
 
 
 @dataclass(frozen=True)
 class Step:
-    audience: str
+    audience: Audience
     wait_s: int
     """How long this step's responders have to act before the next step runs."""
 
@@ -47,30 +61,31 @@ class Policy:
 
 EMERGENCY = Policy(
     "emergency",
-    (Step("operators", 60), Step("operators", 120), Step("keyholders", 300), Step("emergency_services", 600)),
+    (Step(Audience.OPERATORS, 60), Step(Audience.OPERATORS, 120), Step(Audience.KEYHOLDERS, 300),
+     Step(Audience.EMERGENCY_SERVICES, 600)),
     cycles=2,
     source="TSA QSF call answering (60 s / 180 s); responder list cycled twice",
 )
 KEYHOLDER_ONLY = Policy(
     "keyholder_only",
-    (Step("keyholders", 300), Step("emergency_services", 600)),
+    (Step(Audience.KEYHOLDERS, 300), Step(Audience.EMERGENCY_SERVICES, 600)),
     cycles=2,
     source="keyholder-only service: nominated contacts in order, then the emergency services",
 )
 LINK_LOST = Policy(
     "link_lost",
-    (Step("operators", 15 * 60), Step("operators", 15 * 60), Step("keyholders", 3600)),
+    (Step(Audience.OPERATORS, 15 * 60), Step(Audience.OPERATORS, 15 * 60), Step(Audience.KEYHOLDERS, 3600)),
     cycles=1,
     source="a hub that stops reporting: stale data warns at 15 min and is urgent at 30 (Nightscout, peers.md); "
            "then the family is asked to check, since the person's alarms cannot reach the centre",
 )
-SUPERVISION = Policy("supervision", (Step("operators", 0),), cycles=1,
+SUPERVISION = Policy("supervision", (Step(Audience.OPERATORS, 0),), cycles=1,
                      source="supervision and low battery: priority 4, operators only", until_acknowledged=False)
 LOGGED_ONLY = Policy("logged_only", (), cycles=0, source="restorals: priority 5, logged, never sent",
                      until_acknowledged=False)
 CLINICAL_URGENT = Policy(
     "clinical_urgent",
-    (Step("nurses", 0), Step("operators", 60 * 60)),
+    (Step(Audience.NURSES, 0), Step(Audience.OPERATORS, 60 * 60)),
     cycles=1,
     source="NHS oximetry @home (SpO2 <=92%: act now) and NEWS2 (a single parameter scoring 3: urgent review "
            "within 1 hour): the community nurses and the operators are told at once; the operators can call "
@@ -78,7 +93,7 @@ CLINICAL_URGENT = Policy(
 )
 NURSE_REVIEW = Policy(
     "nurse_review",
-    (Step("nurses", 0),),
+    (Step(Audience.NURSES, 0),),
     cycles=1,
     source="trends and missed measurements are for clinical review, not an emergency (COPD telemonitoring: "
            "trend alerts precede admissions by days); the community nurses, once",
@@ -86,16 +101,16 @@ NURSE_REVIEW = Policy(
 )
 POLICIES = {policy.name: policy for policy in (EMERGENCY, KEYHOLDER_ONLY, LINK_LOST, SUPERVISION, LOGGED_ONLY,
                                                CLINICAL_URGENT, NURSE_REVIEW)}
-RULE_POLICIES = {
-    "hub_offline": LINK_LOST,
-    "spo2_low": CLINICAL_URGENT,
-    "pulse_high": CLINICAL_URGENT,
-    "pulse_low": CLINICAL_URGENT,
-    "spo2_trend_spc": NURSE_REVIEW,
-    "spo2_trend_slope": NURSE_REVIEW,
-    "spo2_variability": NURSE_REVIEW,
-    "missed_measurement": NURSE_REVIEW,
-    "night_toilet_frequency": NURSE_REVIEW,
+RULE_POLICIES: dict[str, Policy] = {
+    RuleId.HUB_OFFLINE: LINK_LOST,
+    RuleId.SPO2_LOW: CLINICAL_URGENT,
+    RuleId.PULSE_HIGH: CLINICAL_URGENT,
+    RuleId.PULSE_LOW: CLINICAL_URGENT,
+    RuleId.SPO2_TREND_SPC: NURSE_REVIEW,
+    RuleId.SPO2_TREND_SLOPE: NURSE_REVIEW,
+    RuleId.SPO2_VARIABILITY: NURSE_REVIEW,
+    RuleId.MISSED_MEASUREMENT: NURSE_REVIEW,
+    RuleId.NIGHT_TOILET_FREQUENCY: NURSE_REVIEW,
 }
 """Rules whose chain is not decided by priority alone: telehealth readings go to the
 community nurses, not only to the alarm operators."""

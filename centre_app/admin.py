@@ -5,8 +5,12 @@ The centre's database is the one place hub credentials are kept, and only as has
 rotating its password is one command and a broker reload.
 """
 
+import os
+import pwd
 import re
 import secrets
+import stat
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,15 +19,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from centre_app.auth import create_user
+from detection.people import Location
 from monitoring_centre.broker import mosquitto_password_hash
 from monitoring_centre.enrolment import DeviceRecord, enrol_home
 from monitoring_centre.nhs_number import normalise
 from monitoring_centre.storage import Hub, Person
+from telecare_protocol.codes import DeviceKind
 from telecare_protocol.messages import Identifier
-from telecare_protocol.topics import BROKER_ACL_PATTERN, ROOT
+from telecare_protocol.topics import CENTRE_ACL, HUB_ACL
 
-DEVICE_KINDS = ("pendant", "oximeter", "door", "bed")
+DEVICE_KINDS = tuple(kind.value for kind in DeviceKind)
+"""Every kind a hub supports: the one list is `telecare_protocol.codes.DeviceKind`."""
+LOCATIONS: tuple[str, ...] = typing.get_args(Location)
+"""Where in the home a device may be, as the activity rules know places (`detection.people.Location`)."""
 SERVICES = ("monitored", "keyholder_only")
+DEFAULT_BROKER_USER = "mosquitto"
+"""The user Debian's Mosquitto runs as once it has dropped root."""
 _identifier = TypeAdapter(Identifier)
 
 
@@ -45,11 +56,18 @@ def check_identifier(value: str, what: str) -> str:
 
 
 def parse_device(text: str) -> DeviceRecord:
-    """`pendant-1:pendant` → a device record."""
-    device_id, _, kind = text.partition(":")
+    """`ID:KIND[:LOCATION]` → a device record: `pendant-1:pendant`, `pir-1:motion:kitchen`.
+
+    KIND is one of `DEVICE_KINDS`; LOCATION, if given, one of `LOCATIONS` (the activity rules
+    use it; without it they place the device by its kind). Raises `AdminError` naming the part
+    that is wrong."""
+    device_id, _, rest = text.partition(":")
+    kind, _, location = rest.partition(":")
     if kind not in DEVICE_KINDS:
-        raise AdminError(f"device {text!r}: write ID:KIND, KIND one of {', '.join(DEVICE_KINDS)}")
-    return DeviceRecord(check_identifier(device_id, "device id"), kind)
+        raise AdminError(f"device {text!r}: write ID:KIND[:LOCATION], KIND one of {', '.join(DEVICE_KINDS)}")
+    if location and location not in LOCATIONS:
+        raise AdminError(f"device {text!r}: LOCATION one of {', '.join(LOCATIONS)}")
+    return DeviceRecord(check_identifier(device_id, "device id"), kind, location=location)
 
 
 def new_hub_password() -> str:
@@ -57,8 +75,12 @@ def new_hub_password() -> str:
 
 
 def enrol(session: Session, *, name: str, address: str, hub_id: str, devices: list[DeviceRecord],
-          nhs_number: str | None = None, service: str = "monitored") -> tuple[Person, HubCredentials]:
-    """A person, their hub and devices. Returns the hub's broker password: shown once, kept hashed."""
+          nhs_number: str | None = None, service: str = "monitored",
+          allow_test_nhs_numbers: bool = False) -> tuple[Person, HubCredentials]:
+    """A person, their hub and devices. Returns the hub's broker password: shown once, kept hashed.
+
+    An NHS number must be one that can belong to a person (`monitoring_centre.nhs_number`);
+    `allow_test_nhs_numbers` (the centre's setting) lets the synthetic test range in."""
     check_identifier(hub_id, "hub id")
     if session.get(Hub, hub_id) is not None:
         raise AdminError(f"hub {hub_id!r} is already enrolled")
@@ -67,7 +89,7 @@ def enrol(session: Session, *, name: str, address: str, hub_id: str, devices: li
     number = None
     if nhs_number:
         try:
-            number = normalise(nhs_number)
+            number = normalise(nhs_number, allow_test_numbers=allow_test_nhs_numbers)
         except ValueError as problem:
             raise AdminError(f"NHS number: {problem}") from None
         if session.scalar(select(Person.id).where(Person.nhs_number == number)) is not None:
@@ -101,27 +123,116 @@ def add_user(session: Session, username: str, role: str, *, display_name: str = 
     return password
 
 
-def broker_files(session: Session, directory: Path, *, centre_username: str, centre_password: str) -> list[Path]:
-    """Mosquitto's password and ACL files for every enrolled hub and the centre (mode 600)."""
+@dataclass(frozen=True)
+class BrokerUser:
+    """The account the broker runs as (Debian's Mosquitto drops from root to `mosquitto`)."""
+
+    name: str
+    uid: int
+    gid: int
+    """Its primary group: the broker's files get this group, mode 640."""
+    groups: frozenset[int]
+    """Every group it is in, for checking it can enter the directories on the way."""
+
+    @classmethod
+    def named(cls, name: str) -> "BrokerUser":
+        """Raises `AdminError` if there is no such user on this host."""
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise AdminError(f"--owner {name!r}: no such user on this host") from None
+        return cls(name, entry.pw_uid, entry.pw_gid, frozenset(os.getgrouplist(name, entry.pw_gid)))
+
+
+def default_broker_owner() -> str | None:
+    """`mosquitto` where that user exists (Debian's package creates it), else None."""
+    try:
+        pwd.getpwnam(DEFAULT_BROKER_USER)
+    except KeyError:
+        return None
+    return DEFAULT_BROKER_USER
+
+
+def _may_enter(user: BrokerUser, directory: Path) -> bool:
+    info = directory.stat()
+    if user.uid == 0:
+        return True
+    if info.st_uid == user.uid:
+        return bool(info.st_mode & stat.S_IXUSR)
+    if info.st_gid in user.groups:
+        return bool(info.st_mode & stat.S_IXGRP)
+    return bool(info.st_mode & stat.S_IXOTH)
+
+
+def _check_reachable(user: BrokerUser, directory: Path) -> None:
+    """Raise `AdminError` naming the first existing directory on the way that `user` may not
+    enter (`directory` itself included; those not made yet are made for it)."""
+    for ancestor in reversed([directory, *directory.parents]):
+        if ancestor.exists() and not _may_enter(user, ancestor):
+            info = ancestor.stat()
+            raise AdminError(f"user {user.name} cannot enter {ancestor} (mode {stat.S_IMODE(info.st_mode):o}, "
+                             f"owner uid {info.st_uid}, group gid {info.st_gid}), so the broker could not read its "
+                             f"files there: let it in (e.g. chmod o+x {ancestor}) or write them elsewhere")
+
+
+def broker_files(session: Session, directory: Path, *, centre_username: str, centre_password: str,
+                 owner: str | None = None) -> list[Path]:
+    """Mosquitto's password and ACL files for every enrolled hub and the centre. Returns their paths.
+
+    Mosquitto started as root reads these files after it has dropped to its own user, so with
+    `owner` (a user name, usually `mosquitto`) the files belong to that user and its primary
+    group, mode 640, and a directory created here gets that group, mode 750. Without `owner`
+    they stay the caller's, mode 600 (a broker running as the caller). Each file is replaced
+    atomically, so a reloading broker never reads half of one.
+
+    Raises `AdminError`, before writing anything, if `owner` is not a user here or cannot
+    enter a directory on the way to `directory`; and if the files cannot be given to
+    `owner` (giving files away needs root)."""
+    user = BrokerUser.named(owner) if owner else None
     lines = [f"{centre_username}:{mosquitto_password_hash(centre_password)}"]
     for hub_id, password_hash in session.execute(select(Hub.id, Hub.broker_password_hash).order_by(Hub.id)):
         if password_hash:
             lines.append(f"{hub_id}:{password_hash}")
     acl = [
-        "# Generated by `telecare admin broker-files`: each hub writes only under its own id.",
-        BROKER_ACL_PATTERN,
+        "# Generated by `telecare admin broker-files`: each hub writes only under its own id and reads only",
+        "# its own acks; the centre reads every hub and writes the acks.",
+        *HUB_ACL,
         "",
         f"user {centre_username}",
-        f"topic read {ROOT}/#",
+        *CENTRE_ACL,
         "",
     ]
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    directory = directory.absolute()
+    if user is not None:
+        _check_reachable(user, directory)
+    if not directory.exists():
+        directory.mkdir(parents=True, mode=0o700)
+        if user is not None:
+            _give(directory, -1, user.gid, 0o750, user)
+    mode = 0o640 if user is not None else 0o600
     written = []
     for name, text in (("passwd", "\n".join(lines) + "\n"), ("acl", "\n".join(acl))):
         path = directory / name
         temporary = path.with_suffix(".new")
-        temporary.write_text(text)
-        temporary.chmod(0o600)
+        temporary.unlink(missing_ok=True)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        if user is not None:
+            try:
+                _give(temporary, user.uid, user.gid, mode, user)
+            except AdminError:
+                temporary.unlink()
+                raise
         temporary.replace(path)  # atomic: a reloading broker never reads half a file
         written.append(path)
     return written
+
+
+def _give(path: Path, uid: int, gid: int, mode: int, user: BrokerUser) -> None:
+    try:
+        os.chown(path, uid, gid)
+    except PermissionError:
+        raise AdminError(f"cannot give {path} to user {user.name}: run as root, or pass --owner none if the "
+                         "broker runs as you") from None
+    path.chmod(mode)

@@ -18,13 +18,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.escalator import AlertingMetrics, AlertingSettings, Escalator
 from centre_app import schema
+from centre_app.api import health
 from centre_app.api.app import create_app
 from centre_app.api.deps import CentreState
 from centre_app.settings import CentreSettings
+from detection.engine import Engine
 from monitoring_centre import export
 from monitoring_centre.alerts import ACTIVE
-from monitoring_centre.detection_runner import EngineRunner, EventRules
-from monitoring_centre.ingest import Detector, Ingest, IngestMetrics
+from monitoring_centre.detection_runner import EngineRunner
+from monitoring_centre.ingest import Ingest, IngestMetrics
 from monitoring_centre.live import AlertFeed
 from monitoring_centre.profiles import check_rule_setting
 from monitoring_centre.receiver import Receiver
@@ -82,11 +84,15 @@ class Centre:
         self.escalator = Escalator(self.sessions, AlertingSettings(
             secret=settings.jwt_secret.get_secret_value(), public_url=settings.public_url or self.url,
             smtp=settings.smtp, fhir_base_url=settings.fhir_base_url, timezone=settings.timezone,
-            poll_s=settings.alerting_poll_s,
+            poll_s=settings.alerting_poll_s, allow_test_nhs_numbers=settings.allow_test_nhs_numbers,
         ), AlertingMetrics(self.registry), on_change=self.feed.publish)
         self.registry.register(OpenAlerts(self.sessions))
-        self.detection: EngineRunner | None = None
-        self.ingest = Ingest(self.sessions, IngestMetrics(self.registry), detector=self._detector())
+        self.detection = EngineRunner(Engine([]), self.sessions, tick_s=settings.detection_tick_s,
+                                      timezone=settings.timezone, on_alerts=self._alerts_changed,
+                                      backlog=lambda: self.receiver.queue_depth >= settings.ingest_queue_size)
+        people = Gauge("telecare_detection_people", "People the detection engine is watching", registry=self.registry)
+        people.set_function(lambda: float(len(self.detection.people)))
+        self.ingest = Ingest(self.sessions, IngestMetrics(self.registry), detector=self.detection)
         self.receiver = Receiver(
             self.ingest, host=settings.mqtt_host, port=settings.mqtt_port, username=settings.mqtt_username,
             password=settings.mqtt_password.get_secret_value(), client_id=settings.mqtt_client_id,
@@ -98,6 +104,8 @@ class Centre:
         self.app = create_app(CentreState(settings, self.sessions, self.feed, self.registry, self._alerts_changed,
                                           profile_changed=self._profile_changed,
                                           check_rule_setting=check_rule_setting))
+        health.attach(self.app, health.HealthSources(broker=lambda: self.receiver.broker,
+                                                     escalator_last_pass=lambda: self.escalator.last_pass_at))
         self.server = _Server(uvicorn.Config(
             self.app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off",
             timeout_graceful_shutdown=2,  # open console streams must not hold a shutdown up
@@ -107,28 +115,8 @@ class Centre:
     def url(self) -> str:
         return f"http://{self.settings.http_host}:{self.settings.http_port}"
 
-    def _detector(self) -> Detector:
-        """The detection engine; the fixed event rules only if the engine cannot be loaded (logged,
-        and `telecare_detection_engine_up` is 0), so the help button always works."""
-        up = Gauge("telecare_detection_engine_up", "1 when the detection engine runs; 0: only the fixed "
-                   "alarm and supervision rules", registry=self.registry)
-        try:
-            from detection.engine import Engine
-        except ImportError:
-            log.exception("the detection engine could not be loaded; running the fixed event rules only")
-            up.set(0)
-            return EventRules()
-        self.detection = EngineRunner(Engine([]), self.sessions, tick_s=self.settings.detection_tick_s,
-                                      timezone=self.settings.timezone, on_alerts=self._alerts_changed,
-                                      backlog=lambda: self.receiver.queue_depth >= self.settings.ingest_queue_size)
-        people = Gauge("telecare_detection_people", "People the detection engine is watching", registry=self.registry)
-        people.set_function(lambda: float(len(self.detection.people)) if self.detection else 0.0)
-        up.set(1)
-        return self.detection
-
     def _profile_changed(self, person_id: int) -> None:
-        if self.detection is not None:
-            self.detection.refresh(person_id)
+        self.detection.refresh(person_id)
 
     def _alerts_changed(self, alert_ids: set[int]) -> None:
         self.feed.publish(alert_ids)
@@ -148,13 +136,12 @@ class Centre:
     async def serve(self) -> None:
         """Run until cancelled or `server.should_exit` is set."""
         self.feed.bind(asyncio.get_running_loop())
-        if self.detection is not None:  # before the first message: state from history, then live
-            await asyncio.to_thread(self.detection.load)
-            await asyncio.to_thread(self.detection.warm_up, self.settings.detection_warm_up_days)
+        # before the first message: the engine's state from history, then live
+        await asyncio.to_thread(self.detection.load)
+        await asyncio.to_thread(self.detection.warm_up, self.settings.detection_warm_up_days)
         self.escalator.start()
         self.receiver.start()
-        if self.detection is not None:
-            self.detection.start()
+        self.detection.start()
         self.retention.start()
         if self.export is not None:
             self.export.start()
@@ -162,8 +149,7 @@ class Centre:
             await self.server.serve()
         finally:
             await asyncio.to_thread(self.receiver.stop)
-            if self.detection is not None:
-                await asyncio.to_thread(self.detection.stop)
+            await asyncio.to_thread(self.detection.stop)
             await asyncio.to_thread(self.retention.stop)
             if self.export is not None:
                 await asyncio.to_thread(self.export.stop)

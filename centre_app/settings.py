@@ -1,10 +1,20 @@
 """Every setting of the centre, in one place. Read from `TELECARE_*` environment
-variables (or passed in by `telecare demo`). Placeholder secrets are refused."""
+variables (or passed in by `telecare demo`). Placeholder secrets are refused.
 
+`environment_variables()` lists every variable (nested groups as `TELECARE_GROUP__FIELD`)
+with its description and default, for `telecare centre --help`; `explain_errors()` turns a
+failed read into one line per variable, naming the variable rather than the field."""
+
+import re
+import types
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from alerting.channels import SmtpSettings
 from monitoring_centre.export import ExportSettings
@@ -26,14 +36,16 @@ class CentreSettings(BaseSettings):
     jwt_secret: SecretStr = Field(min_length=32, description="HMAC key for API bearer tokens")
     token_ttl_s: int = Field(default=8 * 3600, gt=0, description="an operator's shift")
 
-    mqtt_host: str = "127.0.0.1"
-    mqtt_port: int = 1883
-    mqtt_username: str = "centre"
-    mqtt_password: SecretStr
+    mqtt_host: str = Field(default="127.0.0.1", description="the broker's host name or address")
+    mqtt_port: int = Field(default=1883, ge=1, le=65535, description="the broker's port (the centre's own "
+                           "listener, on the same host)")
+    mqtt_username: str = Field(default="centre", description="the centre's broker account")
+    mqtt_password: SecretStr = Field(description="the centre's broker password (`telecare admin broker-files` "
+                                     "writes its hash into the broker's password file)")
     mqtt_client_id: str = Field(default="telecare-centre", description="stable: the broker keeps our session")
 
-    http_host: str = "127.0.0.1"
-    http_port: int = 8080
+    http_host: str = Field(default="127.0.0.1", description="address the API and console listen on")
+    http_port: int = Field(default=8080, ge=1, le=65535, description="port the API and console listen on")
     mqtt_v5: bool = Field(default=True, description="MQTT 5; 3.1.1 for brokers without it (the embedded demo broker)")
 
     ingest_queue_size: int = Field(default=1000, gt=0, description="messages held before MQTT reads pause")
@@ -53,6 +65,9 @@ class CentreSettings(BaseSettings):
     fhir_base_url: str | None = Field(default=None, description="FHIR R4 server the patient record is written "
                                       "to (transaction Bundles); none keeps the record in the centre")
     timezone: str = Field(default="Europe/London", description="local time in messages to responders")
+    allow_test_nhs_numbers: bool = Field(default=False, description="accept NHS numbers from the synthetic test "
+                                         "range (9...) at enrolment and in the patient record: the demo and "
+                                         "tests only, never in production")
     alerting_poll_s: float = Field(default=1.0, gt=0, description="how often escalations are stepped")
 
     @field_validator("jwt_secret", "mqtt_password")
@@ -63,3 +78,101 @@ class CentreSettings(BaseSettings):
 
 def default_sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'centre.db'}"
+
+
+ENV_PREFIX = "TELECARE_"
+NESTED_DELIMITER = "__"
+
+
+@dataclass(frozen=True)
+class EnvironmentVariable:
+    """One setting as an administrator writes it: `TELECARE_RETENTION__READINGS_DAYS`."""
+
+    name: str
+    description: str
+    default: str
+    """As text: "required", "none", "(empty)", or the value ("400.0", "Europe/London")."""
+
+
+def _nested_model(annotation: object) -> type[BaseModel] | None:
+    """The settings group a field holds (`RetentionSettings`, or `SmtpSettings | None`), else None."""
+    candidates = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or \
+        typing.get_origin(annotation) is typing.Union else (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _default_text(info: FieldInfo) -> str:
+    if info.default is PydanticUndefined and info.default_factory is None:
+        return "required"
+    value = info.get_default(call_default_factory=True, validated_data={})
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if str(value) != "" else "(empty)"
+
+
+def _variables(model: type[BaseModel], prefix: str, group_optional: bool) -> list[EnvironmentVariable]:
+    found = []
+    for field_name, info in model.model_fields.items():
+        name = f"{prefix}{field_name.upper()}"
+        nested = _nested_model(info.annotation)
+        if nested is not None:
+            optional = info.default is None  # the whole group is off unless one of its variables is set
+            found += _variables(nested, name + NESTED_DELIMITER, optional)
+            continue
+        default = _default_text(info)
+        if default == "required" and group_optional:
+            default = f"required when any {prefix}* is set"
+        found.append(EnvironmentVariable(name, info.description or "", default))
+    return found
+
+
+def environment_variables() -> list[EnvironmentVariable]:
+    """Every `TELECARE_*` variable `CentreSettings` reads, in field order, nested groups expanded."""
+    return _variables(CentreSettings, ENV_PREFIX, False)
+
+
+def settings_help() -> str:
+    """The variables as an indented list for `--help`: name, then description and default."""
+    lines = ["settings, from environment variables (e.g. an EnvironmentFile):"]
+    for variable in environment_variables():
+        parts = [variable.description.rstrip(".")] if variable.description else []
+        if variable.default.startswith("required"):
+            parts.append(variable.default)
+        elif "default" not in variable.description:  # else the description says what the default means
+            parts.append(f"default: {variable.default}")
+        lines += [f"  {variable.name}", f"      {'; '.join(parts)}"]
+    return "\n".join(lines)
+
+
+def _variable_name(location: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + NESTED_DELIMITER.join(str(part).upper() for part in location if isinstance(part, str))
+
+
+def _what_is_wrong(error: typing.Mapping[str, typing.Any]) -> str:
+    kind, message = error["type"], str(error["msg"])
+    context = error.get("ctx") or {}
+    if kind == "missing":
+        return "missing: it must be set"
+    if kind in ("too_short", "string_too_short") and "min_length" in context:
+        return f"too short: at least {context['min_length']} characters"
+    return message.removeprefix("Value error, ")
+
+
+def explain_errors(problem: ValidationError | SettingsError) -> list[str]:
+    """One line per wrong or missing setting, naming its environment variable and never its
+    value (it may be a secret): "TELECARE_DATABASE_URL: missing: it must be set"."""
+    if isinstance(problem, SettingsError):  # a group given as one JSON variable that does not parse
+        field = re.search(r'field "(\w+)"', str(problem))
+        return [f"{_variable_name((field.group(1),)) if field else ENV_PREFIX + '*'}: not valid JSON for this "
+                f"group; set its parts as {ENV_PREFIX}GROUP{NESTED_DELIMITER}FIELD instead"]
+    lines = []
+    for error in problem.errors():
+        lines.append(f"{_variable_name(tuple(error['loc'])) or ENV_PREFIX + '*'}: {_what_is_wrong(error)}")
+    return lines

@@ -37,6 +37,7 @@ import numpy as np
 
 from detection.decisions import Decision, PersonContext
 from detection.people import EXIT_DOORS
+from detection.rules import CATALOGUE, RuleId
 from telecare_protocol import DeviceEvent, DeviceType, EventCode, Reading
 
 ACTIVITY_CODES = frozenset({
@@ -150,7 +151,7 @@ class ActivityRules:
         if where == "bed" and code == EventCode.BED_OCCUPIED.value:
             self.went_to_bed, self.bed_vacated, self.in_bed = at, None, True
             self._back_to_bed(at, local)
-            decisions += self.ctx.clear("out_of_bed_at_night", "", at, {"why": "back in bed", "event": evidence})
+            decisions += self.ctx.clear(RuleId.OUT_OF_BED_AT_NIGHT, "", at, {"why": "back in bed", "event": evidence})
         elif where == "bed" and code == EventCode.BED_VACATED.value:
             self.bed_vacated, self.in_bed = at, False
         elif where in ("bedroom_door", "bedroom") and not self.ctx.profile.devices_at("bed"):
@@ -162,10 +163,10 @@ class ActivityRules:
         elif where in EXIT_DOORS and code == EventCode.DOOR_CLOSED.value:
             self.open_doors.pop(device, None)
             if not self.open_doors:
-                decisions += self.ctx.clear("door_left_open", "", at, {"why": "door closed", "event": evidence})
+                decisions += self.ctx.clear(RuleId.DOOR_LEFT_OPEN, "", at, {"why": "door closed", "event": evidence})
         decisions += self._count_toilet(at, local, where, late=False)
         if where != "bed" and self._local(at).date() in self.first_activity:
-            decisions += self.ctx.clear("no_morning_activity", "", at, {"why": "activity seen", "event": evidence})
+            decisions += self.ctx.clear(RuleId.NO_MORNING_ACTIVITY, "", at, {"why": "activity seen", "event": evidence})
         decisions += self._timers(at)
         return decisions
 
@@ -173,13 +174,13 @@ class ActivityRules:
         """The silence since the last event is over: learn it as an outing if it followed an exit door."""
         assert self.last_event is not None
         since, where, _ = self.last_event
-        rule = self.ctx.settings["house_unoccupied"]
+        rule = self.ctx.settings[RuleId.HOUSE_UNOCCUPIED]
         hours = (at - since).total_seconds() / 3600
         if where in EXIT_DOORS and hours * 60 >= rule.f("min_outing_minutes") and not self._absent_during(since, at):
             self.outings.append((since, hours))
             cutoff = at - timedelta(days=rule.i("baseline_days"))
             self.outings = [o for o in self.outings if o[0] >= cutoff][-200:]
-        return self.ctx.clear("house_unoccupied", "", at, {"why": "activity at home", "event": evidence})
+        return self.ctx.clear(RuleId.HOUSE_UNOCCUPIED, "", at, {"why": "activity at home", "event": evidence})
 
     def _back_to_bed(self, at: datetime, local: datetime) -> None:
         """Back to bed in the early morning (after a toilet trip): not up for the day yet."""
@@ -188,7 +189,7 @@ class ActivityRules:
             del self.first_activity[local.date()]
 
     def _learn_first_activity(self, at: datetime, local: datetime) -> None:
-        morning = self.ctx.settings["no_morning_activity"].t("morning_from")
+        morning = self.ctx.settings[RuleId.NO_MORNING_ACTIVITY].t("morning_from")
         if local.time() < morning:
             return
         day = local.date()
@@ -200,7 +201,7 @@ class ActivityRules:
 
     # rules -----------------------------------------------------------------------------
     def _night_exit(self, at: datetime, local: datetime, evidence: dict[str, Any]) -> list[Decision]:
-        rule = self.ctx.settings["night_exit"]
+        rule = self.ctx.settings[RuleId.NIGHT_EXIT]
         night = night_of(local, rule.t("night_start"), rule.t("night_end"))
         if night is None or self.ctx.profile.absent(at) is not None or self.exit_night == night:
             return []
@@ -213,9 +214,9 @@ class ActivityRules:
         if self.last_indoor is None or at - self.last_indoor > recent:
             return []
         self.exit_night = night
-        self.ctx.end_quietly("night_exit")
-        title = "Door opened at night: the person may have gone out"
-        return self.ctx.raise_("night_exit", "", rule.i("priority"), title,
+        self.ctx.end_quietly(RuleId.NIGHT_EXIT)
+        title = CATALOGUE[RuleId.NIGHT_EXIT].title
+        return self.ctx.raise_(RuleId.NIGHT_EXIT, "", rule.i("priority"), title,
                                {"event": evidence, "local_time": local.isoformat(),
                                 "went_to_bed": self.went_to_bed.isoformat() if self.went_to_bed else None,
                                 "last_indoor_activity": self.last_indoor.isoformat(),
@@ -225,7 +226,7 @@ class ActivityRules:
     def _count_toilet(self, at: datetime, local: datetime, where: str, *, late: bool) -> list[Decision]:
         if where not in self._toilet_locations():
             return []
-        rule = self.ctx.settings["night_toilet_frequency"]
+        rule = self.ctx.settings[RuleId.NIGHT_TOILET_FREQUENCY]
         night = night_of(local, rule.t("night_start"), rule.t("night_end"))
         if night is None:
             return []
@@ -248,7 +249,7 @@ class ActivityRules:
 
     def learned_nights(self, before: date) -> list[int]:
         """Visit counts of the observed nights before `before` (absences left out)."""
-        rule = self.ctx.settings["night_toilet_frequency"]
+        rule = self.ctx.settings[RuleId.NIGHT_TOILET_FREQUENCY]
         first = before - timedelta(days=rule.i("baseline_nights"))
         counts = []
         for night in sorted(self.nights):
@@ -259,7 +260,7 @@ class ActivityRules:
         return counts
 
     def _toilet_frequency(self, night: date, starts: list[datetime], rule_time: datetime) -> list[Decision]:
-        rule = self.ctx.settings["night_toilet_frequency"]
+        rule = self.ctx.settings[RuleId.NIGHT_TOILET_FREQUENCY]
         if self.toilet_night == night:
             return []
         self.nights.setdefault(night, 0)
@@ -277,14 +278,14 @@ class ActivityRules:
         if not fires:
             return []
         self.toilet_night = night
-        self.ctx.end_quietly("night_toilet_frequency")
-        return self.ctx.raise_("night_toilet_frequency", "", rule.i("priority"),
+        self.ctx.end_quietly(RuleId.NIGHT_TOILET_FREQUENCY)
+        return self.ctx.raise_(RuleId.NIGHT_TOILET_FREQUENCY, "", rule.i("priority"),
                                f"{count} night-time toilet visits (more than usual)",
                                {"night": night.isoformat(), "visits": [s.isoformat() for s in starts],
                                 "baseline": baseline, "source": rule.source("baseline_nights")}, rule_time)
 
     def _deadline(self, today: date) -> tuple[time, dict[str, Any]]:
-        rule = self.ctx.settings["no_morning_activity"]
+        rule = self.ctx.settings[RuleId.NO_MORNING_ACTIVITY]
         first = today - timedelta(days=rule.i("baseline_days"))
         minutes = []
         for day in sorted(self.first_activity):
@@ -306,24 +307,24 @@ class ActivityRules:
         if self.ctx.profile.absent(now) is not None:
             return decisions
         local = self._local(now)
-        toilet = self.ctx.settings["night_toilet_frequency"]
+        toilet = self.ctx.settings[RuleId.NIGHT_TOILET_FREQUENCY]
         night = night_of(local, toilet.t("night_start"), toilet.t("night_end"))
         if night is not None and night not in self.nights:  # an observed night, even with no visits
             self.nights[night] = 0
             for old in sorted(self.nights)[:-KEEP]:
                 del self.nights[old]
-        door = self.ctx.settings["door_left_open"]
+        door = self.ctx.settings[RuleId.DOOR_LEFT_OPEN]
         for device, opened in sorted(self.open_doors.items()):
             if now - opened >= timedelta(minutes=door.i("minutes")):
                 decisions += self.ctx.raise_(
-                    "door_left_open", "", door.i("priority"), f"Door left open ({device})",
+                    RuleId.DOOR_LEFT_OPEN, "", door.i("priority"), f"Door left open ({device})",
                     {"device_id": device, "opened_at": opened.isoformat(), "minutes": door.i("minutes"),
                      "checked_at": now.isoformat(), "source": door.source("minutes")}, now)
         decisions += self._out_of_bed(now)
         return decisions
 
     def _out_of_bed(self, now: datetime) -> list[Decision]:
-        rule = self.ctx.settings["out_of_bed_at_night"]
+        rule = self.ctx.settings[RuleId.OUT_OF_BED_AT_NIGHT]
         if self.bed_vacated is None or not self.ctx.profile.devices_at("bed"):
             return []
         start, end = rule.t("night_start"), rule.t("night_end")
@@ -337,7 +338,7 @@ class ActivityRules:
         minutes = (min(now, window_end) - self.bed_vacated).total_seconds() / 60
         if minutes < rule.i("minutes"):
             return []
-        return self.ctx.raise_("out_of_bed_at_night", "", rule.i("priority"),
+        return self.ctx.raise_(RuleId.OUT_OF_BED_AT_NIGHT, "", rule.i("priority"),
                                f"Out of bed at night for {int(minutes)} min",
                                {"bed_vacated_at": self.bed_vacated.isoformat(), "checked_at": now.isoformat(),
                                 "minutes": rule.i("minutes"), "night": [rule.s("night_start"), rule.s("night_end")],
@@ -354,7 +355,7 @@ class ActivityRules:
         return decisions
 
     def _no_morning(self, now: datetime) -> list[Decision]:
-        rule = self.ctx.settings["no_morning_activity"]
+        rule = self.ctx.settings[RuleId.NO_MORNING_ACTIVITY]
         local = self._local(now)
         today = local.date()
         if local.time() < rule.t("morning_from") or today in self.first_activity:
@@ -363,11 +364,11 @@ class ActivityRules:
         if self.first_seen is None or self.first_seen > morning:
             return []  # not watched since this morning began: no opinion yet
         deadline, baseline = self._deadline(today)
-        if local.time() < deadline or self.ctx.is_open("house_unoccupied"):
+        if local.time() < deadline or self.ctx.is_open(RuleId.HOUSE_UNOCCUPIED):
             return []
         if self.last_event is not None and self.last_event[1] in EXIT_DOORS:
             return []  # left the house: house_unoccupied's business
-        return self.ctx.raise_("no_morning_activity", "", rule.i("priority"),
+        return self.ctx.raise_(RuleId.NO_MORNING_ACTIVITY, "", rule.i("priority"),
                                f"No activity this morning by {deadline.strftime('%H:%M')}",
                                {"date": today.isoformat(), "baseline": baseline,
                                 "last_activity": self.last_live.isoformat() if self.last_live else None,
@@ -375,7 +376,7 @@ class ActivityRules:
 
     def _late(self, departure: datetime, hours: float) -> bool:
         """Was the person still out an hour into the night on this outing?"""
-        rule = self.ctx.settings["house_unoccupied"]
+        rule = self.ctx.settings[RuleId.HOUSE_UNOCCUPIED]
         local = self._local(departure)
         moment = datetime.combine(local.date(), rule.t("night_start"), self.ctx.profile.zone) + timedelta(
             minutes=rule.i("night_grace_minutes"))
@@ -388,7 +389,7 @@ class ActivityRules:
 
         A person who has come home late at least `late_returns` times in the baseline
         (a night owl) is not alerted just for being out into the night."""
-        rule = self.ctx.settings["house_unoccupied"]
+        rule = self.ctx.settings[RuleId.HOUSE_UNOCCUPIED]
         hours = [h for _, h in self.outings]
         late = sum(1 for departure, h in self.outings if self._late(departure, h))
         often_out_late = late >= rule.i("late_returns")
@@ -408,7 +409,7 @@ class ActivityRules:
             return []
         if self.exit_opened is None or since - self.exit_opened > timedelta(minutes=10):
             return []  # a door reported closed without being opened: a state report, not a departure
-        rule = self.ctx.settings["house_unoccupied"]
+        rule = self.ctx.settings[RuleId.HOUSE_UNOCCUPIED]
         hours = (now - since).total_seconds() / 3600
         if hours * 60 < rule.f("min_outing_minutes"):
             return []
@@ -424,7 +425,7 @@ class ActivityRules:
         if hours < limit and not into_night:
             return []
         why = "still out an hour into the night" if hours < limit else f"out longer than usual ({limit:.1f} h)"
-        return self.ctx.raise_("house_unoccupied", "", rule.i("priority"), f"House unoccupied for {hours:.1f} h",
+        return self.ctx.raise_(RuleId.HOUSE_UNOCCUPIED, "", rule.i("priority"), f"House unoccupied for {hours:.1f} h",
                                {"why": why, "last_event": {"at": since.isoformat(), "location": where, "code": code},
                                 "limit_hours": round(limit, 2), "baseline": baseline, "checked_at": now.isoformat(),
                                 "source": rule.source("priority")}, now)

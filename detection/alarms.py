@@ -15,16 +15,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from detection.decisions import Decision, PersonContext
+from detection.rules import RAISED_BY, RuleId, RuleKind
 from telecare_protocol import DeviceEvent, DeviceType, EventCode
 
 REPEAT_WITHIN = timedelta(minutes=5)
 CANCELLED_WINDOW = timedelta(hours=24)
+PULL_CORD_TITLE = "Pull cord pulled"
+"""A pull cord raises `pendant_alarm` too (the same call for help), under a title of its own."""
 
 
 class AlarmRules:
     def __init__(self, ctx: PersonContext) -> None:
         self.ctx = ctx
-        self.last: dict[tuple[str, str], datetime] = {}
+        self.last: dict[tuple[RuleId, str], datetime] = {}
         self.latest: dict[str, datetime] = {}
         self.cancelled: dict[str, deque[datetime]] = {}
 
@@ -32,13 +35,12 @@ class AlarmRules:
         if event.code == EventCode.FALL_CANCELLED:
             self.cancelled.setdefault(event.device_id, deque(maxlen=50)).append(event.source_ts)
             return []
-        if event.code == EventCode.MANUAL_ALARM:
-            rule = "pendant_alarm"
-            title = "Pull cord pulled" if event.device_type == DeviceType.PULL_CORD else "Help button pressed"
-        elif event.code == EventCode.FALL_DETECTED:
-            rule, title = "fall", "Fall detected (not cancelled by the wearer)"
-        else:
+        alarm = RAISED_BY.get(event.code)
+        if alarm is None or alarm.kind is not RuleKind.ALARM:
             return []
+        rule, title = alarm.rule, alarm.title
+        if rule == RuleId.PENDANT_ALARM and event.device_type == DeviceType.PULL_CORD:
+            title = PULL_CORD_TITLE
         late = event.source_ts < self.latest.get(event.device_id, event.source_ts)
         self.latest[event.device_id] = max(self.latest.get(event.device_id, event.source_ts), event.source_ts)
         previous = self.last.get((rule, event.device_id))
@@ -50,7 +52,7 @@ class AlarmRules:
             "message_id": str(event.id), "source_ts": event.source_ts.isoformat(), "detail": dict(event.detail),
             "late": late, "source": settings.source("priority"),
         }
-        if rule == "fall":
+        if rule == RuleId.FALL:
             recent = [t for t in self.cancelled.get(event.device_id, ()) if event.source_ts - t <= CANCELLED_WINDOW]
             explanation["cancelled_falls_24h"] = len(recent)
         if not repeat:

@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from detection.defaults import DEFAULTS, Settings
+from detection.defaults import Settings
 from detection.people import PersonProfile
+from detection.rules import RuleId
 
 
 @dataclass(frozen=True)
 class Raise:
     person: str
-    rule: str
+    rule: RuleId
     subject: str
     """"" for person-level conditions; the device id for per-device ones."""
     priority: int
@@ -35,7 +36,7 @@ class Raise:
 @dataclass(frozen=True)
 class Clear:
     person: str
-    rule: str
+    rule: RuleId
     subject: str
     at: datetime
     explanation: dict[str, Any]
@@ -44,7 +45,7 @@ class Clear:
 Decision = Raise | Clear
 
 
-_DEFAULT_SETTINGS = {rule: Settings(rule) for rule in DEFAULTS}
+_DEFAULT_SETTINGS = {rule: Settings(rule) for rule in RuleId}
 """Shared by everyone without overrides for a rule (never mutated)."""
 
 
@@ -53,21 +54,21 @@ class PersonContext:
     """A person's profile, resolved rule settings and open conditions."""
 
     profile: PersonProfile
-    settings: dict[str, Settings] = field(default_factory=dict)
-    open: dict[tuple[str, str], int] = field(default_factory=dict)
+    settings: dict[RuleId, Settings] = field(default_factory=dict)
+    open: dict[tuple[RuleId, str], int] = field(default_factory=dict)
     """(rule, subject) → priority of the open condition."""
 
     def __post_init__(self) -> None:
         self.settings = {rule: Settings(rule, self.profile.rules[rule]) if rule in self.profile.rules
-                         else _DEFAULT_SETTINGS[rule] for rule in DEFAULTS}
+                         else _DEFAULT_SETTINGS[rule] for rule in RuleId}
 
-    def enabled(self, rule: str) -> bool:
+    def enabled(self, rule: RuleId) -> bool:
         return self.settings[rule].b("enabled")
 
-    def is_open(self, rule: str, subject: str = "") -> bool:
+    def is_open(self, rule: RuleId, subject: str = "") -> bool:
         return (rule, subject) in self.open
 
-    def raise_(self, rule: str, subject: str, priority: int, title: str, explanation: dict[str, Any],
+    def raise_(self, rule: RuleId, subject: str, priority: int, title: str, explanation: dict[str, Any],
                at: datetime, *, repeat: bool = False) -> list[Decision]:
         """Raise a condition unless it is already open at this priority (or `repeat` says there is new evidence)."""
         if not self.enabled(rule):
@@ -86,12 +87,12 @@ class PersonContext:
         body = {"rule": rule, "episode": episode, **explanation}
         return [Raise(self.profile.id, rule, subject, priority, title, body, at)]
 
-    def clear(self, rule: str, subject: str, at: datetime, explanation: dict[str, Any]) -> list[Decision]:
+    def clear(self, rule: RuleId, subject: str, at: datetime, explanation: dict[str, Any]) -> list[Decision]:
         """The all-clear of an open, self-clearing condition."""
         if self.open.pop((rule, subject), None) is None:
             return []
         return [Clear(self.profile.id, rule, subject, at, {"rule": rule, **explanation})]
 
-    def end_quietly(self, rule: str, subject: str = "") -> None:
+    def end_quietly(self, rule: RuleId, subject: str = "") -> None:
         """The episode is over but a human closes its alert: no `Clear` (clinical rules)."""
         self.open.pop((rule, subject), None)

@@ -1,6 +1,8 @@
 """Every rule's default parameters, each naming where it comes from.
 
-One `DEFAULTS` table per rule: parameter name → `Param(default, source)`. A person's
+One `DEFAULTS` table per rule (`rules.RuleId`): parameter name → `Param(default, source)`.
+A rule's `priority` parameter, where it has one, is its catalogue priority and source
+(`rules.CATALOGUE`). A person's
 overrides (`PersonProfile.rules[rule]`) are checked against these tables: an unknown rule
 or parameter, or a value of the wrong kind, is a clear error, never silently ignored.
 `Settings` is what a rule reads: the defaults with the person's overrides applied.
@@ -9,6 +11,8 @@ or parameter, or a value of the wrong kind, is a clear error, never silently ign
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
+
+from detection.rules import ACTIVITY, CATALOGUE, DESIGN, NEWS2, OXIMETRY, SCATTER, SLOPE, SPC, Z2M, RuleId
 
 ParamValue = bool | int | float | str
 
@@ -19,14 +23,12 @@ class Param:
     source: str
 
 
-NEWS2 = "NEWS2 (Royal College of Physicians, 2017)"
-OXIMETRY = "NHS oximetry @home (SpO2 <=92% 999/A&E; 93-94% GP or 111 today)"
-SPC = "COPD telemonitoring: SPC rule, 7-day rolling mean - 1.645 SD (domain brief, 'Clinical thresholds')"
-SCATTER = "COPD telemonitoring: day-to-day SpO2 scatter ~2% when well, >=4% in deterioration (domain brief)"
-ACTIVITY = "activity-monitoring products (Lilli, Canary Care, Just Checking; domain brief 'Activity and wellbeing')"
-TSA = "TSA QSF / alarm-receiving software: 5 priority levels, supervision at level 4 (domain brief)"
-DESIGN = "our design choice (docs/detection.md explains why)"
-Z2M = "Zigbee2MQTT availability default: battery devices offline after 25 h (domain brief)"
+
+def _priority(rule: RuleId) -> dict[str, Param]:
+    """The rule's `priority` parameter: its catalogue priority, citing the catalogue's source."""
+    entry = CATALOGUE[rule]
+    return {"priority": Param(int(entry.priority), entry.source)}
+
 
 _PERSISTENCE = {
     "persistence_readings": Param(2, DESIGN + ": spot checks, a second clean reading confirms (re-measure rule)"),
@@ -60,7 +62,7 @@ PULSE_LOW: dict[str, Param] = {
 }
 MISSED_MEASUREMENT: dict[str, Param] = {
     "early_minutes": Param(30, DESIGN + ": a reading this long before the scheduled time counts"),
-    "priority": Param(3, "OpenTele: a missed scheduled measurement is for the nurses' review (peers.md)"),
+    **_priority(RuleId.MISSED_MEASUREMENT),
 }
 _TREND_COMMON = {
     "metric": Param("spo2", DESIGN + ": spo2 or pulse_rate"),
@@ -78,7 +80,7 @@ SPO2_TREND_SPC: dict[str, Param] = {
     **_TREND_COMMON,
 }
 SPO2_TREND_SLOPE: dict[str, Param] = {
-    "window_h": Param(72, "COPD telemonitoring: changes precede admission by days; window 24-72 h"),
+    "window_h": Param(72, SLOPE),
     "min_span_h": Param(48, DESIGN + ": the clean readings must span at least 48 h"),
     "min_readings": Param(6, DESIGN),
     "alert_per_day": Param(1.0, DESIGN + ": a decline of >=1 %-point/day"),
@@ -103,13 +105,13 @@ _NIGHT = {
 NIGHT_EXIT: dict[str, Param] = {
     **_NIGHT,
     "preceding_activity_minutes": Param(15, DESIGN + ": indoor activity this recent means the door was an exit"),
-    "priority": Param(2, ACTIVITY + ": front door opened at night (wandering)"),
+    **_priority(RuleId.NIGHT_EXIT),
 }
 OUT_OF_BED_AT_NIGHT: dict[str, Param] = {
     **_NIGHT,
     "minutes": Param(45, ACTIVITY + ": out of bed for more than 45 minutes between 22:00 and 06:00"),
     "up_from": Param("05:00", DESIGN + ": leaving the bed from 05:00 is getting up (early risers)"),
-    "priority": Param(2, ACTIVITY),
+    **_priority(RuleId.OUT_OF_BED_AT_NIGHT),
 }
 NO_MORNING_ACTIVITY: dict[str, Param] = {
     "default_deadline": Param("10:00", ACTIVITY + ": no kitchen activity 08:00-12:00; 10:00 while learning"),
@@ -120,7 +122,7 @@ NO_MORNING_ACTIVITY: dict[str, Param] = {
     "margin_minutes": Param(60, DESIGN),
     "baseline_days": Param(14, ACTIVITY + ": products learn each person's normal pattern"),
     "min_days": Param(7, DESIGN + ": learning period"),
-    "priority": Param(3, ACTIVITY),
+    **_priority(RuleId.NO_MORNING_ACTIVITY),
 }
 HOUSE_UNOCCUPIED: dict[str, Param] = {
     "default_hours": Param(8.0, DESIGN + ": while learning"),
@@ -132,11 +134,11 @@ HOUSE_UNOCCUPIED: dict[str, Param] = {
     "night_start": Param("22:00", ACTIVITY),
     "night_grace_minutes": Param(60, DESIGN + ": still out an hour into the night"),
     "late_returns": Param(2, DESIGN + ": came home that late this often in the baseline: a night owl, no alert"),
-    "priority": Param(3, ACTIVITY + ": movement near the exit, then no activity anywhere"),
+    **_priority(RuleId.HOUSE_UNOCCUPIED),
 }
 DOOR_LEFT_OPEN: dict[str, Param] = {
     "minutes": Param(15, ACTIVITY + ": door left open; SCAIP status 'open too long'"),
-    "priority": Param(3, ACTIVITY),
+    **_priority(RuleId.DOOR_LEFT_OPEN),
 }
 NIGHT_TOILET_FREQUENCY: dict[str, Param] = {
     **_NIGHT,
@@ -146,43 +148,42 @@ NIGHT_TOILET_FREQUENCY: dict[str, Param] = {
     "sd_factor": Param(2.0, DESIGN + ": mean + 2 SD of the person's nights"),
     "min_visits": Param(4, DESIGN + ": 1-3 visits a night are common in older people"),
     "default_visits": Param(5, DESIGN + ": while learning"),
-    "priority": Param(3, ACTIVITY),
+    **_priority(RuleId.NIGHT_TOILET_FREQUENCY),
 }
 HUB_OFFLINE: dict[str, Param] = {
     "missed_heartbeats": Param(2, "SCAIP heartbeat: receiver-set interval; 2 missed"),
     "grace_s": Param(60, DESIGN),
-    "priority": Param(2, "every link must be supervised: a silent hub is an alarm (domain brief)"),
+    **_priority(RuleId.HUB_OFFLINE),
 }
 DEVICE_NOT_SEEN: dict[str, Param] = {
     "default_expected_s": Param(25 * 3600, Z2M),
     "grace_s": Param(300, "peers.md: sleepy devices need their own interval and a grace (HA core #78702)"),
-    "priority": Param(4, TSA),
+    **_priority(RuleId.DEVICE_NOT_SEEN),
 }
-_SUPERVISION = {"priority": Param(4, TSA)}
 
 DEFAULTS: dict[str, dict[str, Param]] = {
-    "pendant_alarm": {"priority": Param(1, "a press of the help button is always an alarm (domain brief, 'Falls')")},
-    "fall": {"priority": Param(1, "a fall the pendant did not have cancelled is an alarm (domain brief, 'Falls')")},
-    "spo2_low": SPO2_LOW,
-    "pulse_high": PULSE_HIGH,
-    "pulse_low": PULSE_LOW,
-    "missed_measurement": MISSED_MEASUREMENT,
-    "spo2_trend_spc": SPO2_TREND_SPC,
-    "spo2_trend_slope": SPO2_TREND_SLOPE,
-    "spo2_variability": SPO2_VARIABILITY,
-    "night_exit": NIGHT_EXIT,
-    "out_of_bed_at_night": OUT_OF_BED_AT_NIGHT,
-    "no_morning_activity": NO_MORNING_ACTIVITY,
-    "house_unoccupied": HOUSE_UNOCCUPIED,
-    "door_left_open": DOOR_LEFT_OPEN,
-    "night_toilet_frequency": NIGHT_TOILET_FREQUENCY,
-    "hub_offline": HUB_OFFLINE,
-    "device_not_seen": DEVICE_NOT_SEEN,
-    "battery_low": dict(_SUPERVISION),
-    "tamper": dict(_SUPERVISION),
-    "power_failure": dict(_SUPERVISION),
-    "device_fault": dict(_SUPERVISION),
-    "data_dropped": {"priority": Param(5, "outbox shed readings: logged, never sent (restoral level)")},
+    RuleId.PENDANT_ALARM: _priority(RuleId.PENDANT_ALARM),
+    RuleId.FALL: _priority(RuleId.FALL),
+    RuleId.SPO2_LOW: SPO2_LOW,
+    RuleId.PULSE_HIGH: PULSE_HIGH,
+    RuleId.PULSE_LOW: PULSE_LOW,
+    RuleId.MISSED_MEASUREMENT: MISSED_MEASUREMENT,
+    RuleId.SPO2_TREND_SPC: SPO2_TREND_SPC,
+    RuleId.SPO2_TREND_SLOPE: SPO2_TREND_SLOPE,
+    RuleId.SPO2_VARIABILITY: SPO2_VARIABILITY,
+    RuleId.NIGHT_EXIT: NIGHT_EXIT,
+    RuleId.OUT_OF_BED_AT_NIGHT: OUT_OF_BED_AT_NIGHT,
+    RuleId.NO_MORNING_ACTIVITY: NO_MORNING_ACTIVITY,
+    RuleId.HOUSE_UNOCCUPIED: HOUSE_UNOCCUPIED,
+    RuleId.DOOR_LEFT_OPEN: DOOR_LEFT_OPEN,
+    RuleId.NIGHT_TOILET_FREQUENCY: NIGHT_TOILET_FREQUENCY,
+    RuleId.HUB_OFFLINE: HUB_OFFLINE,
+    RuleId.DEVICE_NOT_SEEN: DEVICE_NOT_SEEN,
+    RuleId.BATTERY_LOW: _priority(RuleId.BATTERY_LOW),
+    RuleId.TAMPER: _priority(RuleId.TAMPER),
+    RuleId.POWER_FAILURE: _priority(RuleId.POWER_FAILURE),
+    RuleId.DEVICE_FAULT: _priority(RuleId.DEVICE_FAULT),
+    RuleId.DATA_DROPPED: _priority(RuleId.DATA_DROPPED),
 }
 for _table in DEFAULTS.values():
     _table.setdefault("enabled", Param(True, DESIGN + ": a rule can be switched off for one person"))
@@ -240,7 +241,7 @@ def parse_hhmm(text: str, what: str) -> time:
 class Settings:
     """One rule's parameters for one person: defaults, with that person's overrides."""
 
-    def __init__(self, rule: str, overrides: Mapping[str, ParamValue] | None = None) -> None:
+    def __init__(self, rule: RuleId, overrides: Mapping[str, ParamValue] | None = None) -> None:
         self.rule = rule
         self.values: dict[str, ParamValue] = {name: p.default for name, p in DEFAULTS[rule].items()}
         self.overridden = dict(overrides or {})

@@ -7,58 +7,43 @@
 - Supervision (battery low, tamper, power failure, device not seen, device fault) is
   level 4, as in alarm-receiving software (TSA / domain brief "Monitoring-centre
   practice"); each clears with an all-clear when its restoral event arrives.
+
+Which code raises or clears which rule, and each rule's title and priority, come from the
+catalogue (`rules.py`).
 """
 
 from dataclasses import dataclass
 
-from telecare_protocol import DeviceEvent, EventCode, Priority
-
-
-@dataclass(frozen=True)
-class EventRule:
-    rule: str
-    title: str
-    priority: Priority
-    per_device: bool
-    """True when the condition is about one device (its battery), not the person."""
+from detection.rules import CATALOGUE, CLEARED_BY, RAISED_BY, Rule, RuleId, RuleKind
+from telecare_protocol import DeviceEvent, EventCode
 
 
 @dataclass(frozen=True)
 class Raise:
-    rule: EventRule
+    rule: Rule
     subject: str
 
 
 @dataclass(frozen=True)
 class Clear:
-    rule: EventRule
+    rule: Rule
     subject: str
 
 
-PENDANT_ALARM = EventRule("pendant_alarm", "Help button pressed", Priority.EMERGENCY, per_device=False)
-FALL = EventRule("fall", "Fall detected (not cancelled by the wearer)", Priority.EMERGENCY, per_device=False)
-BATTERY_LOW = EventRule("battery_low", "Device battery low", Priority.SUPERVISION, per_device=True)
-TAMPER = EventRule("tamper", "Device tampered with", Priority.SUPERVISION, per_device=True)
-POWER_FAILURE = EventRule("power_failure", "Mains power lost at the hub", Priority.SUPERVISION, per_device=False)
-DEVICE_NOT_SEEN = EventRule("device_not_seen", "Device not heard from", Priority.SUPERVISION, per_device=True)
-DEVICE_FAULT = EventRule("device_fault", "Device fault", Priority.SUPERVISION, per_device=True)
-HUB_OFFLINE = EventRule("hub_offline", "Hub offline: the home is not monitored", Priority.URGENT, per_device=False)
+FIXED_KINDS = (RuleKind.ALARM, RuleKind.SUPERVISION)
+"""The fixed rules are the catalogue's alarms and supervision; a logged-only event is the engine's."""
+RAISES: dict[EventCode, Rule] = {code: rule for code, rule in RAISED_BY.items() if rule.kind in FIXED_KINDS}
+CLEARS: dict[EventCode, Rule] = {code: rule for code, rule in CLEARED_BY.items() if rule.kind in FIXED_KINDS}
 
-RAISES: dict[EventCode, EventRule] = {
-    EventCode.MANUAL_ALARM: PENDANT_ALARM,
-    EventCode.FALL_DETECTED: FALL,
-    EventCode.BATTERY_LOW: BATTERY_LOW,
-    EventCode.TAMPER: TAMPER,
-    EventCode.POWER_FAILURE: POWER_FAILURE,
-    EventCode.DEVICE_NOT_SEEN: DEVICE_NOT_SEEN,
-    EventCode.DEVICE_FAULT: DEVICE_FAULT,
-}
-CLEARS: dict[EventCode, EventRule] = {
-    EventCode.BATTERY_OK: BATTERY_LOW,
-    EventCode.TAMPER_CLEARED: TAMPER,
-    EventCode.POWER_RESTORED: POWER_FAILURE,
-    EventCode.DEVICE_SEEN_AGAIN: DEVICE_NOT_SEEN,
-}
+# The fixed rules by name, for callers that raise one directly (tests, bench).
+PENDANT_ALARM = CATALOGUE[RuleId.PENDANT_ALARM]
+FALL = CATALOGUE[RuleId.FALL]
+BATTERY_LOW = CATALOGUE[RuleId.BATTERY_LOW]
+TAMPER = CATALOGUE[RuleId.TAMPER]
+POWER_FAILURE = CATALOGUE[RuleId.POWER_FAILURE]
+DEVICE_NOT_SEEN = CATALOGUE[RuleId.DEVICE_NOT_SEEN]
+DEVICE_FAULT = CATALOGUE[RuleId.DEVICE_FAULT]
+HUB_OFFLINE = CATALOGUE[RuleId.HUB_OFFLINE]
 
 
 def assess(event: DeviceEvent) -> Raise | Clear | None:

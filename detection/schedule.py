@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 
 from detection.decisions import Decision, PersonContext
 from detection.defaults import parse_hhmm
+from detection.rules import RuleId
 from telecare_protocol import Metric, Reading
 
 MAX_TIMES = 128
@@ -36,9 +37,9 @@ class ScheduleRule:
             horizon = reading.source_ts - timedelta(days=1)
             keep = next((i for i, t in enumerate(self.clean) if t >= horizon), len(self.clean) - 1)
             del self.clean[:max(keep, len(self.clean) - MAX_TIMES)]
-        if not self.ctx.is_open("missed_measurement"):
+        if not self.ctx.is_open(RuleId.MISSED_MEASUREMENT):
             return []
-        return self.ctx.clear("missed_measurement", "", reading.source_ts,
+        return self.ctx.clear(RuleId.MISSED_MEASUREMENT, "", reading.source_ts,
                               {"why": "a clean SpO2 reading arrived", "reading_id": str(reading.id),
                                "source_ts": reading.source_ts.isoformat()})
 
@@ -47,7 +48,7 @@ class ScheduleRule:
         schedule = self.ctx.profile.measurement_schedule
         assert schedule is not None
         zone = self.ctx.profile.zone
-        early = timedelta(minutes=self.ctx.settings["missed_measurement"].i("early_minutes"))
+        early = timedelta(minutes=self.ctx.settings[RuleId.MISSED_MEASUREMENT].i("early_minutes"))
         window = timedelta(minutes=schedule.window_minutes)
         slots = []
         day: date = (start - window).astimezone(zone).date()
@@ -69,7 +70,7 @@ class ScheduleRule:
         if now - start > timedelta(hours=20):
             start = now - timedelta(hours=20)  # never look back past the remembered readings
         decisions: list[Decision] = []
-        settings = self.ctx.settings["missed_measurement"]
+        settings = self.ctx.settings[RuleId.MISSED_MEASUREMENT]
         for when, opens, closes in self._slots(start, now):
             if self.ctx.profile.absent(when) is not None:
                 continue
@@ -77,7 +78,7 @@ class ScheduleRule:
                 continue
             last = self.clean[-1].isoformat() if self.clean else None
             decisions += self.ctx.raise_(
-                "missed_measurement", "", settings.i("priority"),
+                RuleId.MISSED_MEASUREMENT, "", settings.i("priority"),
                 f"Scheduled SpO2 measurement at {when.strftime('%H:%M')} missed",
                 {"scheduled": when.isoformat(), "window": [opens.isoformat(), closes.isoformat()],
                  "last_clean_reading": last, "checked_at": now.isoformat(), "source": settings.source("priority")},

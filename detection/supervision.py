@@ -15,6 +15,9 @@
 - `device_fault` has no all-clear code in the protocol: an operator closes it.
 - `data_dropped` (priority 5: logged, never sent): the hub shed readings from its outbox.
   Each event is its own log entry with the counts in its detail; nothing to clear.
+
+Which event code raises or clears which rule, and the titles, come from the catalogue
+(`rules.py`, the same entries `events.py` reads).
 """
 
 from datetime import datetime, timedelta
@@ -22,19 +25,11 @@ from typing import Any
 from uuid import UUID
 
 from detection.decisions import Decision, PersonContext
-from telecare_protocol import DeviceEvent, EventCode, Heartbeat, Message, Power
+from detection.rules import CATALOGUE, CLEARED_BY, RAISED_BY, RuleId, RuleKind
+from telecare_protocol import DeviceEvent, Heartbeat, Message, Power
 
-_RAISE = {
-    EventCode.BATTERY_LOW: ("battery_low", "Device battery low"),
-    EventCode.TAMPER: ("tamper", "Device tampered with"),
-    EventCode.DEVICE_FAULT: ("device_fault", "Device fault"),
-    EventCode.DEVICE_NOT_SEEN: ("device_not_seen", "Device not heard from"),
-}
-_CLEAR = {
-    EventCode.BATTERY_OK: "battery_low",
-    EventCode.TAMPER_CLEARED: "tamper",
-    EventCode.DEVICE_SEEN_AGAIN: "device_not_seen",
-}
+_KINDS = (RuleKind.SUPERVISION, RuleKind.LOG)
+"""The catalogue's rules this module runs (alarm events are `alarms.py`'s)."""
 
 
 def _event_evidence(event: DeviceEvent) -> dict[str, Any]:
@@ -73,14 +68,15 @@ class SupervisionRules:
         if beat.hub_id in self.offline:
             self.offline.discard(beat.hub_id)
             if not self.offline:
-                decisions += self.ctx.clear("hub_offline", "", beat.source_ts, {"heartbeat": evidence})
-        power = self.ctx.settings["power_failure"]
+                decisions += self.ctx.clear(RuleId.HUB_OFFLINE, "", beat.source_ts, {"heartbeat": evidence})
+        power = self.ctx.settings[RuleId.POWER_FAILURE]
         if beat.power == Power.BATTERY:
-            decisions += self.ctx.raise_("power_failure", "", power.i("priority"), "Mains power lost at the hub",
+            decisions += self.ctx.raise_(RuleId.POWER_FAILURE, "", power.i("priority"),
+                                         CATALOGUE[RuleId.POWER_FAILURE].title,
                                          {"why": "the hub's heartbeat says it runs on battery", "heartbeat": evidence,
                                           "source": power.source("priority")}, beat.source_ts)
-        elif self.ctx.is_open("power_failure"):
-            decisions += self.ctx.clear("power_failure", "", beat.source_ts,
+        elif self.ctx.is_open(RuleId.POWER_FAILURE):
+            decisions += self.ctx.clear(RuleId.POWER_FAILURE, "", beat.source_ts,
                                         {"why": "heartbeat on mains power", "heartbeat": evidence})
         for status in beat.devices:
             if status.last_seen is not None:
@@ -96,14 +92,14 @@ class SupervisionRules:
         news = before is None or at > before
         if news:
             self.last_seen[key] = at
-        if news and self.ctx.is_open("device_not_seen", device) and self._fresh(hub, device, now or at):
-            return self.ctx.clear("device_not_seen", device, at,
+        if news and self.ctx.is_open(RuleId.DEVICE_NOT_SEEN, device) and self._fresh(hub, device, now or at):
+            return self.ctx.clear(RuleId.DEVICE_NOT_SEEN, device, at,
                                   {"why": "the device was heard from again", "message_id": str(message_id),
                                    "seen_at": at.isoformat()})
         return []
 
     def _expected(self, device: str) -> timedelta:
-        rule = self.ctx.settings["device_not_seen"]
+        rule = self.ctx.settings[RuleId.DEVICE_NOT_SEEN]
         seconds = self.ctx.profile.expected_intervals.get(device, rule.i("default_expected_s"))
         return timedelta(seconds=seconds + rule.i("grace_s"))
 
@@ -115,12 +111,12 @@ class SupervisionRules:
         if hub in self.offline:
             return []
         decisions: list[Decision] = []
-        rule = self.ctx.settings["device_not_seen"]
+        rule = self.ctx.settings[RuleId.DEVICE_NOT_SEEN]
         for (device_hub, device), seen in sorted(self.last_seen.items()):
             if device_hub != hub or device == hub or now - seen <= self._expected(device):
                 continue
             decisions += self.ctx.raise_(
-                "device_not_seen", device, rule.i("priority"), f"Device {device} not heard from",
+                RuleId.DEVICE_NOT_SEEN, device, rule.i("priority"), f"Device {device} not heard from",
                 {"device_id": device, "hub_id": hub, "last_seen": seen.isoformat(), "checked_at": now.isoformat(),
                  "expected_within_s": self._expected(device).total_seconds(),
                  "source": rule.source("default_expected_s") + "; " + rule.source("grace_s")}, now)
@@ -128,41 +124,35 @@ class SupervisionRules:
 
     def _event(self, event: DeviceEvent) -> list[Decision]:
         evidence = _event_evidence(event)
-        if event.code in _RAISE:
-            rule, title = _RAISE[event.code]
-            if rule == "device_not_seen" and event.hub_id in self.offline:
+        raised = RAISED_BY.get(event.code)
+        if raised is not None and raised.kind in _KINDS:
+            rule = raised.rule
+            if rule == RuleId.DEVICE_NOT_SEEN and event.hub_id in self.offline:
                 return []
+            subject = event.device_id if raised.per_device else ""
+            title = f"{raised.title}: {subject}" if raised.per_device else raised.title
+            if raised.kind is RuleKind.LOG:
+                self.ctx.end_quietly(rule)  # every one is its own log entry (data_dropped: each shedding)
             settings = self.ctx.settings[rule]
-            return self.ctx.raise_(rule, event.device_id, settings.i("priority"), f"{title}: {event.device_id}",
+            return self.ctx.raise_(rule, subject, settings.i("priority"), title,
                                    {"event": evidence, "source": settings.source("priority")}, event.source_ts,
                                    repeat=True)
-        if event.code in _CLEAR:
-            return self.ctx.clear(_CLEAR[event.code], event.device_id, event.source_ts, {"event": evidence})
-        if event.code == EventCode.POWER_FAILURE:
-            settings = self.ctx.settings["power_failure"]
-            return self.ctx.raise_("power_failure", "", settings.i("priority"), "Mains power lost at the hub",
-                                   {"event": evidence, "source": settings.source("priority")}, event.source_ts,
-                                   repeat=True)
-        if event.code == EventCode.POWER_RESTORED:
-            return self.ctx.clear("power_failure", "", event.source_ts, {"event": evidence})
-        if event.code == EventCode.DATA_DROPPED:
-            settings = self.ctx.settings["data_dropped"]
-            self.ctx.end_quietly("data_dropped")  # every shedding is its own log entry
-            return self.ctx.raise_("data_dropped", "", settings.i("priority"),
-                                   "Hub shed stored readings (outbox full)",
-                                   {"event": evidence, "source": settings.source("priority")}, event.source_ts)
+        cleared = CLEARED_BY.get(event.code)
+        if cleared is not None and cleared.kind in _KINDS:
+            subject = event.device_id if cleared.per_device else ""
+            return self.ctx.clear(cleared.rule, subject, event.source_ts, {"event": evidence})
         return []
 
     def tick(self, now: datetime) -> list[Decision]:
         decisions: list[Decision] = []
-        rule = self.ctx.settings["hub_offline"]
+        rule = self.ctx.settings[RuleId.HUB_OFFLINE]
         for hub in sorted(self.heartbeat):
             last, interval = self.heartbeat[hub]
             limit = timedelta(seconds=interval * rule.i("missed_heartbeats") + rule.i("grace_s"))
             if hub not in self.offline and now - last > limit:
                 self.offline.add(hub)
                 decisions += self.ctx.raise_(
-                    "hub_offline", "", rule.i("priority"), f"Hub {hub} offline: the home is not monitored",
+                    RuleId.HUB_OFFLINE, "", rule.i("priority"), f"Hub {hub} offline: the home is not monitored",
                     {"hub_id": hub, "last_heartbeat": last.isoformat(), "interval_s": interval,
                      "limit_s": limit.total_seconds(), "checked_at": now.isoformat(),
                      "source": rule.source("missed_heartbeats")}, now)

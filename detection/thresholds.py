@@ -30,9 +30,11 @@ from uuid import UUID
 
 from detection.decisions import Decision, PersonContext
 from detection.defaults import Settings
-from telecare_protocol import Metric, Reading
+from detection.rules import RuleId
+from telecare_protocol import Metric, Priority, Reading
 
-URGENT, REVIEW = 2, 3
+URGENT, REVIEW = Priority.URGENT, Priority.HIGH
+"""The bands' priorities: urgent (2, each threshold rule's catalogue priority) and review today (3)."""
 MAX_LISTED = 10
 
 
@@ -41,10 +43,10 @@ def displayed(value: float) -> int:
     return int(value + 0.5)
 
 
-def band(rule: str, value: float, settings: Settings, scale: int, on_oxygen: bool) -> tuple[int, str] | None:
+def band(rule: RuleId, value: float, settings: Settings, scale: int, on_oxygen: bool) -> tuple[int, str] | None:
     """(priority, description) of the band a clean value falls in, or None when in range."""
     v = displayed(value)
-    if rule == "spo2_low":
+    if rule == RuleId.SPO2_LOW:
         if scale == 2:
             if v <= settings.i("scale2_urgent_at_or_below"):
                 return URGENT, f"SpO2 {v}% (NEWS2 Scale 2: score 3)"
@@ -60,7 +62,7 @@ def band(rule: str, value: float, settings: Settings, scale: int, on_oxygen: boo
         if v <= settings.i("review_at_or_below"):
             return REVIEW, f"SpO2 {v}% (oximetry @home: GP or 111 today; NEWS2 Scale 1)"
         return None
-    if rule == "pulse_high":
+    if rule == RuleId.PULSE_HIGH:
         if v >= settings.i("urgent_at_or_above"):
             return URGENT, f"pulse {v}/min (NEWS2: score 3)"
         if v >= settings.i("review_at_or_above"):
@@ -139,13 +141,15 @@ class Stream:
     flagged_count: int = 0
 
 
-RULES_BY_METRIC = {Metric.SPO2: ("spo2_low",), Metric.PULSE_RATE: ("pulse_high", "pulse_low")}
+RULES_BY_METRIC = {Metric.SPO2: (RuleId.SPO2_LOW,), Metric.PULSE_RATE: (RuleId.PULSE_HIGH, RuleId.PULSE_LOW)}
+_WHAT = {RuleId.SPO2_LOW: "SpO2", RuleId.PULSE_HIGH: "Pulse high", RuleId.PULSE_LOW: "Pulse low"}
+"""How a title starts: "SpO2 91%: urgent", "Pulse high 135/min: urgent"."""
 
 
 class ThresholdRules:
     def __init__(self, ctx: PersonContext) -> None:
         self.ctx = ctx
-        self.streams: dict[tuple[str, str, bool], Stream] = {}
+        self.streams: dict[tuple[RuleId, str, bool], Stream] = {}
         self.latest: dict[tuple[str, str], datetime] = {}
 
     def reading(self, reading: Reading) -> list[Decision]:
@@ -164,7 +168,7 @@ class ThresholdRules:
                 decisions += self._evaluate(rule, stream, reading, late)
         return decisions
 
-    def _evaluate(self, rule: str, stream: Stream, reading: Reading, late: bool) -> list[Decision]:
+    def _evaluate(self, rule: RuleId, stream: Stream, reading: Reading, late: bool) -> list[Decision]:
         if reading.value is None or reading.quality:
             stream.flagged.append(Ref.of(reading))
             stream.flagged_count += 1
@@ -217,16 +221,16 @@ class ThresholdRules:
         on_oxygen = settings.b("on_oxygen") if "on_oxygen" in settings.overridden else profile.on_oxygen
         return (2 if scale == 2 else 1), on_oxygen and scale == 2
 
-    def _raise(self, rule: str, level: int, run: Run, stream: Stream, settings: Settings, scale: int,
+    def _raise(self, rule: RuleId, level: int, run: Run, stream: Stream, settings: Settings, scale: int,
                on_oxygen: bool, description: str, late: bool) -> list[Decision]:
-        what = {"spo2_low": "SpO2", "pulse_high": "Pulse high", "pulse_low": "Pulse low"}[rule]
+        what = _WHAT[rule]
         urgency = "urgent" if level == URGENT else "review today"
-        if rule == "spo2_low" and scale == 1:
+        if rule == RuleId.SPO2_LOW and scale == 1:
             source = settings.source("urgent_at_or_below" if level == URGENT else "review_at_or_below")
-        elif rule == "spo2_low":
+        elif rule == RuleId.SPO2_LOW:
             source = settings.source("scale2_urgent_at_or_below")
         else:
-            side = "above" if rule == "pulse_high" else "below"
+            side = "above" if rule == RuleId.PULSE_HIGH else "below"
             source = settings.source(f"{'urgent' if level == URGENT else 'review'}_at_or_{side}")
         first_flagged = run.first.source_ts
         flagged = [_reading_ref(r) for r in stream.flagged if r.source_ts >= first_flagged]
@@ -238,8 +242,8 @@ class ThresholdRules:
              "source": settings.source("persistence_readings")}
         )
         explanation: dict[str, Any] = {
-            "band": description, "urgency": urgency, "scale": scale if rule == "spo2_low" else None,
-            "on_oxygen": on_oxygen if rule == "spo2_low" else None, "source": source,
+            "band": description, "urgency": urgency, "scale": scale if rule == RuleId.SPO2_LOW else None,
+            "on_oxygen": on_oxygen if rule == RuleId.SPO2_LOW else None, "source": source,
             "settings": settings.describe(), "persistence": persistence,
             "readings": {"device_id": run.first.device_id, "count": run.count, "first": _reading_ref(run.first),
                          "last": _reading_ref(run.last), "lowest": run.low, "highest": run.high},

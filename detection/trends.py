@@ -37,13 +37,15 @@ import numpy as np
 
 from detection.decisions import Decision, PersonContext
 from detection.defaults import Settings
+from detection.rules import CATALOGUE, RuleId, RuleKind, of_kind
 from telecare_protocol import Metric, Reading
 
 BUCKET_S = 3600.0
 KEEP_S = 7 * 86400.0
 KEEP_DAYS = 35
 QUIET_END = timedelta(hours=72)
-TREND_RULES = ("spo2_trend_spc", "spo2_trend_slope", "spo2_variability")
+TREND_RULES = of_kind(RuleKind.TREND)
+"""spo2_trend_spc, spo2_trend_slope, spo2_variability, evaluated in this order."""
 
 
 @dataclass
@@ -145,8 +147,8 @@ class TrendRules:
     def __init__(self, ctx: PersonContext) -> None:
         self.ctx = ctx
         self.samples: dict[Metric, Samples] = {}
-        self.evaluated: dict[str, datetime] = {}
-        self.last_true: dict[str, datetime] = {}
+        self.evaluated: dict[RuleId, datetime] = {}
+        self.last_true: dict[RuleId, datetime] = {}
         self.quiet_until: dict[Metric, datetime] = {}
         self.last_now: datetime | None = None
         self._day_key = -1.0
@@ -177,7 +179,7 @@ class TrendRules:
             return []  # nothing is due: the common case at 1 Hz
         self.last_now = now if self.last_now is None else max(self.last_now, now)
         decisions: list[Decision] = []
-        if self.ctx.is_open("spo2_low"):
+        if self.ctx.is_open(RuleId.SPO2_LOW):
             self.low_seen = now
         due: list[datetime] = []
         for rule in TREND_RULES:
@@ -191,9 +193,9 @@ class TrendRules:
                 continue
             self.evaluated[rule] = now
             due.append(now + interval)
-            if rule == "spo2_trend_spc":
+            if rule == RuleId.SPO2_TREND_SPC:
                 found = self._spc(samples, settings, day)
-            elif rule == "spo2_trend_slope":
+            elif rule == RuleId.SPO2_TREND_SLOPE:
                 found = self._slope(samples, settings, now)
             else:
                 found = self._variability(samples, settings, now)
@@ -201,7 +203,7 @@ class TrendRules:
         self.quiet_until[reading.metric] = min(due) if due else now
         return decisions
 
-    def _outcome(self, rule: str, found: tuple[str, dict[str, Any]] | None, settings: Settings, now: datetime,
+    def _outcome(self, rule: RuleId, found: tuple[str, dict[str, Any]] | None, settings: Settings, now: datetime,
                  reading: Reading) -> list[Decision]:
         if found is None:
             last = self.last_true.get(rule)
@@ -212,14 +214,14 @@ class TrendRules:
         previous = self.last_true.get(rule)
         self.last_true[rule] = now
         if reading.metric == Metric.SPO2 and self.low_seen is not None:
-            hold = timedelta(hours=settings.f("window_h")) if rule == "spo2_variability" else QUIET_END / 3
+            hold = timedelta(hours=settings.f("window_h")) if rule == RuleId.SPO2_VARIABILITY else QUIET_END / 3
             if now - self.low_seen < hold:
                 return []  # the SpO2 threshold alert, and its readings, already had the nurses' attention
         title, explanation = found
         explanation |= {"metric": reading.metric.value, "settings": settings.describe(),
                         "evaluated_at": now.isoformat()}
         new_day = previous is None or previous.date() != now.date()
-        return self.ctx.raise_(rule, "", 3, title, explanation, now, repeat=new_day)
+        return self.ctx.raise_(rule, "", CATALOGUE[rule].priority, title, explanation, now, repeat=new_day)
 
     def _spc_day(self, samples: Samples, settings: Settings, day: date) -> dict[str, Any] | None:
         """The SPC verdict on one day's mean against the week before it, or None when unknown."""

@@ -13,33 +13,35 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from detection.rules import RuleId
 from device_sims.happenings import HubChange, Measurement, Silence, Timed, Transmission
 from device_sims.routine import Decline, Plan, Routine, Window
 from firmware_stubs.bthome import BUTTON_LONG_PRESS, BUTTON_PRESS, LOW_BATTERY_PCT
 
-EXPECT: dict[str, tuple[str, ...]] = {
-    "pendant_alarm": ("pendant_alarm",),
-    "fall_with_press": ("fall", "pendant_alarm"),
-    "fall_without_press": ("fall",),
-    "fall_long_lie": ("fall", "out_of_bed_at_night", "no_morning_activity"),
+EXPECT: dict[str, tuple[RuleId, ...]] = {
+    "pendant_alarm": (RuleId.PENDANT_ALARM,),
+    "fall_with_press": (RuleId.FALL, RuleId.PENDANT_ALARM),
+    "fall_without_press": (RuleId.FALL,),
+    "fall_long_lie": (RuleId.FALL, RuleId.OUT_OF_BED_AT_NIGHT, RuleId.NO_MORNING_ACTIVITY),
     "fall_cancelled": (),
-    "night_exit": ("night_exit",),
-    "not_returned_to_bed": ("out_of_bed_at_night",),
-    "no_morning_activity": ("no_morning_activity",),
-    "house_unoccupied": ("house_unoccupied",),
-    "door_left_open": ("door_left_open",),
-    "frequent_night_toilet": ("night_toilet_frequency",),
-    "spo2_slow_decline": ("spo2_trend_spc", "spo2_trend_slope", "spo2_variability", "spo2_low"),
-    "acute_desaturation": ("spo2_low",),
-    "tachycardia": ("pulse_high",),
+    "night_exit": (RuleId.NIGHT_EXIT,),
+    "not_returned_to_bed": (RuleId.OUT_OF_BED_AT_NIGHT,),
+    "no_morning_activity": (RuleId.NO_MORNING_ACTIVITY,),
+    "house_unoccupied": (RuleId.HOUSE_UNOCCUPIED,),
+    "door_left_open": (RuleId.DOOR_LEFT_OPEN,),
+    "frequent_night_toilet": (RuleId.NIGHT_TOILET_FREQUENCY,),
+    "spo2_slow_decline": (RuleId.SPO2_TREND_SPC, RuleId.SPO2_TREND_SLOPE, RuleId.SPO2_VARIABILITY, RuleId.SPO2_LOW),
+    "acute_desaturation": (RuleId.SPO2_LOW,),
+    "tachycardia": (RuleId.PULSE_HIGH,),
     "questionable_readings": (),
     "probe_off_gap": (),
-    "missed_measurement": ("missed_measurement",),
-    "low_battery": ("battery_low",),
-    "device_not_seen": ("device_not_seen",),
-    "hub_power_cut": ("power_failure",),
-    "hub_offline": ("hub_offline",),
+    "missed_measurement": (RuleId.MISSED_MEASUREMENT,),
+    "low_battery": (RuleId.BATTERY_LOW,),
+    "device_not_seen": (RuleId.DEVICE_NOT_SEEN,),
+    "hub_power_cut": (RuleId.POWER_FAILURE,),
+    "hub_offline": (RuleId.HUB_OFFLINE,),
 }
+"""Incident kind → the detection rules (`detection.rules`) any one of which catches it."""
 IncidentKind = Literal[
     "pendant_alarm", "fall_with_press", "fall_without_press", "fall_long_lie", "fall_cancelled", "night_exit",
     "not_returned_to_bed", "no_morning_activity", "house_unoccupied", "door_left_open", "frequent_night_toilet",

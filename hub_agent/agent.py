@@ -11,7 +11,11 @@ Besides decoding, the agent:
 * reports hub-level faults (no Bluetooth adapter, lost Zigbee2MQTT) as `DEVICE_FAULT` on
   the hub's own id (device type COMMUNICATION_LINK), once per outage;
 * sends a heartbeat every interval with the power, uptime, outbox depth and each device's
-  last-seen time and battery.
+  last-seen time and battery;
+* follows each alarm until the centre confirms it (`hub_agent.confirmation`): `on_alarm` gets
+  an `AlarmNotice` when the centre has stored it ("help is coming"), refused it, or not
+  confirmed it within 60 s, in which case a hub `DEVICE_FAULT` (`fault = "alarm_unconfirmed"`)
+  goes to the centre too, once the link returns.
 
 `handle` never raises: every rejected frame is counted in `rejected`, by source and reason
 (`bthome_duplicate`, `plx_bad_frame`, `zigbee_malformed_json`, `not_paired`...).
@@ -23,10 +27,11 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from hub_agent import plx
 from hub_agent.bthome import BTHomeDevice
+from hub_agent.confirmation import AlarmConfirmations, AlarmNotice
 from hub_agent.devices import DeviceKind, PairedDevice
 from hub_agent.power import FixedSource, PowerMonitor
 from hub_agent.radio import Advertisement, GattNotification, ZigbeeReport
@@ -54,10 +59,28 @@ class UplinkLike(Protocol):
     def stop(self, timeout: float = ...) -> None: ...
 
 
+class ConfirmationLike(Protocol):
+    """What the agent reads of `hub_agent.uplink.Confirmation`."""
+
+    @property
+    def stored(self) -> tuple[str, ...]: ...
+    @property
+    def refused(self) -> tuple[tuple[str, str], ...]: ...
+
+
+@runtime_checkable
+class ConfirmingUplink(UplinkLike, Protocol):
+    """An uplink that hears the centre's end-to-end acks (`hub_agent.uplink.Uplink`)."""
+
+    def add_listener(self, listener: Callable[[ConfirmationLike], None]) -> None: ...
+    def waiting_events(self) -> list[DeviceEvent]: ...
+
+
 class HubAgent:
     def __init__(self, hub_id: str, devices: Iterable[PairedDevice], uplink: UplinkLike,
                  heartbeat_interval_s: int = 60, *, zigbee_devices: Iterable[ZigbeeDevice] = (),
-                 power: PowerMonitor | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 power: PowerMonitor | None = None, clock: Callable[[], float] = time.monotonic,
+                 on_alarm: Callable[[AlarmNotice], None] = lambda notice: None) -> None:
         self.hub_id = hub_id
         self.uplink = uplink
         self.heartbeat_interval_s = heartbeat_interval_s
@@ -79,6 +102,10 @@ class HubAgent:
         self._faults: set[str] = set()
         self._clock = clock
         self._started = clock()
+        self.alarms = AlarmConfirmations(on_alarm, clock=clock)
+        """The alarms waiting for the centre's confirmation (see `hub_agent.confirmation`)."""
+        if isinstance(uplink, ConfirmingUplink):
+            uplink.add_listener(self.confirmed)
 
     # --- frames -------------------------------------------------------------------------------
 
@@ -155,7 +182,19 @@ class HubAgent:
 
         return report
 
+    def confirmed(self, confirmation: ConfirmationLike) -> None:
+        """The centre acknowledged messages (called on the uplink's thread)."""
+        self.alarms.confirmed(confirmation.stored, confirmation.refused)
+
+    def alarms_overdue(self) -> list[DeviceEvent]:
+        """A hub fault for each alarm the centre has not confirmed within the bound (each once)."""
+        return [self.hub_fault("alarm_unconfirmed", {
+            "alarm_id": str(notice.alarm.id), "alarm_code": notice.alarm.code.value,
+            "alarm_device": notice.alarm.device_id, "waited_s": round(notice.after_s, 1)})
+            for notice in self.alarms.overdue()]
+
     def send(self, message: Message) -> None:
+        self.alarms.watch(message)  # before the uplink: its ack can come back at once
         try:
             self.uplink.send(message)
             self.sent += 1
@@ -189,10 +228,13 @@ class HubAgent:
         `inputs` are (name, coroutine function) pairs run alongside (the scanner, the oximeter
         links): one that crashes is logged and restarted, never taking the hub down."""
         self.uplink.start()
+        if isinstance(self.uplink, ConfirmingUplink):  # alarms from before a restart, still unconfirmed
+            for alarm in self.uplink.waiting_events():
+                self.alarms.watch(alarm)
         for event in self.power.poll():  # before the first heartbeat, so it tells the truth
             self.send(event)
         tasks = [asyncio.create_task(self._keep_running(name, run)) for name, run in (
-            ("heartbeat", self._beat), ("supervision", self._supervise),
+            ("heartbeat", self._beat), ("supervision", self._supervise), ("alarm_confirmation", self._confirm),
             ("power", lambda: self._watch_power(power_poll_s)), *inputs)]
         try:
             while True:
@@ -221,6 +263,12 @@ class HubAgent:
         while True:
             self.send(self.heartbeat())
             await asyncio.sleep(self.heartbeat_interval_s)
+
+    async def _confirm(self) -> None:
+        while True:
+            for fault in self.alarms_overdue():
+                self.send(fault)
+            await asyncio.sleep(self.alarms.next_check_in())
 
     async def _supervise(self) -> None:
         while True:

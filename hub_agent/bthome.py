@@ -8,11 +8,20 @@ what a telecare hub needs on top (docs/devices.md is the reference for the frame
   FALL_CANCELLED (FALL_DETECTOR). Any other event code on a button is read as its press
   ("if in doubt, go out"); a single-button device's `button`, and any button above 2, is a
   help button. Event code 0 and codes `bthome-ble` does not know produce nothing. Door:
-  opening -> DOOR_OPENED / DOOR_CLOSED. Bed: occupancy -> BED_OCCUPIED / BED_VACATED. Motion
-  sensor: motion (0x21) detected -> ACTIVITY (MOTION_SENSOR); motion cleared produces nothing. Every
-  kind: battery low -> BATTERY_LOW / BATTERY_OK, tamper -> TAMPER / TAMPER_CLEARED. Button
-  events come once per accepted frame; state events when the state changes or is first seen.
-  `source_ts` is the time the hub received the frame: BTHome carries no device clock.
+  opening (0x11), door (0x1A), garage door (0x1B) or window (0x2D), all 1 = open ->
+  DOOR_OPENED / DOOR_CLOSED. Bed: occupancy (0x23) or presence (0x25) -> BED_OCCUPIED /
+  BED_VACATED. Motion sensor: motion (0x21), occupancy (0x23) or presence (0x25) detected ->
+  ACTIVITY (MOTION_SENSOR); cleared produces nothing. A frame with several of one kind's
+  objects reads as one state, on if any is on. Every kind: battery low -> BATTERY_LOW /
+  BATTERY_OK, tamper -> TAMPER / TAMPER_CLEARED. Button events come once per accepted frame;
+  state events when the state changes or is first seen. `source_ts` is the time the hub
+  received the frame: BTHome carries no device clock.
+* Mute devices. A device that is heard but sends none of its kind's states (a door sensor
+  speaking an object this table lacks) would pass supervision and never raise an event.
+  `hub_agent.devices.StateCheck` counts such frames (`unread_reports`) and the decoder sends
+  one `DEVICE_FAULT` (`fault = "no_state_for_kind"`) for the device. A pendant's status frame
+  carries its buttons with event code 0, which `bthome-ble` drops, so for a pendant only a
+  frame with other states or events and no button counts as unread.
 * Deduplication. A device repeats each frame for reliability. `bthome-ble` drops a repeated
   packet id only within 4 s, so a frame identical to the last accepted one is dropped here
   whatever the delay (same bytes means the same packet id, and for an encrypted frame the
@@ -53,9 +62,9 @@ from enum import StrEnum
 
 from bthome_ble import BTHomeBluetoothDeviceData
 from habluetooth import BluetoothServiceInfoBleak
-from sensor_state_data import SensorUpdate
+from sensor_state_data import BinarySensorDeviceClass, SensorUpdate
 
-from hub_agent.devices import DeviceKind, PairedDevice
+from hub_agent.devices import DeviceKind, PairedDevice, StateCheck
 from hub_agent.radio import Advertisement
 from telecare_protocol.codes import DeviceType, EventCode
 from telecare_protocol.messages import DeviceEvent, utc_now
@@ -112,14 +121,47 @@ FALL_CHANNEL = 2
 _LONG_PRESS = "long_press"
 _PRESS_NAMES = {"press": "short", "long_press": "long", "double_press": "double", "triple_press": "triple"}
 
-# binary sensor key -> (device kinds it applies to, event when True, event when False or None)
-_STATES: tuple[tuple[str, frozenset[DeviceKind], EventCode, EventCode | None], ...] = (
-    ("opening", frozenset({DeviceKind.DOOR}), EventCode.DOOR_OPENED, EventCode.DOOR_CLOSED),
-    ("occupancy", frozenset({DeviceKind.BED}), EventCode.BED_OCCUPIED, EventCode.BED_VACATED),
-    ("motion", frozenset({DeviceKind.MOTION}), EventCode.ACTIVITY, None),
-    ("tamper", frozenset(_DEVICE_TYPE), EventCode.TAMPER, EventCode.TAMPER_CLEARED),
-    ("battery", frozenset(_DEVICE_TYPE), EventCode.BATTERY_LOW, EventCode.BATTERY_OK),
+_B = BinarySensorDeviceClass
+DOOR_KEYS = (_B.OPENING, _B.DOOR, _B.GARAGE_DOOR, _B.WINDOW)
+"""`bthome-ble`'s binary sensors that say a door (or window) is open: objects 0x11, 0x1A, 0x1B, 0x2D."""
+BED_KEYS = (_B.OCCUPANCY, _B.PRESENCE)
+"""Someone is in bed: occupancy 0x23, presence 0x25."""
+MOTION_KEYS = (_B.MOTION, _B.OCCUPANCY, _B.PRESENCE)
+"""Someone is moving in the room: motion 0x21, occupancy 0x23, presence 0x25."""
+_COMMON_KEYS = (_B.TAMPER, _B.BATTERY)
+BUTTON_KEY = "button"
+
+# (state, binary sensor keys meaning it, device kinds it applies to, event when on, event when off or None)
+_STATES: tuple[tuple[str, tuple[str, ...], frozenset[DeviceKind], EventCode, EventCode | None], ...] = (
+    ("door", DOOR_KEYS, frozenset({DeviceKind.DOOR}), EventCode.DOOR_OPENED, EventCode.DOOR_CLOSED),
+    ("occupancy", BED_KEYS, frozenset({DeviceKind.BED}), EventCode.BED_OCCUPIED, EventCode.BED_VACATED),
+    ("motion", MOTION_KEYS, frozenset({DeviceKind.MOTION}), EventCode.ACTIVITY, None),
+    ("tamper", (_B.TAMPER,), frozenset(_DEVICE_TYPE), EventCode.TAMPER, EventCode.TAMPER_CLEARED),
+    ("battery", (_B.BATTERY,), frozenset(_DEVICE_TYPE), EventCode.BATTERY_LOW, EventCode.BATTERY_OK),
 )
+KIND_READS: dict[DeviceKind, tuple[str, ...]] = {
+    DeviceKind.PENDANT: (BUTTON_KEY,), DeviceKind.DOOR: DOOR_KEYS, DeviceKind.BED: BED_KEYS,
+    DeviceKind.MOTION: MOTION_KEYS,
+}
+"""What each kind reads besides battery and tamper: a device sending none of it is mute."""
+_NOT_SAID = frozenset({"packet_id", "signal_strength"})
+"""Keys `bthome-ble` fills in for every frame: not something the device said."""
+
+
+def _without_postfix(key: str) -> str:
+    """`opening_2` -> `opening`: `bthome-ble` numbers the objects of a type a frame carries twice."""
+    base, _, number = key.rpartition("_")
+    return base if base and number.isdigit() else key
+
+
+def _binary_states(update: SensorUpdate) -> dict[str, bool]:
+    """The frame's binary sensors by key, postfix removed; several of one key read as on if any is."""
+    states: dict[str, bool] = {}
+    for device_key, sensor in update.binary_entity_values.items():
+        if sensor.native_value is not None:
+            key = _without_postfix(device_key.key)
+            states[key] = states.get(key, False) or bool(sensor.native_value)
+    return states
 
 
 def _button_number(key: str) -> int | None:
@@ -147,6 +189,8 @@ class BTHomeDevice:
         self.last_seen: datetime | None = None
         self.battery_pct: int | None = None
         self.rejected: Counter[Rejection] = Counter()
+        self.state_check = StateCheck(device.kind, KIND_READS[device.kind])
+        """Accepted frames with no state this kind reads (`state_check.unread_reports`), and the fault."""
         self._data = BTHomeBluetoothDeviceData(bindkey=device.bindkey)
         self._states: dict[str, bool] = {}
         self._last_frame: bytes | None = None
@@ -238,7 +282,28 @@ class BTHomeDevice:
         self._last_parsed_at = adv.monotonic
         self.last_seen = adv.received_at
         self.accepted += 1
-        return reset + self._events(update, adv)
+        events = self._events(update, adv)
+        return reset + events + self._mute(update, adv)
+
+    def _mute(self, update: SensorUpdate, adv: Advertisement) -> list[DeviceEvent]:
+        """One `DEVICE_FAULT` when the device has proved to send nothing its kind reads."""
+        reads = KIND_READS[self.device.kind]
+        binary = _binary_states(update)
+        events = {_without_postfix(key.key) for key in update.events}
+        said = {key for key in binary if key not in _COMMON_KEYS} | events
+        if self.device.kind is DeviceKind.PENDANT:
+            read, unread = BUTTON_KEY in events, bool(said) and BUTTON_KEY not in events
+        else:
+            read = any(key in binary for key in reads)
+            unread = not read
+        sent = said | {_without_postfix(key.key) for key in update.entity_values} - _NOT_SAID
+        detail = self.state_check.observe(read=read, unread=unread, sent=sent)
+        if detail is None:
+            return []
+        _LOGGER.error("%s: a %s that sends none of the states a %s reads (%s); it sent %s", self.device.device_id,
+                      self.device.kind, self.device.kind, detail["reads"], detail["sent"])
+        return [DeviceEvent.new(hub_id=self.hub_id, device_id=self.device.device_id, device_type=self.device_type,
+                                code=EventCode.DEVICE_FAULT, source_ts=adv.received_at, detail=detail)]
 
     def _counter_reset(self, last_counter: int, counter: int, adv: Advertisement) -> DeviceEvent:
         """The device restarted its encryption counter (an authenticated frame says so): tell the centre once."""
@@ -276,18 +341,22 @@ class BTHomeDevice:
                 self.battery_pct = int(value)
 
         device_type = _DEVICE_TYPE[self.device.kind]
-        for key, kinds, on_true, on_false in _STATES:
+        binary = _binary_states(update)
+        for state, keys, kinds, on_true, on_false in _STATES:
             if self.device.kind not in kinds:
                 continue
-            value = next((v.native_value for k, v in update.binary_entity_values.items() if k.key == key), None)
-            if value is None or self._states.get(key) is bool(value):
+            values = [binary[key] for key in keys if key in binary]
+            if not values:
                 continue
-            self._states[key] = bool(value)
+            value = any(values)
+            if self._states.get(state) is value:
+                continue
+            self._states[state] = value
             state_code = on_true if value else on_false
             if state_code is None:
                 continue
             detail: Detail = {}
-            if key == "battery" and self.battery_pct is not None:
+            if state == "battery" and self.battery_pct is not None:
                 detail["battery_pct"] = self.battery_pct
             emit(device_type, state_code, detail)
         return events

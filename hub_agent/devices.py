@@ -1,23 +1,9 @@
 """The devices paired with a hub."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 
-
-class DeviceKind(StrEnum):
-    """What a paired device is, which decides how its frames are read."""
-
-    PENDANT = "pendant"
-    """Help button and fall detector (BTHome v2; see docs/devices.md)."""
-    DOOR = "door"
-    """Door contact sensor (BTHome v2, or Zigbee2MQTT `contact`)."""
-    BED = "bed"
-    """Bed occupancy sensor (BTHome v2, or Zigbee2MQTT `occupancy`)."""
-    MOTION = "motion"
-    """Room activity: a PIR or an appliance switch (BTHome v2 motion 0x21, or Zigbee2MQTT `occupancy`)."""
-    OXIMETER = "oximeter"
-    """Pulse oximeter (Bluetooth SIG Pulse Oximeter Service over GATT)."""
-
+from telecare_protocol.codes import DeviceKind as DeviceKind  # the one list, shared with the centre
 
 BINDKEY_LENGTH = 16
 
@@ -48,3 +34,49 @@ class PairedDevice:
             raise ValueError(f"a BTHome bind key is {BINDKEY_LENGTH} bytes, not {len(self.bindkey)}")
         if not self.expected_interval_s > 0:
             raise ValueError("expected_interval_s must be positive")
+
+
+UNREAD_REPORTS_BEFORE_FAULT = 3
+"""Reports a device may send without any state its kind reads before it is reported as a fault.
+More than one: a sensor may send a status frame before it has read its switch (our own door,
+bed and motion stubs do). Few: a device speaking another object does so in every report."""
+NO_STATE_FAULT = "no_state_for_kind"
+
+
+class StateCheck:
+    """Notices a paired device that is heard but never says anything its kind reads.
+
+    Each kind reads a few state objects (a door its opening or one of its synonyms, a bed its
+    occupancy, a motion sensor its motion, a pendant its buttons). A device that sends none
+    of them is still heard, so supervision counts it alive, yet it can never raise an event:
+    it is mute. The decoders (`hub_agent.bthome`, `hub_agent.zigbee`) call `observe` once per
+    accepted report with `read` (the report carried a state the kind reads) and `unread` (it
+    carried something, and nothing the kind reads; a pendant's status frame without a press is
+    neither). `unread_reports` counts the unread ones. `observe` returns the detail of one
+    `DEVICE_FAULT` (`fault = "no_state_for_kind"`, `kind`, `reads`: what the kind would have
+    read, `sent`: what the device did send, `reports`) the first time
+    `UNREAD_REPORTS_BEFORE_FAULT` unread reports have arrived while no report has ever been
+    read since the hub started; after that, and once the device has been read, never again.
+    """
+
+    def __init__(self, kind: DeviceKind, reads: tuple[str, ...]) -> None:
+        self.kind = kind
+        self.reads = reads
+        """The names of the states (objects, properties) this kind reads, for the fault detail."""
+        self.unread_reports = 0
+        self.read_reports = 0
+        self._reported = False
+
+    def observe(self, *, read: bool, unread: bool, sent: Iterable[str]) -> dict[str, str | int | float | bool] | None:
+        """Record one accepted report; the fault detail when the device has just proved mute, else None."""
+        if read:
+            self.read_reports += 1
+            return None
+        if not unread:
+            return None
+        self.unread_reports += 1
+        if self._reported or self.read_reports or self.unread_reports < UNREAD_REPORTS_BEFORE_FAULT:
+            return None
+        self._reported = True
+        return {"fault": NO_STATE_FAULT, "kind": str(self.kind), "reads": ", ".join(self.reads),
+                "sent": ", ".join(sorted(set(sent)))[:200] or "nothing", "reports": self.unread_reports}

@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 from hub_agent.agent import HubAgent
@@ -19,6 +20,8 @@ from hub_agent.config import ConfigError, HubConfig, PowerConfig, centre_passwor
 from hub_agent.devices import DeviceKind
 from hub_agent.power import FileSource, FixedSource, GpioSource, PowerMonitor, PowerSource
 from hub_agent.uplink import Uplink
+from telecare_protocol import DeviceEvent, DeviceType, EventCode
+from telecare_protocol.messages import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,12 @@ def make_uplink(config: HubConfig, password: str) -> Uplink:
     return Uplink(hub_id=config.hub_id, password=password, host=config.centre.host, port=config.centre.port,
                   outbox_path=config.outbox.path, outbox_budget_bytes=config.outbox.budget_bytes,
                   tls_ca=config.centre.tls_ca, tls_cert=config.centre.tls_cert, tls_key=config.centre.tls_key)
+
+
+def report_oximeter_fault(agent: HubAgent, device_id: str, detail: dict[str, str | int | float | bool]) -> None:
+    """A `DEVICE_FAULT` about one oximeter (from `OximeterLink.on_fault`: no PLX measurement)."""
+    agent.send(DeviceEvent.new(hub_id=agent.hub_id, device_id=device_id, device_type=DeviceType.PULSE_OXIMETER,
+                               code=EventCode.DEVICE_FAULT, source_ts=utc_now(), detail=detail))
 
 
 def build(config: HubConfig, password: str) -> HubAgent:
@@ -60,7 +69,8 @@ async def run_hub(config: HubConfig, password: str) -> int:
         inputs.append(("ble_scanner", scanner.run))
         for device in config.paired_devices():
             if device.kind is DeviceKind.OXIMETER:
-                link = OximeterLink(device.address, agent.radio.put_nowait, connect=bleak_connect(scanner.ble_device))
+                link = OximeterLink(device.address, agent.radio.put_nowait, connect=bleak_connect(scanner.ble_device),
+                                    on_fault=partial(report_oximeter_fault, agent, device.device_id))
                 inputs.append((f"oximeter_{device.device_id}", link.run))
     zigbee = None
     if config.zigbee2mqtt is not None and config.zigbee2mqtt.devices:

@@ -3,7 +3,9 @@
 A power cut at the hub must not lose an alarm, so `put` commits the message to SQLite
 (WAL, `synchronous=FULL`: the commit is on the storage medium when `put` returns, not
 only in the OS page cache, which a power cut would lose; NORMAL would survive a killed
-process but not a power cut) and a row is deleted only after the broker's PUBACK.
+process but not a power cut) and a row is deleted only when the centre's end-to-end ack
+names it (`acknowledge`), never on the broker's PUBACK: a broker can PUBACK and then lose
+the message (a crash before it writes its persistence), the centre cannot.
 
 Order of sending (`next_batch`), in three lanes drained in turn:
 0. alarms: events with priority <= `Priority.HIGH` (3), ahead of everything;
@@ -25,8 +27,9 @@ as one `DeviceEvent` `data_dropped` from the hub (`communication_link`) whose de
 counts it (`readings_dropped`, `since`, `until`). Events are never shed: the budget may
 be exceeded for them, and that is logged.
 
-`next_batch` hands rows out ("in flight") until `delete` (after PUBACK) or `release`
-(everything in flight is pending again). Which rows are in flight is kept in memory
+`next_batch` hands rows out ("in flight") until `acknowledge` (the centre's ack) or
+`delete` removes them, `requeue` makes some pending again (an ack overdue) or `release`
+makes all of them pending again (a reconnect). Which rows are in flight is kept in memory
 only: after a restart every row is pending, and is sent again with the same bytes, so
 the same message id, and the receiver deduplicates.
 """
@@ -107,6 +110,16 @@ class Pending:
 
 
 @dataclass(frozen=True)
+class Settled:
+    """A row the centre's ack removed: which message, of which lane and kind."""
+
+    row_id: int
+    lane: Lane
+    kind: str
+    message_id: str
+
+
+@dataclass(frozen=True)
 class DropCount:
     """Readings shed for the budget: how many, and the first and last time it happened."""
 
@@ -116,7 +129,7 @@ class DropCount:
 
 
 class Outbox:
-    """Messages waiting for the broker's PUBACK, in SQLite. Thread-safe (one lock, one connection).
+    """Messages waiting for the centre's ack, in SQLite. Thread-safe (one lock, one connection).
 
     `path=None` keeps the outbox in memory: no durability, for tests and the demo.
     """
@@ -145,13 +158,15 @@ class Outbox:
         """Per lane, the highest row handed out: rows above it are pending, rows at or below are in flight."""
         self._skip: set[int] = set()
         """Rows in flight relabelled into lane 0 above its cursor (see `_promote_events_of`)."""
+        self._again: set[int] = set()
+        """Rows in flight to be handed out again (`requeue`), ahead of their lane's unsent rows."""
         self._over_budget_logged = False
 
     # --- what callers see --------------------------------------------------------------
 
     @property
     def depth(self) -> int:
-        """Rows not yet acknowledged (pending and in flight)."""
+        """Rows the centre has not acknowledged yet (pending and in flight)."""
         return self._rows
 
     @property
@@ -179,6 +194,16 @@ class Outbox:
             for lane in Lane:
                 if len(batch) >= limit:
                     break
+                if self._again:
+                    again = self._db.execute(
+                        "SELECT seq, kind, device_id, message_id, payload FROM outbox WHERE lane = ? AND seq IN "
+                        "(SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?",
+                        (lane, json.dumps(sorted(self._again)), limit - len(batch))).fetchall()
+                    self._again.difference_update(seq for seq, *_ in again)
+                    batch += [Pending(seq, lane, kind, device, message_id, bytes(payload))
+                              for seq, kind, device, message_id, payload in again]
+                    if len(batch) >= limit:
+                        break
                 rows = self._db.execute(
                     "SELECT seq, kind, device_id, message_id, payload FROM outbox WHERE lane = ? AND seq > ? "
                     "ORDER BY seq LIMIT ?", (lane, self._cursor[lane], limit - len(batch))).fetchall()
@@ -200,21 +225,65 @@ class Outbox:
                 "DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?)) RETURNING length(payload)",
                 (json.dumps(ids),)).fetchall()
             self._forget(sizes)
+            self._again.difference_update(ids)
         return len(sizes)
+
+    def acknowledge(self, message_ids: Iterable[str]) -> list[Settled]:
+        """Forget the rows of messages the centre acknowledged (stored or refused), in one transaction.
+
+        Returns the rows removed now, in row order; ids not (or no longer) in the outbox are ignored,
+        so a second ack for the same message changes nothing."""
+        wanted = list(dict.fromkeys(message_ids))
+        if not wanted:
+            return []
+        with self._lock, self._transaction():
+            rows = self._db.execute(
+                "DELETE FROM outbox WHERE message_id IN (SELECT value FROM json_each(?)) "
+                "RETURNING seq, lane, kind, message_id, length(payload)", (json.dumps(wanted),)).fetchall()
+            self._forget([(size,) for *_, size in rows])
+            self._skip.difference_update(seq for seq, *_ in rows)
+            self._again.difference_update(seq for seq, *_ in rows)
+        return sorted((Settled(seq, Lane(lane), kind, message_id) for seq, lane, kind, message_id, _ in rows),
+                      key=lambda settled: settled.row_id)
+
+    def requeue(self, message_ids: Iterable[str]) -> set[str]:
+        """Hand these in-flight messages out again (their ack is overdue), ahead of the unsent rows of
+        their lane, in row order. Returns the ids still in the outbox (in flight or already pending)."""
+        wanted = list(dict.fromkeys(message_ids))
+        if not wanted:
+            return set()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, lane, message_id FROM outbox WHERE message_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(wanted),)).fetchall()
+            for seq, lane, _message_id in rows:
+                if seq in self._skip:  # relabelled into lane 0 above its cursor: the cursor hands it out
+                    self._skip.discard(seq)
+                elif seq <= self._cursor[Lane(lane)]:
+                    self._again.add(seq)
+        return {message_id for *_, message_id in rows}
+
+    def alarm_payloads(self) -> list[bytes]:
+        """The events waiting in lane 0 (alarms and the events they carry), oldest first, as sent."""
+        with self._lock:
+            return [bytes(payload) for (payload,) in self._db.execute(
+                "SELECT payload FROM outbox WHERE lane = ? AND kind = 'event' ORDER BY seq", (Lane.ALARM,))]
 
     def release(self) -> None:
         """Everything in flight is pending again (as after a restart), to be handed out in order."""
         with self._lock:
             self._cursor = dict.fromkeys(Lane, 0)
             self._skip.clear()
+            self._again.clear()
 
     def pending(self) -> int:
-        """Rows not in flight."""
+        """Rows not in flight (requeued rows included)."""
         with self._lock:
             return int(self._db.execute(
-                "SELECT COUNT(*) FROM outbox WHERE ((lane = 0 AND seq > ?) OR (lane = 1 AND seq > ?) OR "
-                "(lane = 2 AND seq > ?)) AND seq NOT IN (SELECT value FROM json_each(?))",
-                self._pending_params()).fetchone()[0])
+                "SELECT COUNT(*) FROM outbox WHERE (((lane = 0 AND seq > ?) OR (lane = 1 AND seq > ?) OR "
+                "(lane = 2 AND seq > ?)) AND seq NOT IN (SELECT value FROM json_each(?))) "
+                "OR seq IN (SELECT value FROM json_each(?))",
+                (*self._pending_params(), json.dumps(sorted(self._again)))).fetchone()[0])
 
     def dropped_counts(self) -> DropCount | None:
         """Every reading shed for the budget since this outbox file was created, or None."""

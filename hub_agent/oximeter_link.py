@@ -8,6 +8,16 @@ Spot-check Measurement (0x2A5E, indicate; bleak acknowledges indications itself)
 turns each value into a `hub_agent.radio.GattNotification` for the agent's radio queue.
 Parsing stays in `hub_agent.plx`: this module moves bytes, it does not read them.
 
+Both measurement characteristics are optional in the Bluetooth SIG Pulse Oximeter Profile
+(PLXP 1.0, PLXS 1.0: a sensor supports Spot-check, Continuous, or both), so the link
+subscribes to those in the device's GATT table (`client.services`) and logs the one
+missing. A device with neither is no oximeter this hub can read: that is not a connection
+failure to retry every few seconds but one device fault. The link reports it once through
+`on_fault` (detail `fault = "no_plx_measurement"`, `missing`), hangs up, and looks again
+only after `no_measurement_retry_s` (10 minutes: a firmware update or a replaced device is
+picked up, the radio and the oximeter's battery are spared); the state is `REFUSED`. A
+later connection that finds a measurement clears the fault, so a new refusal reports again.
+
 When the link drops (the person walked out of range, the oximeter slept), the link waits
 and reconnects for ever, with exponential backoff from 2 s to 60 s, reset by a successful
 connection. The link state (`LinkState`) is logged on every change and reported through
@@ -15,8 +25,8 @@ connection. The link state (`LinkState`) is logged on every change and reported 
 (`hub_agent.supervision`, by the oximeter's expected interval), not the link's.
 
 `connect` is injectable so the link can be tested without a radio: it must return an
-object with `start_notify(uuid, callback)` and `disconnect()` (a `BleakClient`), and call
-`on_disconnect` when the connection is lost.
+object with `services.get_characteristic(uuid)`, `start_notify(uuid, callback)` and
+`disconnect()` (a `BleakClient`), and call `on_disconnect` when the connection is lost.
 """
 
 import asyncio
@@ -40,16 +50,33 @@ log = logging.getLogger(__name__)
 LINK_ERRORS: tuple[type[BaseException], ...] = (BleakError, OSError, TimeoutError, EOFError)
 BACKOFF_MIN_S = 2.0
 BACKOFF_MAX_S = 60.0
+NO_MEASUREMENT_RETRY_S = 600.0
+"""After refusing a device with no PLX measurement characteristic, wait this long before
+connecting again (engineering choice: long enough not to drain its battery, short enough to
+pick up a fixed pairing within the installer's visit)."""
 MEASUREMENTS = (CONTINUOUS_UUID, SPOT_CHECK_UUID)
+MEASUREMENT_NAMES = {CONTINUOUS_UUID: "0x2A5F continuous", SPOT_CHECK_UUID: "0x2A5E spot-check"}
+NO_MEASUREMENT_FAULT = "no_plx_measurement"
+Detail = dict[str, str | int | float | bool]
 
 
 class LinkState(StrEnum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
+    REFUSED = "refused"
+    """Connected, but the device has no PLX measurement characteristic: hung up, retried rarely."""
+
+
+class GattServices(Protocol):
+    """The device's GATT table as bleak discovered it (`BleakGATTServiceCollection`)."""
+
+    def get_characteristic(self, specifier: str, /) -> object | None: ...
 
 
 class GattClient(Protocol):
+    @property
+    def services(self) -> GattServices: ...
     async def start_notify(self, char_specifier: str, callback: Callable[[Any, bytearray], None]) -> None: ...
     async def disconnect(self) -> Any: ...
 
@@ -78,20 +105,28 @@ class OximeterLink:
     """Keeps one oximeter connected and its measurements flowing into `sink`."""
 
     def __init__(self, address: str, sink: Callable[[GattNotification], None], *, connect: Connect | None = None,
-                 on_state: Callable[[LinkState], None] | None = None,
+                 on_state: Callable[[LinkState], None] | None = None, on_fault: Callable[[Detail], None] | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, clock: Callable[[], float] = time.monotonic,
-                 backoff_min_s: float = BACKOFF_MIN_S, backoff_max_s: float = BACKOFF_MAX_S) -> None:
+                 backoff_min_s: float = BACKOFF_MIN_S, backoff_max_s: float = BACKOFF_MAX_S,
+                 no_measurement_retry_s: float = NO_MEASUREMENT_RETRY_S) -> None:
         self.address = address.upper()
         self._sink = sink
         self._connect = connect or bleak_connect()
         self._on_state = on_state
+        self._on_fault = on_fault
         self._sleep = sleep
         self._clock = clock
         self._backoff_min_s, self._backoff_max_s = backoff_min_s, backoff_max_s
+        self._no_measurement_retry_s = no_measurement_retry_s
         self.state = LinkState.DISCONNECTED
         self.connections = 0
         self.failures = 0
+        self.refusals = 0
+        """Connections hung up because the device had no PLX measurement characteristic."""
         self.notifications = 0
+        self.subscribed: tuple[str, ...] = ()
+        """The measurement characteristics subscribed to on the current (or last) connection."""
+        self._faulted = False
         self._lost = asyncio.Event()
 
     def _set_state(self, state: LinkState) -> None:
@@ -122,7 +157,8 @@ class OximeterLink:
             client: GattClient | None = None
             try:
                 client = await self._connect(self.address, self._disconnected)
-                for uuid in MEASUREMENTS:
+                self.subscribed = self._present(client)
+                for uuid in self.subscribed:
                     await client.start_notify(uuid, self._callback(uuid))
             except LINK_ERRORS as error:
                 self.failures += 1
@@ -133,6 +169,10 @@ class OximeterLink:
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self._backoff_max_s)
                 continue
+            if not self.subscribed:
+                await self._refuse(client)
+                continue
+            self._faulted = False
             self.connections += 1
             backoff = self._backoff_min_s
             self._set_state(LinkState.CONNECTED)
@@ -143,6 +183,32 @@ class OximeterLink:
                     await self._drop(client)
                 self._set_state(LinkState.DISCONNECTED)
             await self._sleep(backoff)
+
+    def _present(self, client: GattClient) -> tuple[str, ...]:
+        """The PLX measurement characteristics this device has, in subscription order."""
+        present = tuple(uuid for uuid in MEASUREMENTS if client.services.get_characteristic(uuid) is not None)
+        missing = [MEASUREMENT_NAMES[uuid] for uuid in MEASUREMENTS if uuid not in present]
+        if present and missing:
+            log.info("oximeter %s has no %s measurement; subscribing to the other only", self.address,
+                     " or ".join(missing))
+        return present
+
+    async def _refuse(self, client: GattClient) -> None:
+        """No measurement to subscribe to: one fault per outage, hang up, look again much later."""
+        self.refusals += 1
+        await self._drop(client)
+        self._set_state(LinkState.REFUSED)
+        if not self._faulted:
+            self._faulted = True
+            missing = ", ".join(MEASUREMENT_NAMES[uuid] for uuid in MEASUREMENTS)
+            log.error("oximeter %s has neither PLX measurement characteristic (%s): not an oximeter this hub can "
+                      "read; trying again in %.0f s", self.address, missing, self._no_measurement_retry_s)
+            if self._on_fault is not None:
+                try:
+                    self._on_fault({"fault": NO_MEASUREMENT_FAULT, "missing": missing})
+                except Exception:  # reporting must not break the link
+                    log.exception("oximeter %s: the fault could not be reported", self.address)
+        await self._sleep(self._no_measurement_retry_s)
 
     def _callback(self, uuid: str) -> Callable[[Any, bytearray], None]:
         def on_value(_characteristic: Any, data: bytearray) -> None:

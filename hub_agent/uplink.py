@@ -3,18 +3,28 @@
 `send` commits the message to the outbox (`hub_agent.outbox`) and returns: that commit
 is the durability point. A sender thread takes batches from the outbox in its sending
 order (alarms first) while the broker is connected, keeps at most `window` messages
-unacknowledged on the wire, and deletes each row when the broker's PUBACK arrives.
+waiting for the broker's PUBACK, and deletes a row only when the centre's end-to-end ack
+(`telecare_protocol.Ack`, on the hub's own topic `telecare/v1/acks/<hub id>`) names it:
+a PUBACK says only that the broker has the message, and a broker can still lose it.
 
 Per-hub credentials (the username is the hub id, so the broker's ACL lets it publish only
 under its own topics), MQTT 5 (3.1.1 for the demo's embedded broker), QoS 1, a persistent
 session (same client id, no clean start, a week's session expiry) and a retained last
 will saying "offline", so the centre knows when the home stops being monitored.
 
-Resending: rows in flight when the connection drops are resent by paho on reconnect,
-with the same bytes (so the same protocol message id; the centre deduplicates on it).
-Rows in flight when the hub dies (power cut, SIGKILL) are still in the outbox and are
-sent again after the restart. A message may therefore reach the broker twice; it is
-never lost and never gets a new id.
+Resending, always with the same bytes (so the same message id; the centre deduplicates and
+acknowledges the copy): after a reconnect, every message the centre has not acknowledged
+(paho also resends what had no PUBACK); after a restart, everything still in the outbox;
+and, while the link is up, an alarm or other event whose ack is overdue, backing off
+(`hub_agent.resend`). Readings and heartbeats wait for the next reconnect or restart instead
+of a timer: they are kept until acknowledged too, but a timer over an hour's backlog would
+multiply it at the broker while the centre is down. A message may reach the centre more
+than once; it is never lost and never gets a new id.
+
+Acks arrive on the persistent session's subscription (QoS 1), so acks sent while the hub was
+away wait for it. Each acknowledged message is reported once to the listeners
+(`add_listener`), on the sender thread, as a `Confirmation`: the agent turns an acknowledged
+alarm into the person's "help is coming" signal (`hub_agent.confirmation`).
 
 TLS: with `tls_ca` the broker's certificate must chain to that CA and name the host we
 dialled (Python's default TLS context: TLS 1.2 or later, CERT_REQUIRED, host name
@@ -25,7 +35,9 @@ import logging
 import sqlite3
 import ssl
 import threading
-import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -34,22 +46,42 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from hub_agent.outbox import DEFAULT_BUDGET_BYTES, Outbox, Pending
-from telecare_protocol import Message, encode
-from telecare_protocol.topics import status_topic, topic_for
+from hub_agent.outbox import DEFAULT_BUDGET_BYTES, Lane, Outbox, Pending, lane_of
+from hub_agent.resend import ACK_TIMEOUT_S, RESEND_MAX_S, ResendSchedule
+from telecare_protocol import Ack, DeviceEvent, Message, ProtocolError, decode_ack, encode
+from telecare_protocol.topics import ack_topic, status_topic, topic_for
 
 log = logging.getLogger(__name__)
 SESSION_EXPIRY_S: Final = 7 * 24 * 3600
 DEFAULT_WINDOW: Final = 256
 """Messages on the wire awaiting PUBACK. Bounds how far an alarm queues behind readings already sent,
 and is large enough for a backlog to replay at thousands of messages a second over a slow link."""
-DELETE_BATCH: Final = 1024
-DELETE_DELAY_S: Final = 0.05
-"""Acknowledged rows are deleted in batches: a crash in between only means a duplicate, never a loss."""
-_STATUS: Final = -1
-"""Stands for the online/offline status publishes (not outbox rows) in the PUBACK book-keeping."""
-_DIRECT: Final = -2
-"""Stands for a message sent from memory because the outbox could not commit it."""
+TIMED_LANES: Final = frozenset({Lane.ALARM, Lane.EVENT})
+"""Lanes resent on a timer when the centre's ack is late (see the module docstring)."""
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """Messages the centre has just acknowledged, each reported once: stored, or refused for good."""
+
+    stored: tuple[str, ...]
+    """Message ids the centre has committed."""
+    refused: tuple[tuple[str, str], ...]
+    """(message id, reason) for each message the centre dead-lettered; it will not be resent."""
+
+
+@dataclass(frozen=True)
+class _Publish:
+    """What a paho mid carries, for the PUBACK book-keeping."""
+
+    message_id: str | None
+    """None: the online/offline status, which is not a protocol message."""
+    lane: Lane = Lane.ROUTINE
+    direct: bool = False
+    """Sent from memory because the outbox could not commit it."""
+
+
+_STATUS: Final = _Publish(None)
 
 
 def tls_context(ca: Path | None, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
@@ -71,7 +103,8 @@ class Uplink:
     def __init__(self, *, hub_id: str, password: str, host: str, port: int, outbox_path: Path | None = None,
                  outbox_budget_bytes: int = DEFAULT_BUDGET_BYTES, tls_ca: Path | None = None,
                  tls_cert: Path | None = None, tls_key: Path | None = None, mqtt_v5: bool = True,
-                 window: int = DEFAULT_WINDOW, reconnect_max_delay_s: int = 30) -> None:
+                 window: int = DEFAULT_WINDOW, reconnect_max_delay_s: int = 30,
+                 ack_timeout_s: float = ACK_TIMEOUT_S, resend_max_s: float = RESEND_MAX_S) -> None:
         if window < 1:
             raise ValueError("the in-flight window must be at least 1")
         self.hub_id = hub_id
@@ -80,21 +113,31 @@ class Uplink:
         self.outbox = Outbox(outbox_path, hub_id=hub_id, budget_bytes=outbox_budget_bytes)
         self.connected = threading.Event()
         self.refused = 0
-        """PUBACKs with a failure reason code. Those rows stay in the outbox and are retried after a restart."""
+        """PUBACKs with a failure reason code. Those rows stay in the outbox and are retried after a reconnect."""
+        self.centre_refused: Counter[str] = Counter()
+        """Messages the centre dead-lettered for good, by reason: logged, not resent, reported to listeners."""
         self.not_durable = 0
         """Messages the outbox could not commit (storage full or broken), sent from memory instead."""
-        self._direct = 0
+        self.resent = 0
+        """Messages resent because the centre's ack was overdue (reconnects not counted)."""
+        self.bad_acks = 0
+        """Acks that did not decode, or named another hub: logged and ignored."""
+        self._ack_topic = ack_topic(hub_id)
+        self._listeners: list[Callable[[Confirmation], None]] = []
         self._stopping = threading.Event()
         self._mqtt_v5 = mqtt_v5
-        # PUBACK book-keeping, under `_cond`. paho may report a PUBACK before `publish` has returned the
-        # mid to us, so an early ack waits in `_early` for its publisher to claim it.
+        # Book-keeping, under `_cond`. paho may report a PUBACK before `publish` has returned the
+        # mid to us, so an early PUBACK waits in `_early` for its publisher to claim it.
         self._cond = threading.Condition()
-        self._rows_by_mid: dict[int, int] = {}
+        self._published: dict[int, _Publish] = {}
         self._early: dict[int, object] = {}
-        self._acked: list[int] = []
-        self._acked_since = 0.0
         self._in_flight = 0
         self._wake = True
+        self._acks: list[Ack] = []
+        """Acks received, waiting for the sender thread to delete their rows."""
+        self._schedule = ResendSchedule(first_s=ack_timeout_s, max_s=resend_max_s)
+        self._direct: dict[str, tuple[str, bytes, Lane]] = {}
+        """Messages sent from memory (the outbox could not commit them), by id: topic, payload, lane."""
         self._sender: threading.Thread | None = None
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"hub-agent-{hub_id}",
                                   protocol=mqtt.MQTTv5 if mqtt_v5 else mqtt.MQTTv311,
@@ -109,11 +152,21 @@ class Uplink:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
 
     @property
     def unacked(self) -> int:
-        """Messages the broker has not acknowledged yet: the outbox depth (and any sent from memory only)."""
-        return self.outbox.depth + self._direct
+        """Messages the centre has not acknowledged yet: the outbox depth, and any sent from memory only."""
+        return self.outbox.depth + len(self._direct)
+
+    def add_listener(self, listener: Callable[[Confirmation], None]) -> None:
+        """Call `listener` with every `Confirmation`, on the sender thread (it must be quick and not raise)."""
+        self._listeners.append(listener)
+
+    def waiting_events(self) -> list[DeviceEvent]:
+        """The alarm lane's events the centre has not acknowledged yet, oldest first: after a restart,
+        the alarms still waiting for their ack (and the events of their devices sent ahead of them)."""
+        return [DeviceEvent.model_validate_json(payload) for payload in self.outbox.alarm_payloads()]
 
     def start(self) -> None:
         if self._mqtt_v5:
@@ -138,24 +191,24 @@ class Uplink:
             self.not_durable += 1
             log.error("hub %s could not commit message %s to its outbox (%s): sending it from memory only",
                       self.hub_id, message.id, exc)
+            sent = (topic_for(self.hub_id, message.type), encode(message), lane_of(message))
             with self._cond:
-                self._direct += 1
-            info = self.client.publish(topic_for(self.hub_id, message.type), encode(message), qos=1)
-            self._claim(info.mid, _DIRECT)
+                self._direct[str(message.id)] = sent
+            self._publish_direct(str(message.id), *sent)
             return
         with self._cond:
             self._wake = True
             self._cond.notify_all()
 
     def wait_until_delivered(self, timeout: float) -> bool:
-        """True once the broker has acknowledged everything sent so far (the outbox is empty)."""
+        """True once the centre has acknowledged everything sent so far (the outbox is empty)."""
         with self._cond:
             return self._cond.wait_for(lambda: self.unacked == 0, timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Wait for the broker to have everything, say "offline", then disconnect. What is left stays on disk."""
+        """Wait for the centre to have everything, say "offline", then disconnect. What is left stays on disk."""
         if not self.wait_until_delivered(timeout):
-            log.error("hub %s stopping with %d messages the broker has not acknowledged; they stay in the outbox",
+            log.error("hub %s stopping with %d messages the centre has not acknowledged; they stay in the outbox",
                       self.hub_id, self.unacked)
         if self.connected.is_set():
             info = self.client.publish(status_topic(self.hub_id), "offline", qos=1, retain=True)
@@ -169,7 +222,6 @@ class Uplink:
             self._cond.notify_all()
         if self._sender is not None:
             self._sender.join(timeout)
-        self._delete_acked()
         self.client.disconnect()
         self.client.loop_stop()
         self.outbox.close()
@@ -185,9 +237,16 @@ class Uplink:
                 self._stopping.wait(1.0)
 
     def _send_some(self) -> None:
-        """Fill the window from the outbox, then delete what was acknowledged (when a delete is due)."""
+        """Settle the acks that came in, resend what is overdue, then fill the window from the outbox."""
         with self._cond:
-            self._cond.wait_for(self._has_work, timeout=DELETE_DELAY_S if self._acked else 1.0)
+            self._cond.wait_for(self._has_work, timeout=self._idle_wait_s())
+            acks, self._acks = self._acks, []
+            due = self._schedule.due() if self.connected.is_set() else []
+        if acks:
+            self._settle_acks(acks)
+        if due:
+            self._resend(due)
+        with self._cond:
             room = self.window - self._in_flight if self.connected.is_set() and self._wake else 0
             self._wake = False
         if room > 0 and not self._stopping.is_set():
@@ -197,37 +256,64 @@ class Uplink:
             if len(batch) == room:  # perhaps more waiting: look again when the window has room
                 with self._cond:
                     self._wake = True
-        with self._cond:
-            due = self._delete_due()
-        if due:
-            self._delete_acked()
 
-    def _delete_due(self) -> bool:
-        """Deletes are batched (one disk flush each): when enough have gathered, when the oldest has
-        waited `DELETE_DELAY_S`, or when nothing is in flight any more. Called under `_cond`."""
-        if not self._acked:
-            return False
-        return (len(self._acked) >= DELETE_BATCH or self._in_flight == 0 or self._stopping.is_set()
-                or time.monotonic() - self._acked_since >= DELETE_DELAY_S)
-
-    def _delete_acked(self) -> None:
-        with self._cond:
-            acked, self._acked = self._acked, []
-        if not acked:
-            return
-        try:
-            self.outbox.delete(acked)
-        except BaseException:
-            with self._cond:
-                self._acked[:0] = acked  # try again next time; meanwhile they are only resent after a restart
-            raise
-        with self._cond:
-            self._cond.notify_all()  # wait_until_delivered
+    def _idle_wait_s(self) -> float:
+        """How long the sender may sleep when there is nothing to do: until the next resend is due, at most 1 s."""
+        next_due = self._schedule.next_due_in()
+        return 1.0 if next_due is None else min(1.0, next_due)
 
     def _has_work(self) -> bool:
-        if self._stopping.is_set() or self._delete_due():
+        """Called under `_cond`."""
+        if self._stopping.is_set() or self._acks:
             return True
-        return self._wake and self.connected.is_set() and self._in_flight < self.window
+        if not self.connected.is_set():
+            return False
+        return self._schedule.next_due_in() == 0 or (self._wake and self._in_flight < self.window)
+
+    def _settle_acks(self, acks: list[Ack]) -> None:
+        """Delete what the centre acknowledged (one transaction), stop its timers, tell the listeners once."""
+        stored = list(dict.fromkeys(str(message_id) for ack in acks for message_id in ack.stored))
+        refused = {str(r.id): r.reason for ack in acks for r in ack.refused}
+        try:
+            settled = self.outbox.acknowledge([*stored, *refused])
+        except BaseException:
+            with self._cond:
+                self._acks[:0] = acks  # try again next time; meanwhile nothing is lost, only resent
+            raise
+        done = {row.message_id for row in settled}
+        with self._cond:
+            for message_id in [*stored, *refused]:
+                if self._direct.pop(message_id, None) is not None:
+                    done.add(message_id)
+            self._schedule.acknowledged([*stored, *refused])
+            self._cond.notify_all()  # wait_until_delivered
+        for message_id, reason in refused.items():
+            if message_id in done:
+                self.centre_refused[reason] += 1
+                log.error("the centre refused message %s from hub %s for good (%s): it will not be resent",
+                          message_id, self.hub_id, reason)
+        confirmation = Confirmation(tuple(m for m in stored if m in done),
+                                    tuple((m, reason) for m, reason in refused.items() if m in done))
+        if confirmation.stored or confirmation.refused:
+            for listener in self._listeners:
+                try:
+                    listener(confirmation)
+                except Exception:
+                    log.exception("hub %s: a confirmation listener failed", self.hub_id)
+
+    def _resend(self, due: list[str]) -> None:
+        """Hand out again the messages whose ack is overdue (same bytes, same id)."""
+        with self._cond:
+            direct = {message_id: self._direct[message_id] for message_id in due if message_id in self._direct}
+        for message_id, sent in direct.items():
+            self._publish_direct(message_id, *sent)
+        found = self.outbox.requeue([message_id for message_id in due if message_id not in direct])
+        with self._cond:
+            self._schedule.acknowledged(set(due) - found - set(direct))  # gone from the outbox meanwhile
+            self._wake = True
+        self.resent += len(found) + len(direct)
+        log.warning("hub %s: no ack from the centre for %d messages; resending them", self.hub_id,
+                    len(found) + len(direct))
 
     def _publish(self, row: Pending) -> None:
         with self._cond:
@@ -242,33 +328,33 @@ class Uplink:
                 self._wake = True
             self.outbox.release()
             return
-        self._claim(info.mid, row.row_id)
+        self._claim(info.mid, _Publish(row.message_id, row.lane))
 
-    def _claim(self, mid: int, row_id: int) -> None:
-        """Note which row a mid carries; settle it at once if its PUBACK has already come."""
+    def _publish_direct(self, message_id: str, topic: str, payload: bytes, lane: Lane) -> None:
+        info = self.client.publish(topic, payload, qos=1)
+        self._claim(info.mid, _Publish(message_id, lane, direct=True))
+
+    def _claim(self, mid: int, publish: _Publish) -> None:
+        """Note what a mid carries; settle it at once if its PUBACK has already come."""
         with self._cond:
             if mid in self._early:
-                self._settle(row_id, self._early.pop(mid))
+                self._settle(publish, self._early.pop(mid))
             else:
-                self._rows_by_mid[mid] = row_id
+                self._published[mid] = publish
 
-    def _settle(self, row_id: int, reason: object) -> None:
-        """One PUBACK for one row (called under `_cond`)."""
-        if row_id == _STATUS:
+    def _settle(self, publish: _Publish, reason: object) -> None:
+        """One PUBACK (called under `_cond`): the window has room, and the wait for the centre's ack begins."""
+        if publish.message_id is None:
             return
-        if row_id == _DIRECT:
-            self._direct -= 1
-            self._cond.notify_all()
-            return
-        self._in_flight -= 1
-        self._wake = True
+        if not publish.direct:
+            self._in_flight -= 1
+            self._wake = True
         if getattr(reason, "is_failure", False):
             self.refused += 1
-            log.error("broker refused row %d from hub %s: %s; it stays in the outbox", row_id, self.hub_id, reason)
-        else:
-            if not self._acked:
-                self._acked_since = time.monotonic()
-            self._acked.append(row_id)
+            log.error("broker refused message %s from hub %s: %s; it stays in the outbox", publish.message_id,
+                      self.hub_id, reason)
+        elif publish.lane in TIMED_LANES or publish.direct:
+            self._schedule.published(publish.message_id)
         self._cond.notify_all()
 
     # --- paho callbacks (its network thread) -----------------------------------------------
@@ -278,11 +364,19 @@ class Uplink:
         if getattr(reason, "is_failure", False):
             log.error("broker refused hub %s: %s", self.hub_id, reason)
             return
+        client.subscribe(self._ack_topic, qos=1)  # before any message goes: the broker handles them in order
         self._claim(client.publish(status_topic(self.hub_id), "online", qos=1, retain=True).mid, _STATUS)
-        self.connected.set()
         with self._cond:
+            # A reconnect may follow a broker crash that lost what it had PUBACKed: everything the centre
+            # has not acknowledged goes again, in lane order (paho also resends what had no PUBACK).
+            self._schedule.stop_timers()
+            self.outbox.release()
+            direct = dict(self._direct)
             self._wake = True
+            self.connected.set()
             self._cond.notify_all()
+        for message_id, sent in direct.items():
+            self._publish_direct(message_id, *sent)
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: object, _flags: object, reason: object,
                        _properties: object) -> None:
@@ -293,8 +387,26 @@ class Uplink:
     def _on_publish(self, _client: mqtt.Client, _userdata: object, mid: int, reason: object,
                     _properties: object) -> None:
         with self._cond:
-            row_id = self._rows_by_mid.pop(mid, None)
-            if row_id is None:
+            publish = self._published.pop(mid, None)
+            if publish is None:
                 self._early[mid] = reason
             else:
-                self._settle(row_id, reason)
+                self._settle(publish, reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        """An ack from the centre: checked here, settled by the sender thread (a disk write)."""
+        if message.topic != self._ack_topic:
+            return
+        try:
+            ack = decode_ack(bytes(message.payload))
+        except ProtocolError as error:
+            self.bad_acks += 1
+            log.error("hub %s ignored an ack it cannot read: %s", self.hub_id, error)
+            return
+        if ack.hub_id != self.hub_id:
+            self.bad_acks += 1
+            log.error("hub %s ignored an ack addressed to hub %s", self.hub_id, ack.hub_id)
+            return
+        with self._cond:
+            self._acks.append(ack)
+            self._cond.notify_all()

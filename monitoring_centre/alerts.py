@@ -6,6 +6,7 @@ counts against it instead of opening another.
 """
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -13,13 +14,32 @@ from sqlalchemy.orm import Session
 
 from monitoring_centre.storage import Alert, AlertTransition, utc_now
 
-ACTIVE = ("open", "acknowledged", "in_progress")
-NEXT_STATES: dict[str, tuple[str, ...]] = {
-    "open": ("acknowledged", "resolved"),
-    "acknowledged": ("in_progress", "resolved"),
-    "in_progress": ("resolved",),
-    "resolved": ("closed",),
-    "closed": (),
+
+class AlertState(StrEnum):
+    """Where an alert is in its life cycle; stored as its value in `alerts.status` and
+    `alert_transitions.from_status` / `to_status`."""
+
+    OPEN = "open"
+    """Raised; nobody has picked it up yet (the escalation runs)."""
+    ACKNOWLEDGED = "acknowledged"
+    """An operator has picked it up."""
+    IN_PROGRESS = "in_progress"
+    """Someone is dealing with it (a responder accepted and is on the way)."""
+    RESOLVED = "resolved"
+    """Dealt with, with an outcome code (or `all_clear` when the condition recovered)."""
+    CLOSED = "closed"
+    """Reviewed and filed."""
+
+
+ACTIVE = (AlertState.OPEN, AlertState.ACKNOWLEDGED, AlertState.IN_PROGRESS)
+"""States in which an alert still needs someone; at most one per person, rule and subject."""
+ENDED = (AlertState.RESOLVED, AlertState.CLOSED)
+NEXT_STATES: dict[AlertState, tuple[AlertState, ...]] = {
+    AlertState.OPEN: (AlertState.ACKNOWLEDGED, AlertState.RESOLVED),
+    AlertState.ACKNOWLEDGED: (AlertState.IN_PROGRESS, AlertState.RESOLVED),
+    AlertState.IN_PROGRESS: (AlertState.RESOLVED,),
+    AlertState.RESOLVED: (AlertState.CLOSED,),
+    AlertState.CLOSED: (),
 }
 OUTCOMES: dict[str, str] = {
     "responder_visited": "a responder visited",
@@ -41,8 +61,8 @@ class TransitionRefused(ValueError):
 
 
 class Condition(Protocol):
-    """What an alert is raised for: the detection engine's `Raise`, or a fixed event rule
-    (`detection.events.EventRule`). Only the rule name, the title and the priority are read."""
+    """What an alert is raised for: the detection engine's `Raise`, or a catalogue entry
+    (`detection.rules.Rule`). Only the rule name, the title and the priority are read."""
 
     @property
     def rule(self) -> str: ...
@@ -86,12 +106,12 @@ def raise_alert(
         return alert
     alert = Alert(
         person_id=person_id, hub_id=hub_id, rule=rule.rule, subject=subject, title=rule.title,
-        priority=int(rule.priority), status="open", opened_at=at, last_seen_at=at, repeat_count=0,
+        priority=int(rule.priority), status=AlertState.OPEN, opened_at=at, last_seen_at=at, repeat_count=0,
         explanation={"rule": rule.rule, "why": why, "evidence": [evidence], **({"detail": detail} if detail else {})},
     )
     session.add(alert)
     session.flush()
-    _log(session, alert, None, "open", f"system:{rule.rule}", why)
+    _log(session, alert, None, AlertState.OPEN, f"system:{rule.rule}", why)
     return alert
 
 
@@ -106,14 +126,17 @@ def clear_alert(
     explanation = dict(alert.explanation)
     explanation["all_clear"] = evidence
     alert.explanation = explanation
-    transition(session, alert, "resolved", f"system:{name}", "all clear: the condition recovered", "all_clear")
+    transition(session, alert, AlertState.RESOLVED, f"system:{name}", "all clear: the condition recovered", "all_clear")
     return alert
 
 
-def transition(session: Session, alert: Alert, to: str, by: str, note: str = "", outcome: str | None = None) -> None:
-    if to not in NEXT_STATES[alert.status]:
+def transition(session: Session, alert: Alert, to: AlertState, by: str, note: str = "",
+               outcome: str | None = None) -> None:
+    """Move the alert to `to` and log who did it; `TransitionRefused` if `NEXT_STATES` does not allow it,
+    or when resolving without an outcome code."""
+    if to not in NEXT_STATES[AlertState(alert.status)]:
         raise TransitionRefused(f"an alert that is {alert.status} cannot become {to}")
-    if to == "resolved" and not outcome:
+    if to == AlertState.RESOLVED and not outcome:
         raise TransitionRefused("resolving an alert needs an outcome code")
     _log(session, alert, alert.status, to, by, note)
     alert.status = to

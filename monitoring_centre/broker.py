@@ -5,13 +5,16 @@ When it is not installed, `EmbeddedBroker` runs amqtt in a thread with the same 
 and the same ACL semantics, so the demo still works from a plain `pip install`. Both
 listen on 127.0.0.1 only and refuse anonymous clients.
 
-ACL, on both brokers:
+ACL, on both brokers (`telecare_protocol.topics.HUB_ACL` and `CENTRE_ACL`):
 - every account may publish under `telecare/v1/hubs/<its username>/` (`BROKER_ACL_PATTERN`);
   a hub's username is its hub id, so a hub can only ever speak as itself. Like mosquitto's
   `pattern` lines this applies to centre accounts too, which is harmless: no hub has a
   centre's username.
-- centre accounts may read (subscribe to and receive) everything under `telecare/v1/hubs/`.
-- hubs read nothing: one home must not see another home's alarms.
+- every account may read its own ack topic `telecare/v1/acks/<its username>` and no other
+  (`ACK_ACL_PATTERN`): a hub hears the centre confirm its own messages only.
+- centre accounts may read (subscribe to and receive) everything under `telecare/v1/hubs/`,
+  and publish the acks under `telecare/v1/acks/`. Hubs cannot write there.
+- hubs read nothing else: one home must not see another home's alarms.
 """
 
 import asyncio
@@ -38,7 +41,8 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
-from telecare_protocol.topics import BROKER_ACL_PATTERN, ROOT
+from telecare_protocol.codec import MAX_PAYLOAD_BYTES
+from telecare_protocol.topics import ACKS_ROOT, CENTRE_ACL, HUB_ACL, ROOT
 
 HOST = "127.0.0.1"
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin")
@@ -49,6 +53,12 @@ PBKDF2_ITERATIONS = 101
 broker passwords are random tokens (`BrokerAccount.generate`), where it does not matter."""
 
 _FORBIDDEN_IN_USERNAME = frozenset("+#/:")
+
+MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 4096
+"""Mosquitto's `max_packet_size`: the protocol's largest payload (64 KiB) plus room for the MQTT
+headers (fixed header, a topic of about 100 bytes, packet id, MQTT 5 properties). A client
+sending more is disconnected at the broker; up to this, an oversized payload still reaches
+ingest and is dead-lettered as `too_large`. `deploy/centre/mosquitto.conf` sets the same value."""
 
 
 class BrokerStartError(RuntimeError):
@@ -261,6 +271,7 @@ class Mosquitto:
             f"max_queued_messages {self.max_queued_messages}",
             "max_queued_bytes 0",
             "max_inflight_messages 20",
+            f"max_packet_size {MAX_PACKET_BYTES}",
             "log_dest stderr",  # captured to mosquitto.log, with errors from before logging starts
             "log_type error",
             "log_type warning",
@@ -277,10 +288,11 @@ class Mosquitto:
         return "\n".join(lines) + "\n"
 
     def acl_text(self) -> str:
-        lines = ["# Each account may write only under its own username (a hub's id).", BROKER_ACL_PATTERN, ""]
+        lines = ["# Each account may write only under its own username (a hub's id), and read only its own acks.",
+                 *HUB_ACL, ""]
         for account in self.accounts.values():
             if account.role == "centre":
-                lines += [f"user {account.username}", f"topic read {ROOT}/#", ""]
+                lines += [f"user {account.username}", *CENTRE_ACL, ""]
         return "\n".join(lines)
 
     def password_text(self) -> str:
@@ -410,11 +422,14 @@ class _HubTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]
         username: str | None = session.username if session is not None else None
         if not username or not topic:
             return False
+        centre = username in self.config.centres
         if action == Action.PUBLISH:
-            return topic.startswith(f"{ROOT}/{username}/")
+            return topic.startswith(f"{ROOT}/{username}/") or (centre and topic.startswith(f"{ACKS_ROOT}/"))
         if action in (Action.SUBSCRIBE, Action.RECEIVE):
+            if topic == f"{ACKS_ROOT}/{username}":  # its own acks, as a literal filter: never a wildcard
+                return True
             # A filter that starts with the literal root can only match topics under it.
-            return username in self.config.centres and topic.startswith(f"{ROOT}/")
+            return centre and topic.startswith(f"{ROOT}/")
         return False
 
 

@@ -1,15 +1,12 @@
 """Running detection inside the centre: which alerts each stored message opens or clears.
 
-Two detectors fit ingest's `Detector` slot:
-
-- `EventRules`: the fixed device-event rules (`detection/events.py`): help button, fall,
-  supervision. Needs no state.
-- `EngineRunner`: the detection engine (`detection/engine.py`), which holds per-person
-  state (baselines, open conditions, last heard from). It is not thread-safe, so one lock
-  is shared by ingest (`observe`, inside the batch's transaction) and the tick thread
-  (`tick(now)`, its decisions applied in a transaction of their own). At start it is
-  warmed up from the last `warm_up_days` of stored messages, in arrival order, so a
-  restart neither forgets baselines nor raises again what is already on the queue.
+`EngineRunner` fills ingest's `Detector` slot with the detection engine (`detection/engine.py`),
+which holds per-person state (baselines, open conditions, last heard from). The engine is a
+hard dependency of the centre: there is no second set of rules to fall back on. It is not
+thread-safe, so one lock is shared by ingest (`observe`, inside the batch's transaction) and
+the tick thread (`tick(now)`, its decisions applied in a transaction of their own). At start
+it is warmed up from the last `warm_up_days` of stored messages, in arrival order, so a
+restart neither forgets baselines nor raises again what is already on the queue.
 
 Applying decisions (`apply`): one active alert per person + rule + subject.
 - A `Raise` that comes with a new message, while the alert is active, is a repeat: the
@@ -30,11 +27,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from detection.decisions import Decision, Raise
-from detection.events import Clear as EventClear
-from detection.events import Raise as EventRaise
-from detection.events import assess
 from detection.people import PersonProfile
 from monitoring_centre import alerts
+from monitoring_centre.periodic import PeriodicWorker
 from monitoring_centre.profiles import load_profiles
 from monitoring_centre.storage import Device, Hub, InboundMessage, utc_now
 from telecare_protocol import DeviceEvent, Heartbeat
@@ -57,28 +52,6 @@ def message_evidence(message: Message) -> dict[str, Any]:
         evidence |= {"metric": message.metric.value, "value": message.value, "unit": message.unit,
                      "quality": [flag.value for flag in message.quality]}
     return evidence
-
-
-class EventRules:
-    """Today's fixed rules over device events, for a centre without the detection engine."""
-
-    def observe(self, session: Session, hub: Hub, message: Message) -> set[int]:
-        if not isinstance(message, DeviceEvent):
-            return set()
-        decision = assess(message)
-        evidence = message_evidence(message)
-        if isinstance(decision, EventRaise):
-            alert = alerts.raise_alert(
-                session, person_id=hub.person_id, hub_id=hub.id, rule=decision.rule, subject=decision.subject,
-                at=message.source_ts, evidence=evidence,
-                why=f"{message.device_type.value} {message.device_id} reported {message.code.value}",
-            )
-            return {alert.id}
-        if isinstance(decision, EventClear):
-            cleared = alerts.clear_alert(session, person_id=hub.person_id, rule=decision.rule,
-                                         subject=decision.subject, evidence=evidence)
-            return {cleared.id} if cleared else set()
-        return set()
 
 
 # --- the engine ---------------------------------------------------------------------------
@@ -184,8 +157,7 @@ class EngineRunner:
         self.lock = threading.Lock()
         self.people: set[str] = set()
         self.skipped_ticks = 0
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="centre-detection-tick", daemon=True)
+        self._worker = PeriodicWorker("centre-detection-tick", self.tick, tick_s, logger=log)
 
     def load(self) -> int:
         """Give the engine every person on the books; returns how many."""
@@ -249,16 +221,10 @@ class EngineRunner:
         return changed
 
     def start(self) -> None:
-        self._thread.start()
+        """Run `tick()` every `tick_s` seconds on a thread of its own ("centre-detection-tick"); a failed
+        tick (e.g. the database is down) is logged and the next one tries again."""
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self.tick_s):
-            try:
-                self.tick()
-            except Exception:  # the next tick tries again; a failing database is logged each time
-                log.exception("detection tick failed")
+        """Stop the tick thread, waiting up to 10 s for a tick in progress."""
+        self._worker.stop(timeout=10)

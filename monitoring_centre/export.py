@@ -23,7 +23,6 @@ has nothing to chart, and it stays in the centre with its flag; skipped readings
 import json
 import logging
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from pydantic import BaseModel, Field, SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitoring_centre.periodic import PeriodicWorker
 from monitoring_centre.storage import Reading
 
 
@@ -43,9 +43,9 @@ class ExportSettings(BaseModel):
     """Optional copy of readings to InfluxDB (or anything speaking its /api/v2/write), `export.py`."""
 
     influx_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:8086; none: no export")
-    influx_token: SecretStr = SecretStr("")
-    influx_org: str = ""
-    influx_bucket: str = "telecare"
+    influx_token: SecretStr = Field(default=SecretStr(""), description="API token with write access to the bucket")
+    influx_org: str = Field(default="", description="InfluxDB organisation the bucket belongs to")
+    influx_bucket: str = Field(default="telecare", description="bucket the readings are written to")
     interval_s: float = Field(default=5.0, gt=0, description="how often committed readings are sent")
     batch: int = Field(default=5000, gt=0, description="readings per write")
 
@@ -120,8 +120,8 @@ class InfluxExport:
         self.client = InfluxDBClient(url=settings.influx_url, token=settings.influx_token.get_secret_value(),
                                      org=settings.influx_org, timeout=10_000)
         self.writer = self.client.write_api(write_options=SYNCHRONOUS)
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="centre-export", daemon=True)
+        self._worker = PeriodicWorker("centre-export", self.drain, settings.interval_s, on_error=self._failed,
+                                      logger=log)
 
     def export_once(self) -> Exported:
         """Send the next batch of committed readings; the cursor moves only after the server accepted them."""
@@ -153,22 +153,18 @@ class InfluxExport:
                 return total
 
     def start(self) -> None:
-        self._thread.start()
+        """Drain every `settings.interval_s` seconds on a thread of its own ("centre-export")."""
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
+        """Stop the thread (waiting up to 30 s for a write in progress) and close the client."""
+        self._worker.stop(timeout=30)
         self.client.close()  # type: ignore[no-untyped-call]
 
-    def _run(self) -> None:
-        while not self._stopping.wait(self.settings.interval_s):
-            try:
-                self.drain()
-            except Exception:  # the server is down or refused: the cursor has not moved, try again later
-                if self.metrics is not None:
-                    self.metrics.failures.inc()
-                log.exception("export to %s failed; will retry", self.settings.influx_url)
+    def _failed(self) -> None:
+        """The server is down or refused: the cursor has not moved, the next drain tries again."""
+        if self.metrics is not None:
+            self.metrics.failures.inc()
 
 
 def build(sessions: sessionmaker[Session], settings: ExportSettings, data_dir: Path | None,

@@ -37,11 +37,18 @@ Reasons a message is dead-lettered (the `reason` column and the `reason` label o
 - `internal_error`: a bug met this message; it is kept so it can be replayed once fixed.
 
 A replay of a message id already stored is not an error: it is the broker redelivering
-after a lost PUBACK, dropped and counted in `telecare_ingest_duplicates_total`.
+after a lost PUBACK, or the hub resending for want of an ack, dropped and counted in
+`telecare_ingest_duplicates_total`.
+
+Each batch's `Outcome.receipts` says, per hub message, what became of it (stored now,
+already stored, or refused with its reason): the receiver publishes them to the hubs as
+end-to-end acks after the commit (`monitoring_centre.acks`).
 """
 
+import json
 import logging
 import time
+import uuid
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,7 +60,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from detection.events import HUB_OFFLINE
+from detection.rules import CATALOGUE, RuleId
 from monitoring_centre import alerts
 from monitoring_centre.storage import DeadLetter, Device, Event, Hub, InboundMessage, Reading, utc_now
 from telecare_protocol import DeviceEvent, Heartbeat, ProtocolError, decode
@@ -79,6 +86,17 @@ class Inbound:
     """Which of the receiver's sessions it came on (`data` or `alarms`)."""
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """What became of one hub message in a committed batch, for the hub's end-to-end ack."""
+
+    hub_id: str
+    """The hub that published it: the hub id in its topic (the broker authenticated it)."""
+    message_id: str
+    refused: str | None = None
+    """None: stored, now or earlier. Else the dead-letter reason it was refused for."""
+
+
 @dataclass
 class Outcome:
     stored: int = 0
@@ -89,6 +107,8 @@ class Outcome:
     rejected_by_reason: Tally[str] = field(default_factory=Tally)
     bulk: bool = True
     """False when the batch had to be stored message by message (see the module docstring)."""
+    receipts: list[Receipt] = field(default_factory=list)
+    """One per message of a hub whose id could be read, in arrival order (statuses have none)."""
 
 
 class Rejected(Exception):
@@ -253,6 +273,7 @@ class Ingest:
                 savepoint.rollback()
                 item.duplicate = True  # a racing copy was stored first
                 outcome.duplicates += 1
+                _add_receipt(outcome, item)
                 continue
             if item.refusal is not None:
                 self._dead_letters(session, [item], now)
@@ -333,6 +354,7 @@ class Ingest:
 
     def _after_insert(self, session: Session, item: _Item, hubs: dict[str, Hub],
                       devices: dict[tuple[str, str], Device], now: datetime, outcome: Outcome) -> None:
+        _add_receipt(outcome, item)
         if item.refusal is not None:
             outcome.rejected += 1
             outcome.rejected_by_reason[item.refusal.reason] += 1
@@ -384,13 +406,33 @@ class Ingest:
         keepalive lapses. The detection engine's heartbeat rule raises the same `hub_offline`
         condition when heartbeats stop, so whichever comes first opens the one alert."""
         hub.link = state
+        hub_offline = CATALOGUE[RuleId.HUB_OFFLINE]
         evidence = {"topic": f"hub {hub.id}", "state": state, "received_at": now.isoformat()}
         if state == "offline":
-            alert = alerts.raise_alert(session, person_id=hub.person_id, hub_id=hub.id, rule=HUB_OFFLINE, subject="",
+            alert = alerts.raise_alert(session, person_id=hub.person_id, hub_id=hub.id, rule=hub_offline, subject="",
                                        at=now, evidence=evidence, why=f"hub {hub.id} lost its connection to the centre")
             return {alert.id}
-        cleared = alerts.clear_alert(session, person_id=hub.person_id, rule=HUB_OFFLINE, subject="", evidence=evidence)
+        cleared = alerts.clear_alert(session, person_id=hub.person_id, rule=hub_offline, subject="", evidence=evidence)
         return {cleared.id} if cleared else set()
+
+
+def _add_receipt(outcome: Outcome, item: _Item) -> None:
+    """The item's receipt, when it came from a hub's topic and its message id can be read."""
+    if item.hub_id is None or item.status is not None:
+        return
+    message_id = str(item.message.id) if item.message is not None else _readable_id(item.inbound.payload)
+    if message_id is not None:
+        outcome.receipts.append(Receipt(item.hub_id, message_id,
+                                        item.refusal.reason if item.refusal is not None else None))
+
+
+def _readable_id(payload: bytes) -> str | None:
+    """The `id` of a refused payload, if it has one that is a UUID: so the hub can stop resending it."""
+    try:
+        data = json.loads(payload)
+        return str(uuid.UUID(data["id"])) if isinstance(data, dict) and isinstance(data.get("id"), str) else None
+    except (ValueError, KeyError, RecursionError):
+        return None
 
 
 _STORE_REASONS = frozenset({"unknown_hub", "unknown_device"})

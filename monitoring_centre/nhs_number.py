@@ -1,8 +1,25 @@
-"""NHS numbers: format and check digit (modulus 11).
+"""NHS numbers: form, check digit, and whether the number can belong to a person.
 
 An NHS number is 10 digits, often written 3-3-4 ("943 476 5919"). Digits 1-9 are
 weighted 10 down to 2 and summed; the check digit is 11 minus the sum modulo 11, where 11
 becomes 0 and 10 means no valid number has that first nine.
+
+The check digit and the number ranges come from the `nhs-number` package (its `constants`
+module collates the ranges). This module is the one place the centre asks, and adds what
+a telecare record needs on top:
+
+* The form is strict: ASCII digits, plain or grouped 3-3-4 with one space or one hyphen,
+  so each refusal can say what is wrong with the form.
+* The check digit alone is not enough. Every number of ten identical digits passes it
+  (`0000000000`, `9999999999`, ...): those are placeholders typed into a form, refused.
+* Only numbers from the ranges issued as NHS numbers (England, Wales and the Isle of Man:
+  400 000 0000-499 999 9999 and 600 000 0000-799 999 9999) are accepted. Scotland's CHI
+  and Northern Ireland's H&C numbers, the Republic of Ireland's IHI range, and the
+  reserved and unallocated ranges are refused, naming the range.
+* The synthetic range 900 000 0000-999 999 9999 is never issued to a person; NHS test
+  environments use it (the familiar "943 476 5919"). It is accepted only with
+  `allow_test_numbers=True`: the demo and the tests pass it (the centre's
+  `allow_test_nhs_numbers` setting, off by default), production never does.
 
 Error messages never repeat the number itself: it identifies a person, and messages end
 up in logs.
@@ -10,12 +27,18 @@ up in logs.
 
 import re
 
+from nhs_number.constants import REGION_ENGLAND_WALES_IOM, REGION_SYNTHETIC
+from nhs_number.details import NhsNumber
+from nhs_number.validate import calculate_checksum
+
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 """The FHIR identifier system for an NHS number."""
 
 _WRITTEN = re.compile(r"([0-9]{3})([ -]?)([0-9]{3})\2([0-9]{4})")
 """10 digits, or 3-3-4 groups separated by one space or one hyphen (the same one twice)."""
 _FIRST_NINE = re.compile(r"[0-9]{9}")
+_NO_VALID_NUMBER = 10
+"""The check digit computed as 10: no valid number has those first nine digits."""
 
 
 class InvalidNhsNumber(ValueError):
@@ -23,20 +46,21 @@ class InvalidNhsNumber(ValueError):
 
 
 def check_digit(first_nine: str) -> int | None:
-    """The check digit for these first nine digits, or None when no valid number has them."""
+    """The check digit for these first nine digits, or None when no valid number has them.
+
+    Raises ValueError unless `first_nine` is exactly nine ASCII digits."""
     if not _FIRST_NINE.fullmatch(first_nine):
         raise ValueError("the first nine digits of an NHS number must be exactly 9 ASCII digits")
-    total = sum(int(digit) * weight for digit, weight in zip(first_nine, range(10, 1, -1), strict=True))
-    check = 11 - total % 11
-    if check == 11:
-        return 0
-    if check == 10:
-        return None
-    return check
+    check = calculate_checksum(first_nine)
+    return None if check is None or check == _NO_VALID_NUMBER else check
 
 
-def normalise(text: str) -> str:
-    """The 10 digits of an NHS number written "9434765919", "943 476 5919" or "943-476-5919"."""
+def normalise(text: str, *, allow_test_numbers: bool = False) -> str:
+    """The 10 digits of an NHS number written "4010232137", "401 023 2137" or "401-023-2137".
+
+    Raises InvalidNhsNumber (a ValueError) for a malformed number, a wrong check digit, ten
+    identical digits, or a number outside the ranges issued as NHS numbers; numbers from the
+    synthetic test range pass only with `allow_test_numbers`."""
     written = _WRITTEN.fullmatch(text.strip())
     if written is None:
         raise InvalidNhsNumber(_what_is_wrong_with_the_form(text.strip()))
@@ -47,6 +71,20 @@ def normalise(text: str) -> str:
     given = int(number[9])
     if given != expected:
         raise InvalidNhsNumber(f"check digit mismatch: expected {expected} from the first nine digits, given {given}")
+    if len(set(number)) == 1:
+        raise InvalidNhsNumber("all ten digits are the same: a placeholder, never issued to a person")
+    details = NhsNumber(number)  # type: ignore[no-untyped-call]  # the package's documented details API
+    if details.region is REGION_SYNTHETIC:
+        if not allow_test_numbers:
+            raise InvalidNhsNumber("the number is in the synthetic range kept for test patients (900 000 0000 and "
+                                   "above), never issued to a person; only a centre with allow_test_nhs_numbers "
+                                   "(the demo, tests) accepts it")
+    elif details.region is not REGION_ENGLAND_WALES_IOM:
+        where = details.region.label if details.region is not None else "no known range"
+        raise InvalidNhsNumber(f"the number is not in a range issued as NHS numbers (England, Wales and the Isle of "
+                               f"Man): it is in {where}")
+    if not details.valid:  # the library's own verdict, should it ever know more than the above
+        raise InvalidNhsNumber("the number fails the nhs-number package's check")
     return number
 
 
@@ -59,10 +97,10 @@ def _what_is_wrong_with_the_form(text: str) -> str:
     return "an NHS number is written as 10 digits, or grouped 3 3 4 with single spaces or single hyphens"
 
 
-def is_valid(text: str) -> bool:
-    """True when `text` is a well-formed NHS number with the right check digit."""
+def is_valid(text: str, *, allow_test_numbers: bool = False) -> bool:
+    """True when `normalise` accepts `text` (with the same `allow_test_numbers`)."""
     try:
-        normalise(text)
+        normalise(text, allow_test_numbers=allow_test_numbers)
     except InvalidNhsNumber:
         return False
     return True

@@ -7,7 +7,7 @@
   rules need it; a device without one is still supervised through its hub).
 - `expected_intervals`: device id → `Device.expected_interval_s`, where set.
 - `rules`: every `RuleSetting` row whose `rule` is one of the engine's rule names
-  (`detection.defaults.DEFAULTS`), its `params` as the overrides.
+  (`detection.rules.RuleId`), its `params` as the overrides.
 - The pseudo-rule `profile` holds what is about the person rather than a rule:
   `{"spo2_scale": 2, "on_oxygen": false, "measurement_schedule": {"times": ["09:00"],
   "window_minutes": 120}, "timezone": "Europe/London"}` (each key optional).
@@ -27,8 +27,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from detection.defaults import DEFAULTS, OverrideError, check_value
+from detection.defaults import OverrideError, check_value
 from detection.people import Absence, PersonProfile
+from detection.rules import CATALOGUE
 from monitoring_centre.storage import Device, Hub, Person, PlannedAbsence, RuleSetting
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,8 @@ def check_rule_setting(rule: str, params: dict[str, Any]) -> dict[str, Any]:
             raise ValueError("; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                                        for e in error.errors())) from None
         return dict(params)
-    if rule not in DEFAULTS:
-        raise ValueError(f"{rule!r} is not a detection rule; known: {', '.join(sorted(DEFAULTS))}, {PROFILE_RULE}")
+    if rule not in CATALOGUE:
+        raise ValueError(f"{rule!r} is not a detection rule; known: {', '.join(sorted(CATALOGUE))}, {PROFILE_RULE}")
     return {key: check_value(rule, key, value) for key, value in params.items()}
 
 
@@ -105,7 +106,7 @@ def _profile(person_id: int, name: str, hubs: list[str], devices: list[Device], 
             if unknown:
                 log.error("person %s: unknown profile settings %s left out", person_id, sorted(unknown))
             fields |= {key: value for key, value in row.params.items() if key in PROFILE_KEYS}
-        elif row.rule in DEFAULTS:
+        elif row.rule in CATALOGUE:
             try:
                 fields["rules"][row.rule] = {key: check_value(row.rule, key, value)
                                              for key, value in row.params.items()}

@@ -4,7 +4,9 @@ paho-mqtt 2.x with `manual_ack=True`: the broker's PUBACK for a message is sent 
 after its batch is committed, so a centre crash before the commit means the broker
 redelivers it (and ingest drops the copy by message id). The session is persistent
 (stable client id, no clean start) so messages published while the centre is down wait
-at the broker. The hand-over queue is bounded: a slow database blocks paho's network
+at the broker; stopping keeps them (no unsubscribe, no session expiry 0). After each
+commit the hubs get end-to-end acks for every message of the batch (`monitoring_centre.acks`),
+stored, duplicate and refused alike. The hand-over queue is bounded: a slow database blocks paho's network
 thread, which stops reading the socket. That is backpressure, never loss (aiomqtt's
 "queue is full, discarding" is the failure we avoid).
 
@@ -39,6 +41,8 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -46,7 +50,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from prometheus_client import CollectorRegistry, Gauge
 
-from monitoring_centre.ingest import Inbound, Ingest
+from monitoring_centre.acks import acks_for
+from monitoring_centre.ingest import Inbound, Ingest, Receipt
 from telecare_protocol.codes import Priority
 from telecare_protocol.topics import KINDS, ROOT, STATUS, SUBSCRIPTION
 
@@ -78,6 +83,18 @@ def is_urgent(payload: bytes) -> bool:
     return match is not None and int(match.group(1)) <= URGENT
 
 
+@dataclass(frozen=True)
+class BrokerLink:
+    """The centre's link to the broker as `/health` reports it (`Receiver.broker`)."""
+
+    connected: bool
+    """Both sessions are connected."""
+    since: datetime
+    """When `connected` last changed (UTC); the receiver's creation if it never has."""
+    host: str
+    port: int
+
+
 class _Link:
     """One MQTT session to the broker, and how many times it has connected."""
 
@@ -100,6 +117,8 @@ class Receiver:
         self.max_batch = max_batch
         self.connected = threading.Event()
         """Set while both sessions are connected."""
+        self._connected_since = datetime.now(UTC)
+        self._since_lock = threading.Lock()
         self._queue: queue.Queue[Inbound] = queue.Queue(maxsize=queue_size)
         self._alarms: queue.Queue[Inbound] = queue.Queue(maxsize=queue_size)
         self._events: queue.Queue[Inbound] = queue.Queue(maxsize=queue_size)
@@ -114,10 +133,13 @@ class Receiver:
         }
         for link in self._links.values():
             link.client.on_connect = self._on_connect(link)
+            link.client.on_connect_fail = self._on_connect_fail(link)
             link.client.on_disconnect = self._on_disconnect(link)
             link.client.on_message = self._on_message(link)
         self.client = self._links[DATA].client
         if registry is not None:
+            Gauge("telecare_broker_connected", "1 while both of the centre's broker sessions are connected",
+                  registry=registry).set_function(lambda: float(self.connected.is_set()))
             depth = Gauge("telecare_receiver_queue_depth", "Messages received, not yet stored", ["lane"],
                           registry=registry)
             depth.labels("alarm").set_function(lambda: float(self._alarms.qsize()))
@@ -149,12 +171,14 @@ class Receiver:
             link.client.loop_start()
 
     def stop(self) -> None:
-        """Stop reading, finish storing what was received, then disconnect.
+        """Stop taking messages, finish storing what was received, then disconnect, keeping both sessions.
 
-        The worker drains the queue first, so its acknowledgements still reach the broker."""
+        Messages arriving from now on are left unacknowledged (the broker redelivers them to the next
+        centre); the worker drains the queue first, so its PUBACKs and acks still reach the broker. The
+        subscriptions stay, and the DISCONNECT carries no session expiry (the CONNECT's week stands):
+        unsubscribing, or ending the session, would make the broker discard what hubs publish while
+        the centre is down, after the hubs had their PUBACK."""
         self._stopping.set()
-        for link in self._links.values():
-            link.client.unsubscribe(list(link.subscriptions))
         self._worker.join(timeout=30)
         for link in self._links.values():
             link.client.disconnect()
@@ -171,21 +195,44 @@ class Receiver:
             client.subscribe([(topic, 1) for topic in link.subscriptions])
             link.connected.set()
             if all(other.connected.is_set() for other in self._links.values()):
-                self.connected.set()
+                self._set_connected(True)
             log.info("centre's %s session connected to the broker at %s:%s", link.name, self.host, self.port)
         return on_connect
+
+    @property
+    def broker(self) -> BrokerLink:
+        """Read-only: whether the centre is connected to the broker, and since when."""
+        return BrokerLink(self.connected.is_set(), self._connected_since, self.host, self.port)
+
+    def _set_connected(self, connected: bool) -> None:
+        with self._since_lock:
+            if connected != self.connected.is_set():
+                self._connected_since = datetime.now(UTC)
+            if connected:
+                self.connected.set()
+            else:
+                self.connected.clear()
+
+    def _on_connect_fail(self, link: _Link) -> Callable[[mqtt.Client, object], None]:
+        def on_connect_fail(_client: mqtt.Client, _userdata: object) -> None:
+            if not self._stopping.is_set():  # paho retries, waiting 1 s doubling to 10 s
+                log.error("centre's %s session cannot reach the broker at %s:%s; retrying", link.name, self.host,
+                          self.port)
+        return on_connect_fail
 
     def _on_disconnect(self, link: _Link) -> Callable[..., None]:
         def on_disconnect(_client: mqtt.Client, _userdata: object, _flags: object, reason: object,
                           _properties: object) -> None:
             link.connected.clear()
-            self.connected.clear()
+            self._set_connected(False)
             if not self._stopping.is_set():
                 log.warning("centre's %s session lost the broker (%s); reconnecting", link.name, reason)
         return on_disconnect
 
     def _on_message(self, link: _Link) -> Callable[[mqtt.Client, object, mqtt.MQTTMessage], None]:
         def on_message(client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+            if self._stopping.is_set():
+                return  # stopping: left unacknowledged in the session, redelivered after the restart
             if link.name == DATA and is_alarm_topic(message.topic):
                 if message.qos > 0:
                     client.ack(message.mid, message.qos)  # the alarm session stores its own copy
@@ -219,6 +266,16 @@ class Receiver:
             if batch:
                 self._store_then_ack(batch)
 
+    def _acknowledge_to_hubs(self, receipts: list[Receipt]) -> None:
+        """End-to-end acks (QoS 1) for a committed batch, on the alarm session, whose outgoing traffic is
+        light. An ack lost on the way costs only a resend from the hub, acknowledged again."""
+        client = self._links[ALARMS].client
+        for ack in acks_for(receipts, self.ingest.clock()):
+            info = client.publish(ack.topic, ack.payload, qos=1)
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                log.warning("could not publish an ack for %d messages on %s: %s", ack.entries, ack.topic,
+                            mqtt.error_string(info.rc))
+
     def _store_then_ack(self, batch: list[Inbound]) -> None:
         while True:
             try:
@@ -234,5 +291,6 @@ class Receiver:
                 link = self._links[inbound.lane]
                 if inbound.qos > 0 and inbound.link == link.generation:
                     link.client.ack(inbound.mid, inbound.qos)
+        self._acknowledge_to_hubs(outcome.receipts)
         if outcome.changed_alerts:
             self.on_alerts(outcome.changed_alerts)

@@ -15,7 +15,6 @@ bloats the WAL. A crash between chunks loses nothing: the next run carries on.
 """
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +24,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitoring_centre.periodic import PeriodicWorker
 from monitoring_centre.storage import DeadLetter, Event, InboundMessage, Reading, utc_now
 
 
@@ -94,27 +94,23 @@ def _in_chunks(sessions: sessionmaker[Session], model: Any, key: Any, condition:
 
 
 class RetentionJob:
-    """Runs `purge` every `interval_s` on a thread of its own."""
+    """Runs `purge` every `settings.interval_s` seconds on a thread of its own ("centre-retention");
+    a failed run is logged and tried again at the next interval."""
 
     def __init__(self, sessions: sessionmaker[Session], settings: RetentionSettings,
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.sessions = sessions
         self.settings = settings
         self.clock = clock
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="centre-retention", daemon=True)
+        self._worker = PeriodicWorker("centre-retention", self.run_once, settings.interval_s, logger=log)
+
+    def run_once(self) -> Purged:
+        """One purge at the clock's time, on the caller's thread."""
+        return purge(self.sessions, self.settings, self.clock())
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self.settings.interval_s):
-            try:
-                purge(self.sessions, self.settings, self.clock())
-            except Exception:  # tried again at the next interval
-                log.exception("retention run failed")
+        """Stop the thread, waiting up to 30 s for a purge in progress to finish."""
+        self._worker.stop(timeout=30)

@@ -6,20 +6,32 @@ Both read the centre's settings from `TELECARE_*` environment variables (see
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from centre_app import admin, schema
 from centre_app.auth import ROLES
-from centre_app.settings import CentreSettings
+from centre_app.settings import CentreSettings, explain_errors, settings_help
 from monitoring_centre.storage import make_engine
+
+log = logging.getLogger("telecare.centre")
+CENTRE_LOGGERS = ("telecare", "centre_app", "monitoring_centre", "alerting", "detection")
+"""`telecare centre` logs these at INFO (what it connected to, what it is doing); libraries stay at WARNING."""
 
 
 def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    commands.add_parser("centre", help="run the monitoring centre (settings from TELECARE_* variables)")
+    commands.add_parser("centre", help="run the monitoring centre (settings from TELECARE_* variables)",
+                        description="Run the monitoring centre (MQTT receiver, detection, escalation, API and\n"
+                        "console) until SIGTERM or Ctrl-C. Every setting comes from an environment variable;\n"
+                        "see docs/operating.md and deploy/centre/centre.env.example. GET /health says whether\n"
+                        "the broker, the database and the escalator are well (503 if not).",
+                        epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     admin_parser = commands.add_parser("admin", help="enrol homes, add accounts, write the broker's files")
     tasks = admin_parser.add_subparsers(dest="task", required=True)
 
@@ -27,8 +39,9 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     enrol.add_argument("--name", required=True)
     enrol.add_argument("--address", default="")
     enrol.add_argument("--hub-id", required=True)
-    enrol.add_argument("--device", action="append", default=[], metavar="ID:KIND",
-                       help=f"repeat per device; KIND one of {', '.join(admin.DEVICE_KINDS)}")
+    enrol.add_argument("--device", action="append", default=[], metavar="ID:KIND[:LOCATION]",
+                       help=f"repeat per device; KIND one of {', '.join(admin.DEVICE_KINDS)}; LOCATION (where in "
+                       f"the home, for the activity rules) one of {', '.join(admin.LOCATIONS)}")
     enrol.add_argument("--nhs-number")
     enrol.add_argument("--service", choices=admin.SERVICES, default="monitored")
 
@@ -43,19 +56,25 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
 
     files = tasks.add_parser("broker-files", help="Mosquitto's password and ACL files, from the database")
     files.add_argument("--out", type=Path, required=True, help="directory (the broker's password_file/acl_file)")
+    default_owner = admin.default_broker_owner()
+    files.add_argument("--owner", default=default_owner, type=lambda name: None if name in ("", "none") else name,
+                       help="the user the broker runs as: the files become theirs, mode 640 (Mosquitto reads them "
+                       "after dropping root); 'none' keeps them yours, mode 600. Default: "
+                       f"{default_owner or 'none (no mosquitto user here)'}")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         settings = CentreSettings()  # from the environment
-    except ValidationError as problem:
-        print(f"telecare: the centre's settings are incomplete or wrong:\n{problem}", file=sys.stderr)
+    except (ValidationError, SettingsError) as problem:
+        lines = explain_errors(problem)
+        print(f"telecare {args.command}: {len(lines)} setting(s) missing or wrong "
+              "(`telecare centre --help` lists them all):", file=sys.stderr)
+        for line in lines:
+            print(f"  {line}", file=sys.stderr)
         return 2
     if args.command == "centre":
-        from centre_app.centre import Centre
-
-        asyncio.run(Centre(settings).serve_until_signalled())
-        return 0
+        return _serve(settings)
     engine = make_engine(settings.database_url)
     schema.upgrade(engine)
     try:
@@ -71,11 +90,29 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(settings: CentreSettings) -> int:
+    """`telecare centre`: say what it uses, then run until signalled."""
+    from centre_app.centre import Centre
+
+    for name in CENTRE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
+    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    log.info("database %s: connecting and applying migrations", database)
+    centre = Centre(settings)
+    log.info("database %s: ready", database)
+    log.info("broker %s:%s: connecting as %r (MQTT %s)", settings.mqtt_host, settings.mqtt_port,
+             settings.mqtt_username, "5" if settings.mqtt_v5 else "3.1.1")
+    log.info("API and console at %s/ (health at %s/health)", centre.url, centre.url)
+    asyncio.run(centre.serve_until_signalled())
+    return 0
+
+
 def _admin(session: Session, args: argparse.Namespace, settings: CentreSettings) -> dict[str, object]:
     if args.task == "enrol":
         devices = [admin.parse_device(text) for text in args.device]
         person, hub = admin.enrol(session, name=args.name, address=args.address, hub_id=args.hub_id,
-                                  devices=devices, nhs_number=args.nhs_number, service=args.service)
+                                  devices=devices, nhs_number=args.nhs_number, service=args.service,
+                                  allow_test_nhs_numbers=settings.allow_test_nhs_numbers)
         session.flush()
         return {"person_id": person.id, "hub_id": hub.hub_id, "hub_password": hub.password,
                 "next": "put the password in the hub's config; run `telecare admin broker-files` and reload the broker"}
@@ -88,5 +125,6 @@ def _admin(session: Session, args: argparse.Namespace, settings: CentreSettings)
         return {"hub_id": hub.hub_id, "hub_password": hub.password,
                 "next": "run `telecare admin broker-files` and reload the broker"}
     written = admin.broker_files(session, args.out, centre_username=settings.mqtt_username,
-                                 centre_password=settings.mqtt_password.get_secret_value())
-    return {"written": [str(path) for path in written]}
+                                 centre_password=settings.mqtt_password.get_secret_value(), owner=args.owner)
+    return {"written": [str(path) for path in written], "owner": args.owner,
+            "next": "reload the broker (systemctl reload mosquitto)"}

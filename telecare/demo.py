@@ -58,6 +58,7 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
         mqtt_host=running.host, mqtt_port=running.port, mqtt_username=centre_account.username,
         mqtt_password=centre_account.password, mqtt_v5=mqtt_v5, http_port=port,
         smtp={"host": outbox.hostname, "port": outbox.port, "starttls": False, "mail_from": "centre@demo.invalid"},
+        allow_test_nhs_numbers=True,  # a demo's people are made up: only test-range NHS numbers belong here
     )
     centre = Centre(settings)
     _enrol_demo_home(centre, operator_password)

@@ -1,11 +1,12 @@
 """The wire contract between a hub agent and the monitoring centre.
 
-Pure code, no I/O: message types (`messages`), their vocabulary (`codes`), the
+Pure code, no I/O: message types (`messages`, and the centre's `ack`), their vocabulary (`codes`), the
 JSON codec with typed rejections (`codec`, `errors`) and the MQTT topic layout
 (`topics`). See docs/protocol.md for the JSON Schema of every message.
 """
 
-from telecare_protocol.codec import decode, encode
+from telecare_protocol.ack import Ack, Refusal
+from telecare_protocol.codec import decode, decode_ack, encode
 from telecare_protocol.codes import DeviceType, EventCode, Metric, Power, Priority, QualityFlag
 from telecare_protocol.errors import (
     FutureTimestamp,
@@ -26,6 +27,7 @@ from telecare_protocol.messages import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Ack",
     "DeviceEvent",
     "DeviceStatus",
     "DeviceType",
@@ -42,7 +44,9 @@ __all__ = [
     "ProtocolError",
     "QualityFlag",
     "Reading",
+    "Refusal",
     "UnknownVersion",
     "decode",
+    "decode_ack",
     "encode",
 ]

@@ -1,7 +1,8 @@
 """JSON encoding and strict decoding of protocol messages.
 
-`decode` never raises anything but a `ProtocolError` subclass, whatever bytes it is
-given, and each error names the field at fault.
+`decode` (a hub's messages, at the centre) and `decode_ack` (the centre's acks, at a hub)
+never raise anything but a `ProtocolError` subclass, whatever bytes they are given, and
+each error names the field at fault.
 """
 
 import json
@@ -10,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from telecare_protocol.ack import ACK_VERSIONS, Ack
 from telecare_protocol.errors import (
     FutureTimestamp,
     ImpossibleValue,
@@ -29,10 +31,14 @@ REQUIRED_ON_THE_WIRE = ("version", "type", "id", "hub_ts")
 """Fields a Python constructor defaults but a received message must carry: a receiver that
 minted its own `id` would defeat end-to-end deduplication, and its own `hub_ts` would lie."""
 
+ACK_REQUIRED_ON_THE_WIRE = ("version", "type", "id", "centre_ts")
+"""An ack's fields that its constructor defaults but a hub insists on."""
+
 _IMPOSSIBLE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
 
 
-def encode(message: Message) -> bytes:
+def encode(message: Message | Ack) -> bytes:
+    """The message as UTF-8 JSON, exactly as published."""
     return message.model_dump_json().encode()
 
 
@@ -59,6 +65,34 @@ def decode(payload: bytes | str, *, now: datetime | None = None) -> Message:
         raise _from_validation_error(exc) from None
     _check_clock(message, now or utc_now())
     return message
+
+
+def decode_ack(payload: bytes | str) -> Ack:
+    """Parse and validate one of the centre's acks, or raise the `ProtocolError` that says why not.
+
+    Checks run in the order `decode` runs them: payload and JSON, version (an ack is version 2,
+    `ACK_VERSIONS`), type (`ack`), required fields (`ACK_REQUIRED_ON_THE_WIRE`), schema. There is no
+    clock check: `centre_ts` is the centre's clock, and a hub whose own clock is wrong must still
+    hear that its alarm arrived.
+    """
+    data = _load_object(payload)
+    version = data.get("version")
+    if version is None:
+        raise MissingField("version", "every ack carries its schema version")
+    if type(version) is not int or version not in ACK_VERSIONS:
+        raise UnknownVersion("version", f"{version!r} is not a schema version with acks {sorted(ACK_VERSIONS)}")
+    kind = data.get("type")
+    if kind is None:
+        raise MissingField("type", "ack")
+    if kind != "ack":
+        raise MalformedMessage("type", f"{kind!r} is not ack")
+    for name in ACK_REQUIRED_ON_THE_WIRE:
+        if name not in data:
+            raise MissingField(name, "required on the wire")
+    try:
+        return Ack.model_validate_json(payload, strict=True)
+    except ValidationError as exc:
+        raise _from_validation_error(exc) from None
 
 
 def _load_object(payload: bytes | str) -> dict[str, Any]:

@@ -156,3 +156,20 @@ METRICS: dict[Metric, MetricSpec] = {
     Metric.PULSE_RATE: MetricSpec(unit="/min", low=0.0, high=300.0),
     Metric.PERFUSION_INDEX: MetricSpec(unit="%", low=0.0, high=100.0),
 }
+
+
+class DeviceKind(StrEnum):
+    """What a device paired with a hub is: the one list of kinds a hub supports (`hub_agent`
+    reads each kind's frames) and a centre enrols (`telecare admin enrol --device ID:KIND`).
+    Not on the wire itself: messages carry the SCAIP `DeviceType`."""
+
+    PENDANT = "pendant"
+    """Help button and fall detector (BTHome v2; see docs/devices.md)."""
+    DOOR = "door"
+    """Door contact sensor (BTHome v2, or Zigbee2MQTT `contact`)."""
+    BED = "bed"
+    """Bed occupancy sensor (BTHome v2, or Zigbee2MQTT `occupancy`)."""
+    MOTION = "motion"
+    """Room activity: a PIR or an appliance switch (BTHome v2 motion 0x21, or Zigbee2MQTT `occupancy`)."""
+    OXIMETER = "oximeter"
+    """Pulse oximeter (Bluetooth SIG Pulse Oximeter Service over GATT)."""

@@ -1,4 +1,5 @@
 """The three messages a hub sends: readings, device events and hub heartbeats.
+(The one message the centre sends back, `Ack`, is in `telecare_protocol.ack`.)
 
 Every message carries the same envelope: a schema `version`, an `id` minted at the
 source (used for deduplication end to end), the `hub_id` and `device_id`, the time the
@@ -24,8 +25,11 @@ from telecare_protocol.codes import (
     QualityFlag,
 )
 
-SCHEMA_VERSION: Final = 1
-SUPPORTED_VERSIONS = frozenset({1})
+SCHEMA_VERSION: Final = 2
+"""The version a hub writes. 2 added the centre's end-to-end `Ack` (docs/protocol.md, "Versions")."""
+SUPPORTED_VERSIONS = frozenset({1, 2})
+"""Versions a receiver accepts. A version-1 message means the same as a version-2 one: version 1 hubs
+keep working, they only do not listen to the centre's acks."""
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 """Hub and device ids. No `/`, `+` or `#`, so an id is always safe inside an MQTT topic."""
@@ -43,7 +47,7 @@ def utc_now() -> datetime:
 class _Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    version: Literal[1] = SCHEMA_VERSION
+    version: Literal[1, 2] = SCHEMA_VERSION
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
     hub_id: Identifier
     device_id: Identifier

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telecare_protocol import codec, topics
+from telecare_protocol.ack import ACK_VERSION, MAX_ACK_ENTRIES, Ack, Refusal
 from telecare_protocol.codes import (
     DEFAULT_PRIORITY,
     METRICS,
@@ -85,6 +86,23 @@ _PLX_SOURCE = {
 _T0 = datetime(2025, 3, 1, 7, 30, tzinfo=UTC)
 
 
+def ack_schema() -> dict[str, Any]:
+    """The JSON Schema of the centre's `Ack`; `required` lists what a hub insists on."""
+    schema = Ack.model_json_schema(mode="validation")
+    required = {*schema.get("required", ()), *codec.ACK_REQUIRED_ON_THE_WIRE}
+    schema["required"] = [field for field in schema["properties"] if field in required]
+    return schema
+
+
+def ack_example() -> Ack:
+    """A fixed, valid ack, as shown in the doc: two messages stored, one refused."""
+    return Ack(id=uuid.UUID("9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"), hub_id="hub-0042",
+               centre_ts=_T0 + timedelta(seconds=1, milliseconds=40),
+               stored=(uuid.UUID("0b7e3c9a-5f1d-4e2a-9c3b-7d8e6f5a4b21"),
+                       uuid.UUID("6f1c2a4e-8b3d-4f7a-9e21-5c0d7b3a1f42")),
+               refused=(Refusal(id=uuid.UUID("3e2d1c0b-9a8f-4e7d-8c6b-5a4f3e2d1c0b"), reason="unknown_device"),))
+
+
 def examples() -> dict[str, Message]:
     """One fixed, valid message of each type, as shown in the doc."""
     return {
@@ -130,12 +148,15 @@ def render_protocol_doc() -> str:
     skew_min = int(codec.MAX_CLOCK_SKEW.total_seconds() // 60)
     versions = ", ".join(str(v) for v in sorted(SUPPORTED_VERSIONS))
     envelope = [f for f in Reading.model_fields if f in DeviceEvent.model_fields and f in Heartbeat.model_fields]
-    kinds = [*topics.KINDS.items(), ("hub status (not a protocol message)", topics.STATUS)]
+    kinds: list[tuple[str, ...]] = [(kind, f"`{topics.ROOT}/{{hub_id}}/{level}`") for kind, level in
+             [*topics.KINDS.items(), ("hub status (not a protocol message)", topics.STATUS)]]
+    kinds.append(("ack (centre to hub)", f"`{topics.ACKS_ROOT}/{{hub_id}}`"))
+    unsupported = max(SUPPORTED_VERSIONS) + 1
     ranges = "; ".join(f"`{m}` outside {_range(m)}" for m in Metric)
     no_value = ", ".join(f"`{f}`" for f in QualityFlag if f in NO_VALUE_REASONS)
     rejections = [
-        (UnknownVersion, "`version`", f"`version` is not a JSON integer in {{{versions}}}: `2`, `0`, `\"1\"`, `1.0` "
-                                      "and `true` are all rejected."),
+        (UnknownVersion, "`version`", f"`version` is not a JSON integer in {{{versions}}}: `{unsupported}`, `0`, "
+                                      "`\"1\"`, `1.0` and `true` are all rejected."),
         (MissingField, "the absent field, e.g. `source_ts` or `devices.0.last_seen`",
          "A required field is absent, including " + ", ".join(f"`{f}`" for f in codec.REQUIRED_ON_THE_WIRE)
          + " (Python constructors default these; a receiver never does). `version: null` counts as missing."),
@@ -153,9 +174,12 @@ def render_protocol_doc() -> str:
     by_priority = {p: [c for c in EventCode if DEFAULT_PRIORITY[c] is p] for p in Priority}
     examples_md = "\n\n".join(f"Example `{name}` message:\n\n" + _json(json.loads(codec.encode(message)))
                               for name, message in examples().items())
+    examples_md += "\n\nExample `ack` from the centre:\n\n" + _json(json.loads(codec.encode(ack_example())))
     schemas = json_schemas()
     id_pattern = schemas["reading"]["properties"]["hub_id"]["pattern"]
     schemas_md = "\n\n".join(f"### `{name}`\n\n" + _json(schema) for name, schema in schemas.items())
+    schemas_md += "\n\n### `ack` (centre to hub)\n\n" + _json(ack_schema())
+    centre_acl = "`, `".join(topics.CENTRE_ACL)
     sections = [
         f"""# Telecare wire protocol, version {max(SUPPORTED_VERSIONS)}
 
@@ -163,22 +187,27 @@ def render_protocol_doc() -> str:
      tests/test_protocol.py fails when this file differs from the code. -->
 
 The versioned contract between a home hub and the monitoring centre: three JSON messages
-(`reading`, `event`, `heartbeat`) published over MQTT. The package `telecare_protocol` is
-the only code the two sides share; `telecare_protocol.decode` applies every rule below.
+(`reading`, `event`, `heartbeat`) a hub publishes over MQTT, and the `ack` the centre sends
+back once it has stored them. The package `telecare_protocol` is the only code the two sides
+share; `telecare_protocol.decode` applies every rule below (`decode_ack` those of an ack).
 The vocabulary follows SCAIP (Swedish standard SS 91100, adopted as CLC/TS 50134-9), the
 XML-over-IP social alarm protocol, so events map onto commercial alarm-receiving software.""",
         "## Envelope\n\nEvery message starts with the same fields.\n\n"
         + _table(("Field", "Meaning"), [(f"`{f}`", _ENVELOPE[f]) for f in envelope]),
         f"""## Topics
 
-Each hub publishes under its own id. The centre subscribes to `{topics.SUBSCRIPTION}`.
+Each hub publishes under its own id. The centre subscribes to `{topics.SUBSCRIPTION}`, and
+acknowledges on the hub's own ack topic.
 
 """
-        + _table(("Kind", "Topic"), [(k, f"`{topics.ROOT}/{{hub_id}}/{level}`") for k, level in kinds])
+        + _table(("Kind", "Topic"), kinds)
         + f"""
 
 The hub id in the topic is the hub's broker username. The broker authenticates each hub
-and applies the ACL `{topics.BROKER_ACL_PATTERN}`, so a hub can publish only as itself.
+and applies the ACL `{topics.BROKER_ACL_PATTERN}`, so a hub can publish only as itself, and
+`{topics.ACK_ACL_PATTERN}`, so it reads its own acks and no other hub's. The acks live
+outside `{topics.ROOT}/`, so no hub can write one; the centre's account has
+`{centre_acl}`.
 The centre trusts the hub id in the topic and drops a message whose `hub_id` differs.
 Hub and device ids match `{id_pattern}`: `+`, `#` and `/` are impossible in
 an id, so substituting a username can never widen the ACL or reach another hub's topics.
@@ -190,6 +219,41 @@ receivers drop them by `id`.
 The hub publishes `online` when it connects and registers `offline` as its MQTT last will,
 which the broker publishes when the hub's connection dies. The will is a fast hint; the
 heartbeat deadline (`interval_s`) is the authority, because every link must be supervised.""",
+        f"""## Acknowledgements
+
+A broker's PUBACK means only that the broker has a message: a broker that crashes before it
+writes its persistence, or a centre session that is gone, still loses it. As in SCAIP (the
+receiving centre's response) and BS 8521 (the "kiss-off"), the centre itself confirms each
+message, after its database has committed it:
+
+- `stored`: ids committed now or earlier. A resent message the centre already has (a
+  duplicate) is acknowledged again, so a hub may resend whatever it has no ack for.
+- `refused`: ids the centre dead-lettered for good, each with its reason (the dead-letter
+  reason codes of the centre, e.g. `unknown_device`): resending them would only be refused
+  again, so the hub stops and raises a local fault.
+
+Acks go out with QoS 1 after each commit, grouped per hub; one ack names 1 to
+{MAX_ACK_ENTRIES} messages, so the largest stays under {codec.MAX_PAYLOAD_BYTES // 1024} KiB.
+A hub keeps each message until its ack arrives and resends it with the same `id` until then;
+messages the centre cannot attribute to a hub (a topic that is not a hub's) or whose `id`
+it cannot read are never acknowledged. `decode_ack` applies the checks of `decode` (payload,
+version, type, required fields `{'`, `'.join(codec.ACK_REQUIRED_ON_THE_WIRE)}`, schema) with
+no clock check: a hub whose clock is wrong must still hear that its alarm arrived.""",
+        f"""## Versions
+
+A receiver accepts every version in {{{versions}}} and rejects any other (`unknown_version`).
+A version adds to the one before and never changes what an earlier message means, so the
+centre reads every supported version the same way.
+
+| Version | Change |
+|---|---|
+| 1 | `reading`, `event`, `heartbeat`; delivery confirmed by the broker's PUBACK only. |
+| {ACK_VERSION} | The centre's `ack` (`{topics.ACKS_ROOT}/{{hub_id}}`); hubs write version {ACK_VERSION}. |
+
+A version 1 hub keeps working with a version {ACK_VERSION} centre: the centre stores its messages
+as before and publishes acks for them too, which nobody subscribes to, so the broker drops
+them. A version {ACK_VERSION} hub needs a centre that acknowledges: upgrade the centre and its
+broker ACL first, then the hubs.""",
         "## Rejections\n\n`decode` raises a `ProtocolError` subclass naming the field at fault (`.field`, "
         "with a dotted path for nested fields), with a human `.detail` and a short `.reason` code that the "
         "centre counts in its dead-letter table and metrics. It never raises anything else, whatever the "

@@ -12,7 +12,7 @@ fit for the notification log.
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 __all__ = ["Delivery", "Message", "SmtpSettings", "send", "validate_address"]
 
@@ -60,10 +60,16 @@ class Delivery:
 class SmtpSettings(BaseModel):
     """How the centre reaches its outgoing mail server."""
 
+    model_config = ConfigDict(use_attribute_docstrings=True)  # the docstrings describe the settings
+
     host: str = Field(min_length=1)
+    """The mail server's host name."""
     port: int = Field(default=587, ge=1, le=65535)
+    """587 (submission, STARTTLS) or 465 (implicit TLS)."""
     username: str | None = None
+    """Login, if the server wants one; none sends without logging in."""
     password: SecretStr | None = None
+    """Password for `username`."""
     starttls: bool = True
     """Upgrade the connection with STARTTLS, and refuse to send if the server does not offer it."""
     use_tls: bool = False
@@ -71,6 +77,7 @@ class SmtpSettings(BaseModel):
     mail_from: str
     """The sender, "alerts@centre.example.org" or "Telecare Centre <alerts@centre.example.org>"."""
     timeout_s: float = Field(default=10.0, gt=0)
+    """Seconds to wait for the server at each step before a send counts as failed (and is retried)."""
 
     @field_validator("mail_from")
     @classmethod

@@ -8,13 +8,12 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from alerting.escalation import escalation_lines
-from centre_app.api.deps import Centre, CurrentUser, Db, may_see, require_role
+from centre_app.api.deps import Centre, CentreStaff, CurrentUser, Db, VisibleAlert
 from monitoring_centre import alerts, audit
 from monitoring_centre.access import visible_person_ids
-from monitoring_centre.storage import Alert, Person, User
+from monitoring_centre.storage import Alert, Person
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 KEEPALIVE_S = 15.0
@@ -60,13 +59,11 @@ def list_alerts(user: CurrentUser, session: Db,
 
 
 @router.post("/{alert_id}/acknowledge")
-def acknowledge(alert_id: int, user: CurrentUser, session: Db, centre: Centre) -> AlertOut:
+def acknowledge(user: CentreStaff, alert: VisibleAlert, session: Db, centre: Centre) -> AlertOut:
     """An operator has seen this alert and owns it now. Escalation stops on acknowledgement,
     so only the centre's staff may do it: never the person or their family."""
-    require_role(user, "operator", "nurse", "admin")
-    alert = _alert_for(session, user, alert_id)
     try:
-        alerts.transition(session, alert, "acknowledged", user.username)
+        alerts.transition(session, alert, alerts.AlertState.ACKNOWLEDGED, user.username)
     except alerts.TransitionRefused as refused:
         raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
     audit.record(session, user.username, "acknowledge_alert", [alert.person_id], f"alert {alert.id}")
@@ -88,16 +85,15 @@ def outcomes(user: CurrentUser) -> dict[str, str]:
 
 
 @router.post("/{alert_id}/resolve")
-def resolve(alert_id: int, resolution: Resolution, user: CurrentUser, session: Db, centre: Centre) -> AlertOut:
+def resolve(resolution: Resolution, user: CentreStaff, alert: VisibleAlert, session: Db, centre: Centre) -> AlertOut:
     """Close the matter, with its outcome. A decision not to visit needs its reason."""
-    require_role(user, "operator", "nurse", "admin")
     if resolution.outcome not in alerts.OUTCOMES:
         raise HTTPException(422, f"outcome must be one of {sorted(alerts.OUTCOMES)}")
     if resolution.outcome in alerts.NEEDS_A_REASON and not resolution.note.strip():
         raise HTTPException(422, "a decision not to visit is recorded with its reason: add a note")
-    alert = _alert_for(session, user, alert_id)
     try:
-        alerts.transition(session, alert, "resolved", user.username, resolution.note, outcome=resolution.outcome)
+        alerts.transition(session, alert, alerts.AlertState.RESOLVED, user.username, resolution.note,
+                          outcome=resolution.outcome)
     except alerts.TransitionRefused as refused:
         raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
     audit.record(session, user.username, "resolve_alert", [alert.person_id],
@@ -128,14 +124,6 @@ async def stream(user: CurrentUser, centre: Centre) -> StreamingResponse:
             centre.feed.unsubscribe(feed)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
-
-
-def _alert_for(session: Session, user: User, alert_id: int) -> Alert:
-    """The alert, if the caller may see its person; 404 otherwise."""
-    alert = session.get(Alert, alert_id)
-    if alert is None or not may_see(session, user, alert.person_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
-    return alert
 
 
 def _columns(alert: Alert) -> dict[str, Any]:

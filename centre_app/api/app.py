@@ -7,7 +7,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from centre_app.api import accept, alerts, auth, consent, escalations, patients, person_settings, responders
+from centre_app.api import accept, alerts, auth, consent, escalations, health, patients, person_settings, responders
 from centre_app.api.deps import CentreState
 
 CONSOLE = Path(__file__).parent.parent / "console"
@@ -24,6 +24,7 @@ def create_app(state: CentreState) -> FastAPI:
     app.include_router(consent.router)
     app.include_router(person_settings.router)
     app.include_router(accept.router)
+    app.include_router(health.router)
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
 
     @app.get("/", include_in_schema=False)

@@ -9,10 +9,10 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from centre_app.api.deps import CurrentUser, Db
+from centre_app.api.deps import CurrentUser, Db, PersonDecidedFor
 from monitoring_centre import access, audit
-from monitoring_centre.access import SEES_EVERYONE, may_decide_for
-from monitoring_centre.storage import AuditEntry, CareRelationship, Person, User
+from monitoring_centre.access import SEES_EVERYONE
+from monitoring_centre.storage import AuditEntry, CareRelationship, User
 
 router = APIRouter(prefix="/api/v1/patients", tags=["consent"])
 
@@ -31,14 +31,6 @@ class AuditOut(BaseModel):
     detail: str
 
 
-def _person_for(session: Session, user: User, person_id: int) -> Person:
-    """The person, if the caller may decide for them; 404 otherwise (no hint that they exist)."""
-    person = session.get(Person, person_id)
-    if person is None or not may_decide_for(user, person_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such person")
-    return person
-
-
 def _family_member(session: Session, username: str) -> User:
     member = session.scalar(select(User).where(User.username == username))
     if member is None:
@@ -47,55 +39,51 @@ def _family_member(session: Session, username: str) -> User:
 
 
 @router.get("/{person_id}/access")
-def who_can_see(person_id: int, user: CurrentUser, session: Db) -> list[AccessOut]:
+def who_can_see(person: PersonDecidedFor, user: CurrentUser, session: Db) -> list[AccessOut]:
     """Everyone who can see this person's record, and on what basis."""
-    _person_for(session, user, person_id)
     result = [AccessOut(who=f"every {role} of the centre", role=role, basis="direct_care", since=None)
               for role in sorted(SEES_EVERYONE)]
     rows = session.execute(select(User, CareRelationship).join(CareRelationship, CareRelationship.user_id == User.id)
-                           .where(CareRelationship.person_id == person_id).order_by(CareRelationship.granted_at))
+                           .where(CareRelationship.person_id == person.id).order_by(CareRelationship.granted_at))
     result += [AccessOut(who=member.display_name or member.username, role=member.role, basis=link.basis,
                          since=link.granted_at) for member, link in rows]
-    audit.record(session, user.username, "view_access_list", [person_id])
+    audit.record(session, user.username, "view_access_list", [person.id])
     session.commit()
     return result
 
 
 @router.post("/{person_id}/consent", status_code=status.HTTP_201_CREATED)
-def give(person_id: int, username: Annotated[str, Body()], user: CurrentUser, session: Db,
+def give(person: PersonDecidedFor, username: Annotated[str, Body()], user: CurrentUser, session: Db,
          why: Annotated[str, Body(max_length=500)] = "") -> list[AccessOut]:
     """Let a family member see this person's record."""
-    person = _person_for(session, user, person_id)
     try:
         access.give_consent(session, user, person, _family_member(session, username), why)
     except access.ConsentRefused as refused:
         raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
     session.commit()
-    return who_can_see(person_id, user, session)
+    return who_can_see(person, user, session)
 
 
 @router.delete("/{person_id}/consent/{username}")
-def withdraw(person_id: int, username: str, user: CurrentUser, session: Db,
+def withdraw(person: PersonDecidedFor, username: str, user: CurrentUser, session: Db,
              why: Annotated[str, Query(max_length=500)] = "") -> list[AccessOut]:
     """Withdraw a family member's access. It ends at once."""
-    person = _person_for(session, user, person_id)
     try:
         access.withdraw_consent(session, user, person, _family_member(session, username), why)
     except access.ConsentRefused as refused:
         raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
     session.commit()
-    return who_can_see(person_id, user, session)
+    return who_can_see(person, user, session)
 
 
 @router.get("/{person_id}/audit")
-def who_saw_my_data(person_id: int, user: CurrentUser, session: Db,
+def who_saw_my_data(person: PersonDecidedFor, user: CurrentUser, session: Db,
                     limit: Annotated[int, Query(ge=1, le=1000, description="newest first")] = 200,
                     ) -> list[AuditOut]:
     """Who saw or changed this person's data, when, and why: newest first."""
-    _person_for(session, user, person_id)
-    rows = session.scalars(select(AuditEntry).where(AuditEntry.person_id == person_id)
+    rows = session.scalars(select(AuditEntry).where(AuditEntry.person_id == person.id)
                            .order_by(AuditEntry.id.desc()).limit(limit))
     result = [AuditOut(at=e.at, actor=e.actor, action=e.action, detail=e.detail) for e in rows]
-    audit.record(session, user.username, "view_audit", [person_id])
+    audit.record(session, user.username, "view_audit", [person.id])
     session.commit()
     return result

@@ -1,17 +1,18 @@
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from alerting import patient_record
 from alerting.escalation import recipients
-from centre_app.api.deps import CurrentUser, Db, may_see
+from alerting.policy import Audience
+from centre_app.api.deps import CurrentUser, Db, VisiblePerson
 from monitoring_centre import audit, trends
 from monitoring_centre.access import visible_people
-from monitoring_centre.storage import Hub, Person, utc_now
+from monitoring_centre.storage import Hub, utc_now
 from telecare_protocol.codes import METRICS, Metric
 
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
@@ -38,13 +39,11 @@ def list_patients(user: CurrentUser, session: Db) -> list[PatientOut]:
 
 @router.get("/{person_id}/record", response_class=JSONResponse,
             responses={200: {"content": {"application/fhir+json": {}}}})
-def record(person_id: int, user: CurrentUser, session: Db) -> JSONResponse:
+def record(person: VisiblePerson, user: CurrentUser, session: Db) -> JSONResponse:
     """The person's record as the centre wrote it: FHIR R4 (a collection Bundle of every
     alert, its outcome and who was told)."""
-    if not may_see(session, user, person_id) or session.get(Person, person_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such person")
-    bundle = patient_record.person_record(session, person_id)
-    audit.record(session, user.username, "view_record", [person_id])
+    bundle = patient_record.person_record(session, person.id)
+    audit.record(session, user.username, "view_record", [person.id])
     session.commit()
     return JSONResponse(bundle, media_type="application/fhir+json")
 
@@ -73,17 +72,14 @@ class PatientDetail(BaseModel):
 
 
 @router.get("/{person_id}")
-def patient(person_id: int, user: CurrentUser, session: Db) -> PatientDetail:
+def patient(person: VisiblePerson, user: CurrentUser, session: Db) -> PatientDetail:
     """What an operator needs to act on an alert for this person: where they are, their hub's
     state, and whom they want called. (How to get in is shown only to a responder who accepts.)"""
-    person = session.get(Person, person_id)
-    if person is None or not may_see(session, user, person_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such person")
     hubs = [HubOut(id=h.id, link=h.link, power=h.power, last_heartbeat_at=h.last_heartbeat_at)
-            for h in session.scalars(select(Hub).where(Hub.person_id == person_id).order_by(Hub.id))]
+            for h in session.scalars(select(Hub).where(Hub.person_id == person.id).order_by(Hub.id))]
     keyholders = [KeyholderOut(name=k.name, contact_points=list(k.addresses))
-                  for group in recipients(session, person, "keyholders") for k in group]
-    audit.record(session, user.username, "view_patient", [person_id])
+                  for group in recipients(session, person, Audience.KEYHOLDERS) for k in group]
+    audit.record(session, user.username, "view_patient", [person.id])
     session.commit()
     return PatientDetail(id=person.id, name=person.name, address=person.address, nhs_number=person.nhs_number,
                          service=person.service, hubs=hubs, keyholders=keyholders)
@@ -108,19 +104,17 @@ class ReadingsOut(BaseModel):
 
 
 @router.get("/{person_id}/readings")
-def readings(person_id: int, user: CurrentUser, session: Db, metric: Metric,
+def readings(person: VisiblePerson, user: CurrentUser, session: Db, metric: Metric,
              hours: Annotated[int, Query(ge=1, le=24 * 31)] = 72,
              bucket_minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 15) -> ReadingsOut:
     """A person's readings of one metric over the last `hours`, one summary per bucket."""
-    if session.get(Person, person_id) is None or not may_see(session, user, person_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such person")
     until = utc_now()
     since = until - timedelta(hours=hours)
     try:
-        buckets = trends.summarise(session, person_id, metric, since, until, timedelta(minutes=bucket_minutes))
+        buckets = trends.summarise(session, person.id, metric, since, until, timedelta(minutes=bucket_minutes))
     except ValueError as problem:
         raise HTTPException(422, str(problem)) from None
-    audit.record(session, user.username, "view_readings", [person_id], f"{metric.value}, {hours} h")
+    audit.record(session, user.username, "view_readings", [person.id], f"{metric.value}, {hours} h")
     session.commit()
     return ReadingsOut(metric=metric, unit=METRICS[metric].unit, since=since, bucket_minutes=bucket_minutes,
                        buckets=[BucketOut(**vars(b)) for b in buckets])

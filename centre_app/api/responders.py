@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 from alerting.channels import Message, SmtpSettings, send, validate_address
 from alerting.escalation import recipient_of
 from alerting.policy import ROLE_OF_AUDIENCE
-from centre_app.api.deps import Centre, CurrentUser, Db, require_role
+from centre_app.api.deps import Admin, AdminOrOperator, Centre, Db, VisiblePerson
 from monitoring_centre import audit
-from monitoring_centre.storage import ContactPoint, Person, PersonContact, Responder, utc_now
+from monitoring_centre.storage import ContactPoint, PersonContact, Responder, utc_now
 
 router = APIRouter(prefix="/api/v1", tags=["responders"])
 RESPONDER_ROLES = ("keyholder", *ROLE_OF_AUDIENCE.values())
@@ -37,15 +37,13 @@ def _out(session: Session, responder: Responder) -> ResponderOut:
 
 
 @router.get("/responders")
-def list_responders(user: CurrentUser, session: Db) -> list[ResponderOut]:
-    require_role(user, "admin", "operator")
+def list_responders(user: AdminOrOperator, session: Db) -> list[ResponderOut]:
     return [_out(session, r) for r in session.scalars(select(Responder).order_by(Responder.name))]
 
 
 @router.post("/responders", status_code=status.HTTP_201_CREATED)
-def create_responder(new: ResponderIn, user: CurrentUser, session: Db) -> ResponderOut:
+def create_responder(new: ResponderIn, user: Admin, session: Db) -> ResponderOut:
     """Add a responder. Every contact point is checked now, so a bad one fails here, not at 3 a.m."""
-    require_role(user, "admin")
     if new.role not in RESPONDER_ROLES:
         raise HTTPException(422, f"role must be one of {RESPONDER_ROLES}")
     for address in new.contact_points:
@@ -63,22 +61,20 @@ def create_responder(new: ResponderIn, user: CurrentUser, session: Db) -> Respon
 
 
 @router.put("/patients/{person_id}/contacts")
-def set_contacts(person_id: int, responder_ids: Annotated[list[int], Body(embed=True)], user: CurrentUser,
+def set_contacts(responder_ids: Annotated[list[int], Body(embed=True)], user: Admin, person: VisiblePerson,
                  session: Db) -> list[ResponderOut]:
-    """The keyholders the person has nominated, in the order they want them called."""
-    require_role(user, "admin")
-    if session.get(Person, person_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such person")
+    """The keyholders the person has nominated, in the order they want them called. (An admin
+    sees everyone, so `VisiblePerson` is simply "404 if there is no such person".)"""
     if len(set(responder_ids)) != len(responder_ids):
         raise HTTPException(422, "a responder is listed twice")
     responders = [session.get(Responder, rid) for rid in responder_ids]
     if any(r is None for r in responders):
         raise HTTPException(422, "no such responder")
-    session.execute(delete(PersonContact).where(PersonContact.person_id == person_id))
+    session.execute(delete(PersonContact).where(PersonContact.person_id == person.id))
     now = utc_now()
     for position, rid in enumerate(responder_ids):
-        session.add(PersonContact(person_id=person_id, responder_id=rid, position=position, nominated_at=now))
-    audit.record(session, user.username, "change_contacts", [person_id], f"in order: {responder_ids}")
+        session.add(PersonContact(person_id=person.id, responder_id=rid, position=position, nominated_at=now))
+    audit.record(session, user.username, "change_contacts", [person.id], f"in order: {responder_ids}")
     session.commit()
     return [_out(session, r) for r in responders if r is not None]
 
@@ -90,10 +86,9 @@ class TestDelivery(BaseModel):
 
 
 @router.post("/responders/{responder_id}/test")
-def send_test(responder_id: int, user: CurrentUser, session: Db, centre: Centre) -> list[TestDelivery]:
+def send_test(responder_id: int, user: AdminOrOperator, session: Db, centre: Centre) -> list[TestDelivery]:
     """Send a test message to every contact point of a responder, now, through the real
     channels, and say how each went: a notifier is known to work before an alarm needs it."""
-    require_role(user, "admin", "operator")
     responder = session.get(Responder, responder_id)
     if responder is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such responder")

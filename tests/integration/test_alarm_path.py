@@ -17,16 +17,9 @@ from monitoring_centre.broker import BrokerAccount
 from monitoring_centre.storage import DeadLetter, InboundMessage
 from telecare_protocol import DeviceEvent, DeviceType, EventCode, encode
 from telecare_protocol.topics import topic_for
-from tests.support.centre import (
-    centre_settings,
-    enrol_test_homes,
-    get_json,
-    hub_agent,
-    press_pendant,
-    token,
-    wait_for,
-)
+from tests.support.centre import centre_settings, enrol_test_homes, get_json, hub_agent, press_pendant, token
 from tests.support.helpers import mqtt_client
+from tests.support.waiting import wait_for
 
 BTHOME_UUID = "0000fcd2-0000-1000-8000-00805f9b34fb"
 

@@ -20,8 +20,9 @@ from centre_app.auth import create_user
 from centre_app.centre import Centre, CentreThread
 from monitoring_centre.broker import BrokerAccount
 from monitoring_centre.storage import AuditEntry, Person
-from tests.support.centre import centre_settings, enrol_test_homes, get_json, press_pendant, token, wait_for
+from tests.support.centre import centre_settings, enrol_test_homes, get_json, press_pendant, token
 from tests.support.smtp_server import SmtpServer, smtp_server
+from tests.support.waiting import wait_for
 
 ADMIN = ("admin-ann", "admin-password-" + secrets.token_hex(4))
 

@@ -9,7 +9,6 @@ import shutil
 import socket
 import stat
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from tests.support.helpers import (
     state,
     subscribe,
 )
+from tests.support.waiting import wait_for
 
 GRACE = 1.0
 """How long a message that must NOT arrive is waited for, after a control message that must arrive did."""
@@ -215,21 +215,13 @@ def test_persistent_session_survives_a_broker_restart(mosquitto: Mosquitto, brok
     assert "being dropped" not in mosquitto.log_path.read_text()
 
 
-def _wait_for_autosave(db: Path, timeout: float) -> None:
-    """Wait for mosquitto to rewrite its database (after whatever we just had acknowledged)."""
-    before = db.stat().st_mtime_ns if db.exists() else None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if db.exists() and db.stat().st_mtime_ns != before:
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"mosquitto did not autosave {db} within {timeout}s")
-
-
 def test_queued_messages_survive_a_crash_after_an_autosave(mosquitto: Mosquitto, broker_accounts: Accounts) -> None:
     _away_centre(mosquitto, broker_accounts["centre"], "centre-crash")
     payloads = _publish_while_away(mosquitto, broker_accounts["hub-1"], 3)
-    _wait_for_autosave(mosquitto.db_path, timeout=min(mosquitto.autosave_interval * 3 + 5, 30))
+    db = mosquitto.db_path
+    before = db.stat().st_mtime_ns if db.exists() else None  # mosquitto rewrites it after what was acknowledged
+    wait_for(lambda: db.exists() and db.stat().st_mtime_ns != before,
+             timeout=min(mosquitto.autosave_interval * 3 + 5, 30), what=f"mosquitto to autosave {db}")
     mosquitto.kill()  # no shutdown save
     mosquitto.start()
     client, inbox = _return_centre(mosquitto, broker_accounts["centre"], "centre-crash")

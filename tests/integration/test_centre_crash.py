@@ -40,8 +40,8 @@ from telecare_protocol import DeviceEvent, DeviceType, EventCode, encode
 from telecare_protocol import Reading as ReadingMessage
 from telecare_protocol.codes import Metric
 from telecare_protocol.topics import topic_for
-from tests.support.centre import wait_for
 from tests.support.helpers import free_port
+from tests.support.waiting import wait_for
 
 MESSAGES = 3000
 PRESS_EVERY = 100

@@ -13,8 +13,9 @@ from monitoring_centre.storage import Reading as StoredReading
 from telecare_protocol import Reading, encode
 from telecare_protocol.codes import Metric, QualityFlag
 from telecare_protocol.topics import topic_for
-from tests.support.centre import OPERATOR, centre_settings, enrol_test_homes, press_pendant, wait_for
+from tests.support.centre import OPERATOR, centre_settings, enrol_test_homes, press_pendant
 from tests.support.helpers import mqtt_client
+from tests.support.waiting import wait_for
 
 
 def test_alarm_appears_live_and_is_acknowledged(tmp_path: Path, mosquitto: Any,

@@ -18,8 +18,8 @@ import pytest
 from alerting.channels import Message, SmtpSettings, send
 from monitoring_centre.broker import find_mosquitto
 from telecare.demo_mail import start_outbox
-from tests.support.centre import wait_for
 from tests.support.helpers import free_port
+from tests.support.waiting import wait_for
 
 
 @dataclass

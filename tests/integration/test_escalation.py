@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerting import acceptance, escalation
+from alerting import acceptance, escalation, snapshot
 from alerting.channels import SmtpSettings
 from alerting.escalator import AlertingMetrics, AlertingSettings, Escalator
 from alerting.policy import ACKNOWLEDGED_REMINDER_S
@@ -76,7 +76,7 @@ class World:
         with self.sessions() as session:
             alert = session.get(Alert, alert_id)
             assert alert is not None
-            alerts.transition(session, alert, to, by, outcome=outcome)
+            alerts.transition(session, alert, alerts.AlertState(to), by, outcome=outcome)
             session.commit()
 
 
@@ -150,6 +150,25 @@ def test_an_unanswered_alarm_climbs_the_chain_in_order(world: World) -> None:
     with world.sessions() as session:
         audited = session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "notify_responder")).all()
     assert len(audited) == 3 and all(f"alert {alert_id}" in line for line in audited)
+
+
+def test_the_chain_is_stored_in_the_shape_existing_databases_hold(world: World) -> None:
+    alert_id = world.raise_alert()
+    world.escalator().start_escalations(world.clock[0])
+    stored = world.escalation(alert_id).steps
+    operators = [{"responder_id": 1, "name": "Night operators", "role": "operator", "addresses": []}]
+    kim = {"responder_id": 2, "name": "Kim (daughter)", "role": "keyholder", "addresses": ["mailto:kim@family.test"]}
+    lee = {"responder_id": 3, "name": "Lee (neighbour)", "role": "keyholder", "addresses": ["mailto:lee@family.test"]}
+    assert stored == [
+        {"audience": "operators", "wait_s": 60, "recipients": operators},
+        {"audience": "operators", "wait_s": 120, "recipients": operators},
+        {"audience": "keyholders", "wait_s": 300, "recipients": [kim]},
+        {"audience": "keyholders", "wait_s": 300, "recipients": [lee]},
+        {"audience": "emergency_services", "wait_s": 600, "recipients": [
+            {"responder_id": 4, "name": "Ambulance desk", "role": "emergency_services",
+             "addresses": ["mailto:desk@ambulance.test"]}]},
+    ]
+    assert snapshot.dump(snapshot.load(stored)) == stored
 
 
 def test_acknowledging_stops_the_chain_and_a_forgotten_acknowledgement_is_brought_back(world: World) -> None:
@@ -294,7 +313,7 @@ def test_supervision_goes_to_the_operators_once(world: World) -> None:
     alert_id = world.raise_alert(POWER_FAILURE)
     escalator.run_once()
     chain = world.escalation(alert_id)
-    assert chain.policy == "supervision" and len(chain.steps) == 1
+    assert chain.policy == "supervision" and len(snapshot.load(chain.steps).steps) == 1
     for second in (60, 600, 3600):
         world.at(second)
         escalator.run_once()

@@ -28,8 +28,8 @@ from monitoring_centre.storage import make_engine
 from telecare_protocol import Reading, encode
 from telecare_protocol.codes import Metric, QualityFlag
 from telecare_protocol.topics import topic_for
-from tests.support.centre import wait_for
 from tests.support.helpers import free_port
+from tests.support.waiting import wait_for
 
 VICTORIA = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)

@@ -32,6 +32,7 @@ from tests.support.hub_zero_loss_support import (
     read_progress,
     subscriber,
 )
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 HUB = "hub-1"
@@ -79,14 +80,6 @@ class Hub:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.kill()
-
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -153,7 +146,7 @@ def run_scenario(scenario: str, hub: Hub, network: NetworkCut, mosquitto: Mosqui
             assert hub.waiting_in_outbox() >= 40
             network.heal()
             hub.start()
-            wait_until(lambda: hub.committed() > killed_at + 40, 10, "the restarted hub to carry on")
+            wait_for(lambda: hub.committed() > killed_at + 40, 10, "the restarted hub to carry on")
             hub.kill()  # and once more, a moment after the restart
             hub.start()
         else:

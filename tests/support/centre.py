@@ -1,11 +1,9 @@
 """Setting up a real centre and hub agents against a test broker."""
 
 import secrets
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -20,8 +18,7 @@ from monitoring_centre.enrolment import DeviceRecord, enrol_home
 from telecare_protocol import DeviceEvent, DeviceType, EventCode, encode
 from telecare_protocol.topics import topic_for
 from tests.support.helpers import free_port, mqtt_client
-
-T = TypeVar("T")
+from tests.support.waiting import wait_for as wait_for  # re-exported for older imports; new code imports waiting
 
 HOMES = {
     "hub-1": ("Ada Lovelace", [PairedDevice("pendant-1", "AA:BB:CC:00:01:01", DeviceKind.PENDANT),
@@ -70,18 +67,6 @@ def get_json(base_url: str, path: str, bearer: str) -> Any:
     response = httpx.get(f"{base_url}{path}", headers={"Authorization": f"Bearer {bearer}"})
     response.raise_for_status()
     return response.json()
-
-
-def wait_for(probe: Callable[[], T | None], timeout: float = 10.0, what: str = "condition") -> T:
-    """Poll until `probe` returns something truthy; fail clearly after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def press_pendant(broker: Any, accounts: dict[str, BrokerAccount], hub_id: str = "hub-1",

@@ -14,6 +14,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from monitoring_centre.broker import Broker, BrokerAccount
+from tests.support.waiting import holds_within, wait_for
 
 MQTTv5 = MQTTProtocolVersion.MQTTv5
 MQTTv311 = MQTTProtocolVersion.MQTTv311
@@ -39,7 +40,8 @@ class ClientState:
     disconnected: threading.Event = field(default_factory=threading.Event)
     acks: dict[int, list[ReasonCode]] = field(default_factory=dict)
     """SUBACK reason codes and PUBACK reason code (as a one-element list), by message id."""
-    acked: threading.Condition = field(default_factory=threading.Condition)
+    acked: threading.Lock = field(default_factory=threading.Lock)
+    """Guards `acks`, which paho's network thread fills in."""
 
 
 def state(client: Client) -> ClientState:
@@ -51,22 +53,25 @@ class Inbox:
     """Collects messages from paho's network thread; tests wait on it with a timeout."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self.messages: list[tuple[str, bytes]] = []
 
     def on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
-        with self._cond:
+        with self._lock:
             self.messages.append((message.topic, bytes(message.payload)))
-            self._cond.notify_all()
 
     def payloads(self) -> list[bytes]:
-        with self._cond:
+        with self._lock:
             return [payload for _, payload in self.messages]
 
     def wait_for(self, predicate: Callable[[list[tuple[str, bytes]]], bool], timeout: float = TIMEOUT) -> bool:
         """True as soon as `predicate(messages)` holds, False if it still does not after `timeout`."""
-        with self._cond:
-            return self._cond.wait_for(lambda: predicate(self.messages), timeout)
+
+        def holds() -> bool:
+            with self._lock:
+                return predicate(self.messages)
+
+        return holds_within(holds, timeout)
 
     def wait_for_payload(self, payload: bytes, timeout: float = TIMEOUT) -> bool:
         return self.wait_for(lambda messages: any(p == payload for _, p in messages), timeout)
@@ -116,12 +121,10 @@ def mqtt_client(
     def on_subscribe(c: Client, s: ClientState, mid: int, codes: list[ReasonCode], props: Properties | None) -> None:
         with s.acked:
             s.acks[mid] = codes
-            s.acked.notify_all()
 
     def on_publish(c: Client, s: ClientState, mid: int, rc: ReasonCode, props: Properties) -> None:
         with s.acked:
             s.acks[mid] = [rc]
-            s.acked.notify_all()
 
     client.on_connect = on_connect
     client.on_disconnect = on_disconnect
@@ -153,10 +156,12 @@ def mqtt_client(
 def wait_ack(client: Client, mid: int, timeout: float = TIMEOUT) -> list[ReasonCode]:
     """The SUBACK or PUBACK reason codes for message id `mid`."""
     st = state(client)
-    with st.acked:
-        if not st.acked.wait_for(lambda: mid in st.acks, timeout):
-            raise TimeoutError(f"no acknowledgement for message {mid} within {timeout}s")
-        return st.acks[mid]
+
+    def acked() -> list[ReasonCode] | None:
+        with st.acked:
+            return st.acks.get(mid)
+
+    return wait_for(acked, timeout, f"the acknowledgement of message {mid}")
 
 
 def subscribe(client: Client, topic: str, qos: int = 1, timeout: float = TIMEOUT) -> list[ReasonCode]:

@@ -26,6 +26,7 @@ from hub_agent.outbox import Lane, lane_of
 from monitoring_centre.broker import BrokerAccount, Mosquitto
 from telecare_protocol import DeviceEvent, DeviceType, EventCode, Message, Metric, Reading, decode
 from telecare_protocol.topics import ROOT, STATUS
+from tests.support.waiting import holds_within
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 _NAMESPACE = uuid.UUID("5b0d7e0c-6c39-4c53-9a8e-0f6f3c1d2a77")
@@ -71,7 +72,7 @@ class Collector:
     """Message id -> number, for the stream being checked."""
     arrivals: list[Received] = field(default_factory=list)
     strays: list[bytes] = field(default_factory=list)
-    cond: threading.Condition = field(default_factory=threading.Condition)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic.endswith("/" + STATUS):
@@ -80,17 +81,16 @@ class Collector:
             decoded = decode(bytes(message.payload))
         except ValueError:
             decoded = None
-        with self.cond:
+        with self.lock:
             n = self.numbers.get(str(decoded.id)) if decoded is not None else None
             if decoded is None or n is None:
                 self.strays.append(bytes(message.payload))
             else:
                 self.arrivals.append(Received(str(decoded.id), n, decoded.device_id, lane_of(decoded)))
-            self.cond.notify_all()
 
     def distinct(self) -> list[Received]:
         """First arrival of each message id, in arrival order (what a deduplicating centre keeps)."""
-        with self.cond:
+        with self.lock:
             seen: set[str] = set()
             first = []
             for arrival in self.arrivals:
@@ -100,8 +100,13 @@ class Collector:
             return first
 
     def wait_for_count(self, count: int, timeout: float) -> bool:
-        with self.cond:
-            return self.cond.wait_for(lambda: len({a.message_id for a in self.arrivals}) >= count, timeout)
+        """True as soon as `count` distinct messages have arrived, False if not within `timeout` seconds."""
+
+        def arrived() -> bool:
+            with self.lock:
+                return len({a.message_id for a in self.arrivals}) >= count
+
+        return holds_within(arrived, timeout)
 
 
 def subscriber(host: str, port: int, account: BrokerAccount, client_id: str, collector: Collector, *,

@@ -36,7 +36,8 @@ UCUM = "http://unitsofmeasure.org"
 MDC = "urn:iso:std:iso:11073:10101"
 T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 
-PERSON = PersonFacts(id=7, name="Ada Lovelace", nhs_number="943 476 5919", address="1 High Street, Leeds")
+PERSON = PersonFacts(id=7, name="Ada Lovelace", nhs_number="943 476 5919", address="1 High Street, Leeds",
+                     allow_test_nhs_number=True)  # a test-range number, as every test and demo person has
 ALERT = AlertFacts(
     id=12, person_id=7, rule="fall", title="Fall detected (not cancelled by the wearer)", priority=1,
     status="resolved", outcome="ambulance_called", opened_at=T0, last_seen_at=T0 + timedelta(minutes=1),
@@ -112,6 +113,23 @@ def test_patient_without_nhs_number_or_address_has_neither() -> None:
 def test_an_invalid_stored_nhs_number_is_never_sent() -> None:
     with pytest.raises(InvalidNhsNumber, match="check digit mismatch"):
         patient(replace(PERSON, nhs_number="943 476 5918"))
+
+
+@pytest.mark.parametrize(("number", "says"), [
+    ("0000000000", "all ten digits are the same"), ("9999999999", "all ten digits are the same"),
+    ("5000000005", "not in a range issued as NHS numbers"),
+])
+def test_a_placeholder_or_unissued_nhs_number_is_never_sent(number: str, says: str) -> None:
+    """They pass the check digit; the record goes through the enrolment check, not the digit alone."""
+    with pytest.raises(InvalidNhsNumber, match=says):
+        patient(replace(PERSON, nhs_number=number))
+
+
+def test_a_test_range_nhs_number_is_sent_only_where_the_centre_allows_it() -> None:
+    with pytest.raises(InvalidNhsNumber, match="synthetic range"):
+        patient(replace(PERSON, allow_test_nhs_number=False))
+    issued = patient(replace(PERSON, nhs_number="401 023 2137", allow_test_nhs_number=False))
+    assert [(i.system, i.value) for i in issued.identifier or []] == [(NHS_NUMBER_SYSTEM, "4010232137")]
 
 
 # --- Observation ---

@@ -43,13 +43,14 @@ def test_each_state_is_written_once_and_newer_states_supersede_unsent_ones(sessi
         person = enrol_home(session, name="Ada", address="1 Test Street", hub_id="hub-1", devices=[],
                             nhs_number="9434765919")
         alert = raise_one(session, person)
-        assert patient_record.queue(session, NOW, send=True) == 1
-        assert patient_record.queue(session, NOW, send=True) == 0  # nothing new: nothing rebuilt
-        alerts.transition(session, alert, "acknowledged", "op-alice")
-        alerts.transition(session, alert, "resolved", "op-alice", outcome="false_alarm")
-        assert patient_record.queue(session, NOW, send=True) == 1  # two changes, one present state
+        test_range = {"allow_test_nhs_numbers": True}  # 943 476 5919 is a test patient's number
+        assert patient_record.queue(session, NOW, send=True, **test_range) == 1
+        assert patient_record.queue(session, NOW, send=True, **test_range) == 0  # nothing new: nothing rebuilt
+        alerts.transition(session, alert, alerts.AlertState.ACKNOWLEDGED, "op-alice")
+        alerts.transition(session, alert, alerts.AlertState.RESOLVED, "op-alice", outcome="false_alarm")
+        assert patient_record.queue(session, NOW, send=True, **test_range) == 1  # two changes, one present state
         assert rows(session) == [("open", "superseded"), ("resolved", "pending")]
-        assert patient_record.queue(session, NOW, send=True) == 0
+        assert patient_record.queue(session, NOW, send=True, **test_range) == 0
         resolved = session.scalar(select(RecordWrite).where(RecordWrite.alert_status == "resolved"))
         assert resolved is not None
         Bundle.model_validate_json(resolved.bundle)  # valid FHIR
@@ -80,3 +81,14 @@ def test_a_wrong_nhs_number_is_never_sent(sessions: sessionmaker[Session]) -> No
         assert (write.status, write.bundle) == ("refused", "")
         assert "check digit" in write.detail
         assert json.dumps(patient_record.person_record(session, person.id)["entry"]) == "[]"
+
+
+def test_a_test_range_nhs_number_is_refused_where_the_centre_does_not_allow_it(
+        sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        person = enrol_home(session, name="Ada", address="", hub_id="hub-1", devices=[], nhs_number="9434765919")
+        raise_one(session, person)
+        patient_record.queue(session, NOW, send=True)
+        [write] = session.scalars(select(RecordWrite)).all()
+        assert (write.status, write.bundle) == ("refused", "")
+        assert "synthetic range" in write.detail and "9434765919" not in write.detail

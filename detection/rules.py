@@ -1,0 +1,167 @@
+"""The catalogue of detection rules: every rule the engine can raise, in one place.
+
+A rule's id (`RuleId`) is what an alert stores in `alerts.rule` and what a person's
+settings are keyed by (`rule_settings.rule`, the people file's `[person.rules.<id>]`), so
+the values never change. Each `Rule` says:
+
+- `title`: what an operator reads. The fixed event rules (`events.py`) and the hub's last
+  will (`monitoring_centre/ingest.py`) use it as the alert title; the engine's rules put
+  their evidence into a title of their own ("Hub hub-1 offline: ...") and use this one
+  where the title needs no evidence.
+- `priority`: the default priority (1 emergency ... 5 restoral, `telecare_protocol.Priority`).
+  Where the rule has a `priority` parameter (`defaults.py`) this is its default and a person's
+  settings can change it; threshold rules raise at this priority in their urgent band and at
+  `Priority.HIGH` in their review band.
+- `kind`: the family of the rule, and so the module that runs it (`RuleKind`).
+- `source`: where the rule and its priority come from, cited as `defaults.py` cites it
+  (for a rule with a `priority` parameter, exactly that parameter's source).
+- `per_device`: the condition is about one device (its battery), so an alert's subject is
+  the device id; otherwise it is about the person, subject "".
+- `raised_by` / `cleared_by`: the device event codes that raise or clear it on their own
+  (event-driven rules only; empty for rules over readings, timers or learned patterns).
+
+The citations below are shared with `defaults.py`, which cites each parameter.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+
+from telecare_protocol import EventCode, Priority
+
+NEWS2 = "NEWS2 (Royal College of Physicians, 2017)"
+OXIMETRY = "NHS oximetry @home (SpO2 <=92% 999/A&E; 93-94% GP or 111 today)"
+SPC = "COPD telemonitoring: SPC rule, 7-day rolling mean - 1.645 SD (domain brief, 'Clinical thresholds')"
+SCATTER = "COPD telemonitoring: day-to-day SpO2 scatter ~2% when well, >=4% in deterioration (domain brief)"
+SLOPE = "COPD telemonitoring: changes precede admission by days; window 24-72 h"
+ACTIVITY = "activity-monitoring products (Lilli, Canary Care, Just Checking; domain brief 'Activity and wellbeing')"
+TSA = "TSA QSF / alarm-receiving software: 5 priority levels, supervision at level 4 (domain brief)"
+DESIGN = "our design choice (docs/detection.md explains why)"
+Z2M = "Zigbee2MQTT availability default: battery devices offline after 25 h (domain brief)"
+OPENTELE = "OpenTele: a missed scheduled measurement is for the nurses' review (peers.md)"
+
+
+class RuleId(StrEnum):
+    """A rule's name, as stored on alerts and rule settings."""
+
+    PENDANT_ALARM = "pendant_alarm"
+    """The help button pressed, or a pull cord pulled."""
+    FALL = "fall"
+    SPO2_LOW = "spo2_low"
+    PULSE_HIGH = "pulse_high"
+    PULSE_LOW = "pulse_low"
+    MISSED_MEASUREMENT = "missed_measurement"
+    SPO2_TREND_SPC = "spo2_trend_spc"
+    SPO2_TREND_SLOPE = "spo2_trend_slope"
+    SPO2_VARIABILITY = "spo2_variability"
+    NIGHT_EXIT = "night_exit"
+    OUT_OF_BED_AT_NIGHT = "out_of_bed_at_night"
+    NO_MORNING_ACTIVITY = "no_morning_activity"
+    HOUSE_UNOCCUPIED = "house_unoccupied"
+    DOOR_LEFT_OPEN = "door_left_open"
+    NIGHT_TOILET_FREQUENCY = "night_toilet_frequency"
+    HUB_OFFLINE = "hub_offline"
+    """No heartbeat from a hub (or its last will): the home is not monitored."""
+    DEVICE_NOT_SEEN = "device_not_seen"
+    BATTERY_LOW = "battery_low"
+    TAMPER = "tamper"
+    POWER_FAILURE = "power_failure"
+    DEVICE_FAULT = "device_fault"
+    DATA_DROPPED = "data_dropped"
+
+
+class RuleKind(StrEnum):
+    """A family of rules, and the engine module that runs it."""
+
+    ALARM = "alarm"
+    """Needs no detection: a press or an uncancelled fall (`alarms.py`)."""
+    THRESHOLD = "threshold"
+    """A vital sign out of its band, persisting (`thresholds.py`)."""
+    SCHEDULE = "schedule"
+    """A scheduled measurement not taken (`schedule.py`)."""
+    TREND = "trend"
+    """Against the person's own history (`trends.py`)."""
+    ACTIVITY = "activity"
+    """Daily living, learnt per person (`activity.py`)."""
+    SUPERVISION = "supervision"
+    """The monitoring equipment itself: hub, devices, power (`supervision.py`)."""
+    LOG = "log"
+    """Something the hub did that is logged, never sent (`supervision.py`)."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One catalogue entry (see the module docstring for each field)."""
+
+    rule: RuleId
+    title: str
+    priority: Priority
+    kind: RuleKind
+    source: str
+    per_device: bool = False
+    raised_by: tuple[EventCode, ...] = ()
+    cleared_by: tuple[EventCode, ...] = ()
+
+
+_ENTRIES = (
+    Rule(RuleId.PENDANT_ALARM, "Help button pressed", Priority.EMERGENCY, RuleKind.ALARM,
+         "a press of the help button is always an alarm (domain brief, 'Falls')",
+         raised_by=(EventCode.MANUAL_ALARM,)),
+    Rule(RuleId.FALL, "Fall detected (not cancelled by the wearer)", Priority.EMERGENCY, RuleKind.ALARM,
+         "a fall the pendant did not have cancelled is an alarm (domain brief, 'Falls')",
+         raised_by=(EventCode.FALL_DETECTED,)),
+    Rule(RuleId.SPO2_LOW, "SpO2 low (or above target on oxygen)", Priority.URGENT, RuleKind.THRESHOLD,
+         f"{OXIMETRY}; {NEWS2}"),
+    Rule(RuleId.PULSE_HIGH, "Pulse high", Priority.URGENT, RuleKind.THRESHOLD, NEWS2),
+    Rule(RuleId.PULSE_LOW, "Pulse low", Priority.URGENT, RuleKind.THRESHOLD, NEWS2),
+    Rule(RuleId.MISSED_MEASUREMENT, "Scheduled SpO2 measurement missed", Priority.HIGH, RuleKind.SCHEDULE,
+         OPENTELE),
+    Rule(RuleId.SPO2_TREND_SPC, "Daily mean beyond the person's 7-day baseline", Priority.HIGH, RuleKind.TREND, SPC),
+    Rule(RuleId.SPO2_TREND_SLOPE, "A steady change over days", Priority.HIGH, RuleKind.TREND, SLOPE),
+    Rule(RuleId.SPO2_VARIABILITY, "Day-to-day scatter widened", Priority.HIGH, RuleKind.TREND, SCATTER),
+    Rule(RuleId.NIGHT_EXIT, "Door opened at night: the person may have gone out", Priority.URGENT,
+         RuleKind.ACTIVITY, ACTIVITY + ": front door opened at night (wandering)"),
+    Rule(RuleId.OUT_OF_BED_AT_NIGHT, "Out of bed at night", Priority.URGENT, RuleKind.ACTIVITY, ACTIVITY),
+    Rule(RuleId.NO_MORNING_ACTIVITY, "No activity this morning", Priority.HIGH, RuleKind.ACTIVITY, ACTIVITY),
+    Rule(RuleId.HOUSE_UNOCCUPIED, "House unoccupied", Priority.HIGH, RuleKind.ACTIVITY,
+         ACTIVITY + ": movement near the exit, then no activity anywhere"),
+    Rule(RuleId.DOOR_LEFT_OPEN, "Door left open", Priority.HIGH, RuleKind.ACTIVITY, ACTIVITY),
+    Rule(RuleId.NIGHT_TOILET_FREQUENCY, "Night-time toilet visits (more than usual)", Priority.HIGH,
+         RuleKind.ACTIVITY, ACTIVITY),
+    Rule(RuleId.HUB_OFFLINE, "Hub offline: the home is not monitored", Priority.URGENT, RuleKind.SUPERVISION,
+         "every link must be supervised: a silent hub is an alarm (domain brief)"),
+    Rule(RuleId.DEVICE_NOT_SEEN, "Device not heard from", Priority.SUPERVISION, RuleKind.SUPERVISION, TSA,
+         per_device=True, raised_by=(EventCode.DEVICE_NOT_SEEN,), cleared_by=(EventCode.DEVICE_SEEN_AGAIN,)),
+    Rule(RuleId.BATTERY_LOW, "Device battery low", Priority.SUPERVISION, RuleKind.SUPERVISION, TSA,
+         per_device=True, raised_by=(EventCode.BATTERY_LOW,), cleared_by=(EventCode.BATTERY_OK,)),
+    Rule(RuleId.TAMPER, "Device tampered with", Priority.SUPERVISION, RuleKind.SUPERVISION, TSA,
+         per_device=True, raised_by=(EventCode.TAMPER,), cleared_by=(EventCode.TAMPER_CLEARED,)),
+    Rule(RuleId.POWER_FAILURE, "Mains power lost at the hub", Priority.SUPERVISION, RuleKind.SUPERVISION, TSA,
+         raised_by=(EventCode.POWER_FAILURE,), cleared_by=(EventCode.POWER_RESTORED,)),
+    Rule(RuleId.DEVICE_FAULT, "Device fault", Priority.SUPERVISION, RuleKind.SUPERVISION, TSA,
+         per_device=True, raised_by=(EventCode.DEVICE_FAULT,)),
+    Rule(RuleId.DATA_DROPPED, "Hub shed stored readings (outbox full)", Priority.RESTORAL, RuleKind.LOG,
+         "outbox shed readings: logged, never sent (restoral level)", raised_by=(EventCode.DATA_DROPPED,)),
+)
+
+CATALOGUE: Mapping[RuleId, Rule] = MappingProxyType({entry.rule: entry for entry in _ENTRIES})
+"""Every rule, in `RuleId` order. Looked up by a `RuleId` or by its plain string value."""
+
+
+def of_kind(*kinds: RuleKind) -> tuple[RuleId, ...]:
+    """The rules of these kinds, in catalogue order (e.g. `of_kind(RuleKind.TREND)`)."""
+    return tuple(entry.rule for entry in _ENTRIES if entry.kind in kinds)
+
+
+RAISED_BY: Mapping[EventCode, Rule] = MappingProxyType(
+    {code: entry for entry in _ENTRIES for code in entry.raised_by})
+"""Device event code → the rule it raises (at most one rule per code)."""
+CLEARED_BY: Mapping[EventCode, Rule] = MappingProxyType(
+    {code: entry for entry in _ENTRIES for code in entry.cleared_by})
+"""Device event code → the rule whose condition it clears (its all-clear)."""
+_codes = [code for entry in _ENTRIES for code in entry.raised_by + entry.cleared_by]
+if tuple(CATALOGUE) != tuple(RuleId) or len(_codes) != len(set(_codes)):  # a broken catalogue must not load
+    raise RuntimeError("the rule catalogue needs one entry per RuleId, in order, and one rule per event code")
+PER_DEVICE: frozenset[RuleId] = frozenset(entry.rule for entry in _ENTRIES if entry.per_device)
+"""Rules whose condition is about one device (alert subject: the device id)."""
