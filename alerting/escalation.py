@@ -37,7 +37,11 @@ from alerting.notify import (
 from alerting.policy import ACKNOWLEDGED_REMINDER_S, POLICIES, ROLE_OF_AUDIENCE, Audience, Policy, policy_for
 from alerting.snapshot import ChainStep, EscalationChain, Recipient
 from alerting.tables import Escalation, Notification
+from monitoring_centre.alerts import AlertState
 from monitoring_centre.storage import Alert, ContactPoint, Person, PersonContact, Responder
+
+_HANDLED = (AlertState.IN_PROGRESS, AlertState.RESOLVED, AlertState.CLOSED)
+"""A responder accepted, or the alert was resolved or closed: the chain has nothing left to do."""
 
 
 class EscalationState(StrEnum):
@@ -126,9 +130,9 @@ def unfinished(session: Session) -> list[tuple[Escalation, Alert]]:
 def needs_attention(escalation: Escalation, alert: Alert, now: datetime) -> bool:
     """Whether `advance` has anything to do: a step is due, or someone acted on the alert.
     Checked before claiming, so an idle pass writes nothing."""
-    if alert.status in ("in_progress", "resolved", "closed"):
+    if alert.status in _HANDLED:
         return True
-    if alert.status == "acknowledged" and escalation.state != EscalationState.REMINDING:
+    if alert.status == AlertState.ACKNOWLEDGED and escalation.state != EscalationState.REMINDING:
         return True
     return escalation.due_at is not None and escalation.due_at <= now
 
@@ -150,11 +154,11 @@ def advance(session: Session, escalation: Escalation, alert: Alert, now: datetim
             accept_token: AcceptToken | None = None) -> list[Notification]:
     """Bring one escalation up to date with its alert and the time. Returns the notifications
     it wrote (the pending ones go out in `notify`)."""
-    if alert.status in ("in_progress", "resolved", "closed"):
-        why = "a responder accepted" if alert.status == "in_progress" else f"the alert is {alert.status}"
+    if alert.status in _HANDLED:
+        why = "a responder accepted" if alert.status == AlertState.IN_PROGRESS else f"the alert is {alert.status}"
         _finish(session, escalation, alert, why)
         return []
-    if alert.status == "acknowledged":
+    if alert.status == AlertState.ACKNOWLEDGED:
         return _remind(session, escalation, alert, now)
 
     # The alert is open: nobody has acted yet.

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from alerting.channels import Delivery, Message
 from alerting.tables import Notification
+from monitoring_centre.alerts import AlertState
 from monitoring_centre.storage import Alert, Person
 
 LEASE_S = 60
@@ -137,9 +138,9 @@ def claim(session: Session, notification_id: int, now: datetime) -> Notification
 def unwanted(notification: Notification, alert: Alert) -> str | None:
     """Why this message should no longer go out, if it should not: somebody acted first."""
     if (notification.purpose in (NotificationPurpose.ESCALATION, NotificationPurpose.EXHAUSTED)
-            and alert.status != "open"):
+            and alert.status != AlertState.OPEN):
         return f"not sent: the alert was {alert.status.replace('_', ' ')} first"
-    if notification.purpose == NotificationPurpose.REMINDER and alert.status != "acknowledged":
+    if notification.purpose == NotificationPurpose.REMINDER and alert.status != AlertState.ACKNOWLEDGED:
         return f"not sent: the alert is {alert.status.replace('_', ' ')}"
     return None
 

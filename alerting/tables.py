@@ -45,7 +45,7 @@ class Notification(Base):
     reference: Mapped[str] = mapped_column(String(200), unique=True)
     """alert/cycle/step/responder/contact: the dedup key, and the message id a receiver sees."""
     purpose: Mapped[str] = mapped_column(String(16))
-    """escalation (a step of the chain), reminder (acknowledged but not resolved), or exhausted (`notify.NotificationPurpose`)."""
+    """escalation (a step of the chain), reminder (acknowledged, not resolved) or exhausted: `NotificationPurpose`."""
     reason: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True)
     """pending, sent, failed (gave up after every retry), cancelled (the alert was handled first)."""

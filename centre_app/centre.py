@@ -4,8 +4,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -44,6 +45,16 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.before_shutdown: Callable[[], None] = lambda: None
+        """Called on the event loop as the shutdown begins: `Centre` ends the consoles' open event
+        streams here, which uvicorn would otherwise wait for and then cancel (a traceback each)."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.before_shutdown()
+        await super().shutdown(sockets)
 
 
 class OpenAlerts(Collector):
@@ -110,6 +121,7 @@ class Centre:
             self.app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off",
             timeout_graceful_shutdown=2,  # open console streams must not hold a shutdown up
         ))
+        self.server.before_shutdown = self.feed.close
 
     @property
     def url(self) -> str:

@@ -16,12 +16,14 @@ what a telecare hub needs on top (docs/devices.md is the reference for the frame
   BATTERY_OK, tamper -> TAMPER / TAMPER_CLEARED. Button events come once per accepted frame;
   state events when the state changes or is first seen. `source_ts` is the time the hub
   received the frame: BTHome carries no device clock.
-* Mute devices. A device that is heard but sends none of its kind's states (a door sensor
-  speaking an object this table lacks) would pass supervision and never raise an event.
-  `hub_agent.devices.StateCheck` counts such frames (`unread_reports`) and the decoder sends
-  one `DEVICE_FAULT` (`fault = "no_state_for_kind"`) for the device. A pendant's status frame
-  carries its buttons with event code 0, which `bthome-ble` drops, so for a pendant only a
-  frame with other states or events and no button counts as unread.
+* Mute devices. A device that is heard but sends its state in an object its kind does not
+  read (a door sensor speaking an object missing above) would pass supervision and never
+  raise an event. A frame that carries binary states or events (battery low and tamper
+  aside) and none its kind reads is unread: `hub_agent.devices.StateCheck` counts such
+  frames (`unread_reports`) and the decoder sends one `DEVICE_FAULT` (`fault =
+  "no_state_for_kind"`) for the device. A frame of measurements, battery and tamper only (a
+  sensor that has not read its switch yet; a pendant's status frame, whose code-0 buttons
+  `bthome-ble` drops) is neither read nor unread.
 * Deduplication. A device repeats each frame for reliability. `bthome-ble` drops a repeated
   packet id only within 4 s, so a frame identical to the last accepted one is dropped here
   whatever the delay (same bytes means the same packet id, and for an encrypted frame the
@@ -57,12 +59,13 @@ import hashlib
 import logging
 import math
 from collections import Counter, deque
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from bthome_ble import BTHomeBluetoothDeviceData
 from habluetooth import BluetoothServiceInfoBleak
-from sensor_state_data import BinarySensorDeviceClass, SensorUpdate
+from sensor_state_data import BinarySensorDeviceClass, BinarySensorValue, DeviceKey, SensorUpdate, SensorValue
 
 from hub_agent.devices import DeviceKind, PairedDevice, StateCheck
 from hub_agent.radio import Advertisement
@@ -154,14 +157,39 @@ def _without_postfix(key: str) -> str:
     return base if base and number.isdigit() else key
 
 
-def _binary_states(update: SensorUpdate) -> dict[str, bool]:
-    """The frame's binary sensors by key, postfix removed; several of one key read as on if any is."""
-    states: dict[str, bool] = {}
-    for device_key, sensor in update.binary_entity_values.items():
-        if sensor.native_value is not None:
-            key = _without_postfix(device_key.key)
-            states[key] = states.get(key, False) or bool(sensor.native_value)
-    return states
+@dataclass(frozen=True)
+class _Carried:
+    """What one frame carried: binary states by key (postfix removed; several of one key read
+    as on if any is) and measurements by key."""
+
+    binary: dict[str, bool]
+    sensors: dict[str, object]
+
+
+class _FrameValues:
+    """Picks out the values one frame carried from a `bthome-ble` SensorUpdate.
+
+    A SensorUpdate hands back every value the library has ever parsed for the device (its
+    `entity_values` and `binary_entity_values` accumulate, for Home Assistant's sake), so a
+    window seen an hour ago would still look open in a frame that carries opening only. The
+    library makes a new value object for each object it parses, so the values this frame
+    carried are those that are not the very objects seen after the previous update."""
+
+    def __init__(self) -> None:
+        self._binary: dict[DeviceKey, BinarySensorValue] = {}
+        self._sensors: dict[DeviceKey, SensorValue] = {}
+
+    def carried(self, update: SensorUpdate) -> _Carried:
+        binary: dict[str, bool] = {}
+        for device_key, value in update.binary_entity_values.items():
+            if self._binary.get(device_key) is not value and value.native_value is not None:
+                key = _without_postfix(device_key.key)
+                binary[key] = binary.get(key, False) or bool(value.native_value)
+        sensors: dict[str, object] = {_without_postfix(device_key.key): value.native_value
+                                      for device_key, value in update.entity_values.items()
+                                      if self._sensors.get(device_key) is not value}
+        self._binary, self._sensors = dict(update.binary_entity_values), dict(update.entity_values)
+        return _Carried(binary, sensors)
 
 
 def _button_number(key: str) -> int | None:
@@ -193,6 +221,7 @@ class BTHomeDevice:
         """Accepted frames with no state this kind reads (`state_check.unread_reports`), and the fault."""
         self._data = BTHomeBluetoothDeviceData(bindkey=device.bindkey)
         self._states: dict[str, bool] = {}
+        self._values = _FrameValues()
         self._last_frame: bytes | None = None
         self._last_counter: int | None = None
         self._last_parsed_at: float | None = None
@@ -258,6 +287,7 @@ class BTHomeDevice:
             advertisement=None, connectable=False, time=adv.monotonic, tx_power=None, raw=None,
         )
         update = self._data.update(info)
+        carried = self._values.carried(update)
 
         if counter is not None:
             if self._data.decryption_failed or self._data.encryption_counter != counter:
@@ -282,22 +312,17 @@ class BTHomeDevice:
         self._last_parsed_at = adv.monotonic
         self.last_seen = adv.received_at
         self.accepted += 1
-        events = self._events(update, adv)
-        return reset + events + self._mute(update, adv)
+        events = self._events(update, carried, adv)
+        return reset + events + self._mute(update, carried, adv)
 
-    def _mute(self, update: SensorUpdate, adv: Advertisement) -> list[DeviceEvent]:
+    def _mute(self, update: SensorUpdate, carried: _Carried, adv: Advertisement) -> list[DeviceEvent]:
         """One `DEVICE_FAULT` when the device has proved to send nothing its kind reads."""
         reads = KIND_READS[self.device.kind]
-        binary = _binary_states(update)
         events = {_without_postfix(key.key) for key in update.events}
-        said = {key for key in binary if key not in _COMMON_KEYS} | events
-        if self.device.kind is DeviceKind.PENDANT:
-            read, unread = BUTTON_KEY in events, bool(said) and BUTTON_KEY not in events
-        else:
-            read = any(key in binary for key in reads)
-            unread = not read
-        sent = said | {_without_postfix(key.key) for key in update.entity_values} - _NOT_SAID
-        detail = self.state_check.observe(read=read, unread=unread, sent=sent)
+        said = {key for key in carried.binary if key not in _COMMON_KEYS} | events
+        read = any(key in said for key in reads)
+        sent = said | set(carried.binary) | set(carried.sensors) - _NOT_SAID
+        detail = self.state_check.observe(read=read, unread=bool(said) and not read, sent=sent)
         if detail is None:
             return []
         _LOGGER.error("%s: a %s that sends none of the states a %s reads (%s); it sent %s", self.device.device_id,
@@ -316,7 +341,7 @@ class BTHomeDevice:
                                detail={"fault": "encryption_counter_reset", "last_counter": last_counter,
                                        "counter": counter})
 
-    def _events(self, update: SensorUpdate, adv: Advertisement) -> list[DeviceEvent]:
+    def _events(self, update: SensorUpdate, carried: _Carried, adv: Advertisement) -> list[DeviceEvent]:
         packet_id = self._data.packet_id
         base: Detail = {} if packet_id is None else {"packet_id": int(packet_id)}
         events: list[DeviceEvent] = []
@@ -334,14 +359,12 @@ class BTHomeDevice:
                     press = _PRESS_NAMES.get(event.event_type, event.event_type)
                     emit(device_type, code, {"button": number, "press": press})
 
-        for sensor in update.entity_values.values():
-            value = sensor.native_value
-            if (sensor.device_key.key == "battery" and isinstance(value, int | float) and math.isfinite(value)
-                    and 0 <= value <= 100):
-                self.battery_pct = int(value)
+        value = carried.sensors.get("battery")
+        if isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= 100:
+            self.battery_pct = int(value)
 
         device_type = _DEVICE_TYPE[self.device.kind]
-        binary = _binary_states(update)
+        binary = carried.binary
         for state, keys, kinds, on_true, on_false in _STATES:
             if self.device.kind not in kinds:
                 continue

@@ -123,7 +123,7 @@ class DeviceConfig(_Section):
 class ZigbeeDeviceConfig(_Section):
     id: Identifier
     friendly_name: str = Field(min_length=1)
-    kind: Literal[DeviceKind.DOOR, DeviceKind.BED, DeviceKind.MOTION]
+    kind: Literal[DeviceKind.DOOR, DeviceKind.BED, DeviceKind.MOTION, DeviceKind.PENDANT]
     location: str | None = None
 
     def device(self) -> ZigbeeDevice:

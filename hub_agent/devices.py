@@ -37,9 +37,10 @@ class PairedDevice:
 
 
 UNREAD_REPORTS_BEFORE_FAULT = 3
-"""Reports a device may send without any state its kind reads before it is reported as a fault.
-More than one: a sensor may send a status frame before it has read its switch (our own door,
-bed and motion stubs do). Few: a device speaking another object does so in every report."""
+"""Unread reports (states, none the kind reads) before a device that was never read is a fault.
+More than one, so a device that says something else now and then (vibration, a lock) is not
+reported before its first real state; few, as a device speaking another object does so in
+every report."""
 NO_STATE_FAULT = "no_state_for_kind"
 
 
@@ -51,12 +52,14 @@ class StateCheck:
     of them is still heard, so supervision counts it alive, yet it can never raise an event:
     it is mute. The decoders (`hub_agent.bthome`, `hub_agent.zigbee`) call `observe` once per
     accepted report with `read` (the report carried a state the kind reads) and `unread` (it
-    carried something, and nothing the kind reads; a pendant's status frame without a press is
-    neither). `unread_reports` counts the unread ones. `observe` returns the detail of one
-    `DEVICE_FAULT` (`fault = "no_state_for_kind"`, `kind`, `reads`: what the kind would have
-    read, `sent`: what the device did send, `reports`) the first time
-    `UNREAD_REPORTS_BEFORE_FAULT` unread reports have arrived while no report has ever been
-    read since the hub started; after that, and once the device has been read, never again.
+    carried states or events, none the kind reads; a report of measurements, battery and tamper
+    only, such as a pendant's status frame or a sensor's before it has read its switch, is
+    neither: silence about the state is no evidence). `unread_reports` counts the unread ones.
+    `observe` returns the detail of one `DEVICE_FAULT` (`fault = "no_state_for_kind"`, `kind`,
+    `reads`: what the kind would have read, `sent`: what the device did send, `reports`) the
+    first time `UNREAD_REPORTS_BEFORE_FAULT` unread reports have arrived while no report has
+    ever been read since the hub started; after that, and once the device has been read, never
+    again.
     """
 
     def __init__(self, kind: DeviceKind, reads: tuple[str, ...]) -> None:

@@ -160,6 +160,8 @@ class Outbox:
         """Rows in flight relabelled into lane 0 above its cursor (see `_promote_events_of`)."""
         self._again: set[int] = set()
         """Rows in flight to be handed out again (`requeue`), ahead of their lane's unsent rows."""
+        self._swept = dict.fromkeys(Lane, 0)
+        """Per lane, the row id up to which `requeue_gaps` has already looked since the last `release`."""
         self._over_budget_logged = False
 
     # --- what callers see --------------------------------------------------------------
@@ -263,6 +265,23 @@ class Outbox:
                     self._again.add(seq)
         return {message_id for *_, message_id in rows}
 
+    def requeue_gaps(self, lane: Lane, acknowledged: int) -> int:
+        """The centre acknowledged row `acknowledged` of this lane: its rows in flight below it, not yet
+        acknowledged, were lost on the way (the centre takes a lane in order), so hand them out again.
+
+        Each row is requeued this way at most once between two `release`s, so a row whose copy is on
+        its way is not requeued again by every later ack. Returns how many rows were requeued."""
+        with self._lock:
+            low = self._swept[lane]
+            if acknowledged <= low:
+                return 0
+            rows = [seq for (seq,) in self._db.execute(
+                "SELECT seq FROM outbox WHERE lane = ? AND seq > ? AND seq < ? AND seq <= ?",
+                (lane, low, acknowledged, self._cursor[lane])) if seq not in self._skip]
+            self._again.update(rows)
+            self._swept[lane] = min(acknowledged - 1, self._cursor[lane])  # rows above were not sent yet
+        return len(rows)
+
     def alarm_payloads(self) -> list[bytes]:
         """The events waiting in lane 0 (alarms and the events they carry), oldest first, as sent."""
         with self._lock:
@@ -275,6 +294,7 @@ class Outbox:
             self._cursor = dict.fromkeys(Lane, 0)
             self._skip.clear()
             self._again.clear()
+            self._swept = dict.fromkeys(Lane, 0)
 
     def pending(self) -> int:
         """Rows not in flight (requeued rows included)."""

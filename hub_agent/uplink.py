@@ -16,10 +16,12 @@ Resending, always with the same bytes (so the same message id; the centre dedupl
 acknowledges the copy): after a reconnect, every message the centre has not acknowledged
 (paho also resends what had no PUBACK); after a restart, everything still in the outbox;
 and, while the link is up, an alarm or other event whose ack is overdue, backing off
-(`hub_agent.resend`). Readings and heartbeats wait for the next reconnect or restart instead
-of a timer: they are kept until acknowledged too, but a timer over an hour's backlog would
-multiply it at the broker while the centre is down. A message may reach the centre more
-than once; it is never lost and never gets a new id.
+(`hub_agent.resend`). Readings and heartbeats have no timer: a timer over an hour's backlog
+would multiply it at the broker while the centre is down. They are kept until acknowledged
+too, and resent when the centre acknowledges a later one (the centre takes them in order,
+so an earlier one without an ack was lost on the way: `Outbox.requeue_gaps`), or after a
+reconnect or restart; heartbeats make sure a later one comes. A message may reach the
+centre more than once; it is never lost and never gets a new id.
 
 Acks arrive on the persistent session's subscription (QoS 1), so acks sent while the hub was
 away wait for it. Each acknowledged message is reported once to the listeners
@@ -35,6 +37,7 @@ import logging
 import sqlite3
 import ssl
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,7 +107,8 @@ class Uplink:
                  outbox_budget_bytes: int = DEFAULT_BUDGET_BYTES, tls_ca: Path | None = None,
                  tls_cert: Path | None = None, tls_key: Path | None = None, mqtt_v5: bool = True,
                  window: int = DEFAULT_WINDOW, reconnect_max_delay_s: int = 30,
-                 ack_timeout_s: float = ACK_TIMEOUT_S, resend_max_s: float = RESEND_MAX_S) -> None:
+                 ack_timeout_s: float = ACK_TIMEOUT_S, resend_max_s: float = RESEND_MAX_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if window < 1:
             raise ValueError("the in-flight window must be at least 1")
         self.hub_id = hub_id
@@ -135,7 +139,7 @@ class Uplink:
         self._wake = True
         self._acks: list[Ack] = []
         """Acks received, waiting for the sender thread to delete their rows."""
-        self._schedule = ResendSchedule(first_s=ack_timeout_s, max_s=resend_max_s)
+        self._schedule = ResendSchedule(first_s=ack_timeout_s, max_s=resend_max_s, clock=clock)
         self._direct: dict[str, tuple[str, bytes, Lane]] = {}
         """Messages sent from memory (the outbox could not commit them), by id: topic, payload, lane."""
         self._sender: threading.Thread | None = None
@@ -158,6 +162,11 @@ class Uplink:
     def unacked(self) -> int:
         """Messages the centre has not acknowledged yet: the outbox depth, and any sent from memory only."""
         return self.outbox.depth + len(self._direct)
+
+    @property
+    def on_the_wire(self) -> int:
+        """Outbox messages published and waiting for the broker's PUBACK (at most `window`)."""
+        return self._in_flight
 
     def add_listener(self, listener: Callable[[Confirmation], None]) -> None:
         """Call `listener` with every `Confirmation`, on the sender thread (it must be quick and not raise)."""
@@ -281,7 +290,14 @@ class Uplink:
                 self._acks[:0] = acks  # try again next time; meanwhile nothing is lost, only resent
             raise
         done = {row.message_id for row in settled}
+        routine = [row.row_id for row in settled if row.lane is Lane.ROUTINE]
+        gaps = self.outbox.requeue_gaps(Lane.ROUTINE, max(routine)) if routine else 0
+        if gaps:
+            self.resent += gaps
+            log.warning("hub %s: the centre acknowledged later readings but not %d earlier ones; resending them",
+                        self.hub_id, gaps)
         with self._cond:
+            self._wake = self._wake or gaps > 0
             for message_id in [*stored, *refused]:
                 if self._direct.pop(message_id, None) is not None:
                     done.add(message_id)

@@ -7,11 +7,18 @@ centre's: `ZigbeeLink` subscribes to it for the configured devices only and hand
 message to the agent's radio queue as a `hub_agent.radio.ZigbeeReport`; `ZigbeeDecoder`
 (pure, one per device) turns reports into protocol events, like `BTHomeDevice` does for BLE.
 
-Mapping (Zigbee2MQTT "exposes"):
-* `contact`: **true means CLOSED** (the reed switch is in contact), false open -> DOOR_CLOSED /
-  DOOR_OPENED, for door sensors. The reverse of BTHome's `opening`.
-* `occupancy`: a bed sensor -> BED_OCCUPIED / BED_VACATED; a motion sensor -> ACTIVITY when it
-  becomes true (clearing produces nothing).
+Mapping (Zigbee2MQTT "exposes"; a message carrying several of one kind's properties reads as
+one state, on if any says so):
+* Door sensors: `contact` and `garage_door_contact`: **true means CLOSED** (the reed switch is in
+  contact), the reverse of BTHome's `opening`; `window_open`: true means open; `door_state` and
+  `window` (text): "open", "opened" or "error_forced_open" open, "closed" or "close" closed
+  (any case; others such as "error_jammed" say nothing) -> DOOR_OPENED / DOOR_CLOSED.
+* `occupancy` or `presence`: a bed sensor -> BED_OCCUPIED / BED_VACATED; a motion sensor ->
+  ACTIVITY when it becomes true (clearing produces nothing).
+* Pendants (SOS buttons, pull cords): every message with a non-empty `action` (Zigbee2MQTT
+  never caches it, so each one is a press) -> MANUAL_ALARM, whatever the action ("single",
+  "hold", "emergency": "if in doubt, go out"); `sos` becoming true -> MANUAL_ALARM; one alarm
+  per message.
 * `battery_low` -> BATTERY_LOW / BATTERY_OK; a device that only reports `battery` (percent)
   is low at or below 20 %, as our BTHome devices. `battery` also feeds the heartbeat.
 * `tamper` -> TAMPER / TAMPER_CLEARED.
@@ -23,6 +30,13 @@ Mapping (Zigbee2MQTT "exposes"):
 State events go out when the state changes or is first seen (Zigbee2MQTT repeats the whole
 state object on every update, so most messages produce nothing). Malformed JSON, a payload
 that is not an object, and values of the wrong type are counted in `rejected`, never raised.
+A door, bed or motion sensor whose messages carry states (true/false properties other than
+`battery_low` and `tamper`, or an open/closed text) but none its kind reads is mute:
+`hub_agent.devices.StateCheck` counts those messages and sends one `DEVICE_FAULT`
+(`fault = "no_state_for_kind"`). A message of measurements and battery only (Zigbee2MQTT
+without `cache_state` sends battery reports alone) is neither read nor unread. Pendants are
+not checked that way: a button's configuration flags are true/false properties too, and its
+`action` appears only when pressed.
 The link itself reports a lost local broker or Zigbee2MQTT bridge (`zigbee2mqtt/bridge/state`
 offline) through `on_fault`, once per outage, and reconnects on its own.
 """
@@ -40,7 +54,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from hub_agent.devices import DeviceKind
+from hub_agent.devices import DeviceKind, StateCheck
 from hub_agent.radio import ZigbeeReport
 from telecare_protocol.codes import DeviceType, EventCode
 from telecare_protocol.messages import DeviceEvent
@@ -58,6 +72,21 @@ _DEVICE_TYPE = {
     DeviceKind.PENDANT: DeviceType.PERSONAL_TRIGGER,
 }
 Detail = dict[str, str | int | float | bool]
+
+CLOSED_WHEN_TRUE = ("contact", "garage_door_contact")
+"""Zigbee2MQTT's door properties that are true when the door is CLOSED."""
+OPEN_WHEN_TRUE = ("window_open",)
+OPEN_CLOSED_TEXT = ("door_state", "window")
+"""Door properties Zigbee2MQTT publishes as text ("open" / "closed", by device)."""
+OPEN_WORDS = frozenset({"open", "opened", "error_forced_open"})
+CLOSED_WORDS = frozenset({"closed", "close"})
+OCCUPANCY = ("occupancy", "presence")
+PENDANT_PROPERTIES = ("action", "sos")
+KIND_READS: dict[DeviceKind, tuple[str, ...]] = {
+    DeviceKind.DOOR: (*CLOSED_WHEN_TRUE, *OPEN_WHEN_TRUE, *OPEN_CLOSED_TEXT),
+    DeviceKind.BED: OCCUPANCY, DeviceKind.MOTION: OCCUPANCY, DeviceKind.PENDANT: PENDANT_PROPERTIES,
+}
+"""The properties each kind reads besides battery and tamper."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +130,8 @@ class ZigbeeDecoder:
         self.battery_pct: int | None = None
         self.available: bool | None = None
         self.rejected: Counter[str] = Counter()
+        self.state_check = StateCheck(device.kind, KIND_READS[device.kind])
+        """Messages with no property this kind reads (`state_check.unread_reports`), and the fault."""
         self._states: dict[str, bool] = {}
 
     def decode(self, report: ZigbeeReport) -> list[DeviceEvent]:
@@ -157,6 +188,21 @@ class ZigbeeDecoder:
             self._states[key] = value
             return True
 
+        def text(key: str) -> bool | None:
+            """True for an open word, False for a closed one, None otherwise."""
+            value = state.get(key)
+            if value is None:
+                return None
+            if not isinstance(value, str):
+                self.rejected[f"bad_{key}"] += 1
+                return None
+            word = value.strip().lower()
+            return True if word in OPEN_WORDS else False if word in CLOSED_WORDS else None
+
+        def any_of(values: list[bool | None]) -> bool | None:
+            known = [value for value in values if value is not None]
+            return any(known) if known else None
+
         battery = state.get("battery")
         if isinstance(battery, int | float) and not isinstance(battery, bool) and 0 <= battery <= 100:
             self.battery_pct = int(battery)
@@ -165,17 +211,32 @@ class ZigbeeDecoder:
 
         at = report.received_at
         kind = self.device.kind
+        read = False
         if kind is DeviceKind.DOOR:
-            contact = flag("contact")
-            if changed("contact", contact):
-                events.append(self._event(EventCode.DOOR_CLOSED if contact else EventCode.DOOR_OPENED, at))
+            closed = [flag(key) for key in CLOSED_WHEN_TRUE]
+            is_open = any_of([None if value is None else not value for value in closed]
+                             + [flag(key) for key in OPEN_WHEN_TRUE] + [text(key) for key in OPEN_CLOSED_TEXT])
+            read = is_open is not None
+            if changed("door", is_open):
+                events.append(self._event(EventCode.DOOR_OPENED if is_open else EventCode.DOOR_CLOSED, at))
         if kind in (DeviceKind.BED, DeviceKind.MOTION):
-            occupancy = flag("occupancy")
+            occupancy = any_of([flag(key) for key in OCCUPANCY])
+            read = occupancy is not None
             if changed("occupancy", occupancy):
                 if kind is DeviceKind.BED:
                     events.append(self._event(EventCode.BED_OCCUPIED if occupancy else EventCode.BED_VACATED, at))
                 elif occupancy:
                     events.append(self._event(EventCode.ACTIVITY, at))
+        if kind is DeviceKind.PENDANT:
+            read = any(key in state for key in PENDANT_PROPERTIES)
+            action = state.get("action")
+            if action is not None and not isinstance(action, str):
+                self.rejected["bad_action"] += 1
+            sos = flag("sos")
+            sos_raised = changed("sos", sos) and sos is True
+            pressed: Detail = {"action": action.strip()} if isinstance(action, str) and action.strip() else {}
+            if pressed or sos_raised:
+                events.append(self._event(EventCode.MANUAL_ALARM, at, pressed or {"sos": True}))
         low = flag("battery_low")
         if low is None and self.battery_pct is not None and "battery" in state:
             low = self.battery_pct <= LOW_BATTERY_PCT
@@ -185,6 +246,14 @@ class ZigbeeDecoder:
         tamper = flag("tamper")
         if changed("tamper", tamper):
             events.append(self._event(EventCode.TAMPER if tamper else EventCode.TAMPER_CLEARED, at))
+        said = [key for key, value in state.items()
+                if (isinstance(value, bool) and key not in ("battery_low", "tamper")) or key in OPEN_CLOSED_TEXT]
+        fault = self.state_check.observe(read=read, unread=bool(said) and not read and kind is not DeviceKind.PENDANT,
+                                         sent=(key for key in state if key != "linkquality"))
+        if fault is not None:
+            log.error("%s: a Zigbee %s that sends none of the properties a %s reads (%s); it sent %s",
+                      self.device.device_id, kind, kind, fault["reads"], fault["sent"])
+            events.append(self._event(EventCode.DEVICE_FAULT, at, fault))
         return events
 
 

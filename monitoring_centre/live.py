@@ -3,6 +3,10 @@
 The ingest thread calls `publish` with the ids of alerts that changed; each console's
 event stream gets them on the web server's event loop. Only ids travel here: a console
 then fetches the alerts through the API, where access rules and the audit log apply.
+
+When the centre stops, `close()` ends every open stream at once (a stream checks `closed`
+after each notice), so the web server's graceful shutdown has no open response to wait
+for and then cancel.
 """
 
 import asyncio
@@ -14,6 +18,12 @@ class AlertFeed:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscribers: set[asyncio.Queue[list[int]]] = set()
         self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` has been called: a stream that sees it ends."""
+        return self._closed
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -22,7 +32,21 @@ class AlertFeed:
         feed: asyncio.Queue[list[int]] = asyncio.Queue(maxsize=100)
         with self._lock:
             self._subscribers.add(feed)
+            if self._closed:  # opened while the centre stops: wake it at once, to end
+                feed.put_nowait([])
         return feed
+
+    def close(self) -> None:
+        """End every open stream: set `closed`, then wake each with an empty notice. Call it on
+        the event loop's thread (the web server's shutdown does), before open connections are
+        waited for."""
+        with self._lock:
+            self._closed = True
+            subscribers = list(self._subscribers)
+        for feed in subscribers:
+            if feed.full():
+                feed.get_nowait()
+            feed.put_nowait([])
 
     def unsubscribe(self, feed: "asyncio.Queue[list[int]]") -> None:
         with self._lock:

@@ -5,19 +5,30 @@ Layout: `tests/unit/<package>/` tests one package; `tests/integration/` starts r
 `tests/support/` holds what tests share. Every test under `tests/integration/` is marked
 `integration`, and so is any other test that asks for a real server (a fixture in
 `REAL_SERVERS`, or the PostgreSQL side of `database_url`), so `pytest -m "not integration"`
-runs without any server."""
+runs without any server.
+
+Hypothesis profiles: `dev` (the default) runs a third of the examples, with no per-example
+deadline, so that the unit tests stay quick on a small, busy machine; `ci` runs every property
+test at full strength (Hypothesis's own defaults). `HYPOTHESIS_PROFILE=ci` chooses it, and so
+does a CI runner (the `CI` variable set). See tests/support/examples.py."""
 
 import itertools
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from monitoring_centre.broker import BrokerAccount, EmbeddedBroker, Mosquitto, find_mosquitto
 from tests.support import postgres
 from tests.support.webhook import Webhook, webhook_server
+
+settings.register_profile("ci", max_examples=100)
+settings.register_profile("dev", max_examples=34, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 _database_names = itertools.count(1)
 

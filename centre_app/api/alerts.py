@@ -119,6 +119,8 @@ async def stream(user: CurrentUser, centre: Centre) -> StreamingResponse:
                 except TimeoutError:
                     yield ": keepalive\n\n"
                     continue
+                if centre.feed.closed:  # the centre is stopping: end the stream, the console reconnects
+                    return
                 yield f"data: {json.dumps({'alert_ids': ids})}\n\n"
         finally:
             centre.feed.unsubscribe(feed)

@@ -63,8 +63,8 @@ def create_responder(new: ResponderIn, user: Admin, session: Db) -> ResponderOut
 @router.put("/patients/{person_id}/contacts")
 def set_contacts(responder_ids: Annotated[list[int], Body(embed=True)], user: Admin, person: VisiblePerson,
                  session: Db) -> list[ResponderOut]:
-    """The keyholders the person has nominated, in the order they want them called. (An admin
-    sees everyone, so `VisiblePerson` is simply "404 if there is no such person".)"""
+    """The keyholders the person has nominated, in the order they want them called."""
+    # An admin sees everyone: for them `VisiblePerson` is simply "404 if there is no such person".
     if len(set(responder_ids)) != len(responder_ids):
         raise HTTPException(422, "a responder is listed twice")
     responders = [session.get(Responder, rid) for rid in responder_ids]

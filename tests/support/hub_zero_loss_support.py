@@ -24,8 +24,8 @@ from paho.mqtt.properties import Properties
 
 from hub_agent.outbox import Lane, lane_of
 from monitoring_centre.broker import BrokerAccount, Mosquitto
-from telecare_protocol import DeviceEvent, DeviceType, EventCode, Message, Metric, Reading, decode
-from telecare_protocol.topics import ROOT, STATUS
+from telecare_protocol import Ack, DeviceEvent, DeviceType, EventCode, Message, Metric, Reading, decode, encode
+from telecare_protocol.topics import ROOT, STATUS, ack_topic
 from tests.support.waiting import holds_within
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -110,9 +110,11 @@ class Collector:
 
 
 def subscriber(host: str, port: int, account: BrokerAccount, client_id: str, collector: Collector, *,
-               topic: str = f"{ROOT}/+/+", tls: ssl.SSLContext | None = None) -> mqtt.Client:
+               topic: str = f"{ROOT}/+/+", tls: ssl.SSLContext | None = None, acknowledge: bool = True) -> mqtt.Client:
     """A centre-side client with a persistent session (QoS 1, clean_start False, an hour's expiry):
-    the broker keeps what arrives while it is away, and it reconnects by itself within a second or two."""
+    the broker keeps what arrives while it is away, and it reconnects by itself within a second or two.
+    With `acknowledge` it stands in for the centre's end-to-end ack too: each protocol message it
+    receives is acknowledged at once on its hub's ack topic, which is what lets the hub forget it."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     client.username_pw_set(account.username, account.password)
     if tls is not None:
@@ -127,9 +129,18 @@ def subscriber(host: str, port: int, account: BrokerAccount, client_id: str, col
     def on_subscribe(_c: mqtt.Client, _u: Any, _mid: int, _codes: Any, _props: Any) -> None:
         subscribed.set()
 
+    def on_message(c: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        collector.on_message(c, userdata, message)
+        if acknowledge and not message.topic.endswith("/" + STATUS):
+            try:
+                decoded = decode(bytes(message.payload))
+            except ValueError:
+                return
+            c.publish(ack_topic(decoded.hub_id), encode(Ack(hub_id=decoded.hub_id, stored=(decoded.id,))), qos=1)
+
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
-    client.on_message = collector.on_message
+    client.on_message = on_message
     properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     properties.SessionExpiryInterval = 3600
     client.connect_async(host, port, keepalive=10, clean_start=False, properties=properties)

@@ -1,16 +1,13 @@
-"""`telecare pendant-replay`: JSON lines for the falls the pendant would send, clear errors for bad files."""
+"""`telecare pendant-replay`: JSON lines for the falls the pendant would send, clear errors for bad files.
+The installed command, in a subprocess, is in tests/integration/test_replay_cli.py."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from telecare.cli import main
 from tests.support import fall_traces
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 def replay(capsys: pytest.CaptureFixture[str], path: Path, rate: float) -> tuple[int, list[dict[str, object]], str]:
@@ -103,20 +100,3 @@ def test_a_missing_file_or_a_rate_out_of_range_is_exit_code_2(tmp_path: Path,
     path.write_text("t,ax,ay,az\n0,0,0,1\n")
     assert main(["pendant-replay", "--input", str(path), "--rate", "5"]) == 2
     assert "outside" in capsys.readouterr().err
-
-
-def test_the_installed_command_prints_only_json_on_stdout(tmp_path: Path) -> None:
-    trace = fall_traces.fall(200.0, seed=25, fall_at=4.0, duration_s=10.0)
-    path = tmp_path / "fall.csv"
-    path.write_text(trace.csv())
-    done = subprocess.run([sys.executable, "-m", "telecare.cli", "pendant-replay", "--input", str(path),
-                           "--rate", "200"], capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    assert [json.loads(line)["kind"] for line in done.stdout.splitlines()] == ["fall"]
-    assert "1 fall alarm" in done.stderr
-    bad = tmp_path / "bad.csv"
-    bad.write_text("t,ax,ay,az\n0,0,0,1\n0,0,0,1\n")
-    done = subprocess.run([sys.executable, "-m", "telecare.cli", "pendant-replay", "--input", str(bad),
-                           "--rate", "200"], capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
-    assert done.returncode == 2 and done.stdout == ""
-    assert "line 3" in done.stderr and "Traceback" not in done.stderr
