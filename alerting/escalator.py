@@ -22,8 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting import channels, escalation, notify, patient_record
-from alerting.acceptance import accept_token
+from alerting.acceptance import accept_token, link_key
 from alerting.channels import SmtpSettings
+from alerting.channels.targets import NO_INTERNAL_TARGETS, InternalTargets
 from alerting.notify import NotificationStatus
 from alerting.tables import Escalation, Notification
 from monitoring_centre import audit
@@ -40,10 +41,16 @@ BATCH = 100
 
 @dataclass(frozen=True)
 class AlertingSettings:
-    secret: str
-    """Signs accept links."""
     public_url: str
-    """Where responders reach the centre, for accept links."""
+    """Where responders reach the centre, for accept links (signed with the centre's own key,
+    `acceptance.link_key`, kept in its database)."""
+    worker: str = "centre"
+    """This worker's stable name, the same at every start and never the same as another live
+    worker's on the database (the centre uses its MQTT client id, which the broker already
+    keeps unique): its send leases carry it, so after a restart it takes back its own dead
+    run's leases at once and never another worker's (`notify.reclaim`)."""
+    internal_targets: InternalTargets = NO_INTERNAL_TARGETS
+    """Private, loopback or link-local hosts messages may go to anyway (`channels.targets`); none by default."""
     smtp: SmtpSettings | None = None
     fhir_base_url: str | None = None
     timezone: str = "Europe/London"
@@ -75,6 +82,10 @@ class Escalator:
         self.last_pass_at: datetime | None = None
         """When the stepping loop last finished a pass without error (UTC, wall clock, not `clock`);
         None before the first. `/health` reports it."""
+        self.lease_owner = notify.lease_owner(settings.worker)
+        """This run's name on the send leases it takes: "{worker}#{run}"."""
+        self._reclaimed = False
+        self._link_key: str | None = None
         loops = {"escalator": self._step, "notifier": self._send, "record-writer": self._write}
         self._workers = {name: PeriodicWorker(name, work, settings.poll_s, run_at_start=True,
                                               on_error=metrics.errors.inc, logger=log)
@@ -144,11 +155,13 @@ class Escalator:
     def step_escalations(self, now: datetime) -> set[int]:
         """Returns the ids of alerts whose escalation moved."""
         moved = set()
+        key = self._accept_link_key()
         with self.sessions() as session:
             for chain, alert in escalation.unfinished(session):
                 if escalation.needs_attention(chain, alert, now) and escalation.claim(session, chain):
                     state = chain.state
-                    if escalation.advance(session, chain, alert, now, accept_token=self._accept_token) \
+                    if escalation.advance(session, chain, alert, now,
+                                          accept_token=lambda reference: accept_token(key, reference)) \
                             or chain.state != state:
                         moved.add(alert.id)
             session.commit()
@@ -162,41 +175,62 @@ class Escalator:
     def send_notifications(self, now: datetime) -> None:
         """Send what is due, several at once: one unreachable server never holds up the rest.
         Each batch is claimed in one transaction and recorded in one, and a burst is sent
-        batch after batch until nothing is due, not one batch per poll."""
+        batch after batch until nothing is due, not one batch per poll. The first pass of a
+        run first takes back the sends its worker's earlier run left leased (`reclaim_interrupted`)."""
+        if not self._reclaimed:
+            self.reclaim_interrupted(now)
         with ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="send") as pool:
             while True:
                 claimed, outgoing = self._claim(now)
                 deliveries = list(pool.map(
-                    lambda out: channels.send(out.address, out.message, self.settings.smtp), outgoing))
+                    lambda out: channels.send(out.address, out.message, self.settings.smtp,
+                                              internal=self.settings.internal_targets), outgoing))
                 self._record(list(zip(outgoing, deliveries, strict=True)))
                 if claimed < BATCH:
                     return
+
+    def reclaim_interrupted(self, now: datetime) -> list[int]:
+        """Make the sends an earlier run of this worker left leased (it crashed mid-send) due
+        now, rather than when their lease runs out; once per run. Returns their ids."""
+        with self.sessions() as session:
+            taken_back = notify.reclaim(session, self.lease_owner, now)
+            session.commit()
+        self._reclaimed = True
+        if taken_back:
+            log.warning("took back %d send(s) a previous run of %s left unfinished: sending them now",
+                        len(taken_back), self.settings.worker)
+        return taken_back
 
     def _claim(self, now: datetime) -> tuple[int, list[notify.Outgoing]]:
         """Lease up to a batch of due notifications and compose them. Returns how many were
         due, and those still worth sending (a message whose alert was handled is cancelled)."""
         outgoing = []
+        key = self._accept_link_key()
         with self.sessions() as session:
             due = notify.due(session, now, limit=BATCH)
             for notification_id in due:
-                notification = notify.claim(session, notification_id, now)
+                notification = notify.claim(session, notification_id, now, self.lease_owner)
                 if notification is None:
                     continue
                 alert = session.get(Alert, notification.alert_id)
                 person = session.get(Person, alert.person_id) if alert is not None else None
                 if alert is None or person is None:
                     notification.status = NotificationStatus.FAILED
-                    notification.detail = "its alert or person no longer exists"
+                    notification.detail, notification.lease_owner = "its alert or person no longer exists", None
                     continue
                 reason = notify.unwanted(notification, alert)
                 if reason is not None:
                     notification.status = NotificationStatus.CANCELLED
-                    notification.detail, notification.next_attempt_at = reason, None
+                    notification.detail, notification.next_attempt_at, notification.lease_owner = reason, None, None
                     self.metrics.notifications.labels(outcome=NotificationStatus.CANCELLED).inc()
                     continue
                 accept_url = None
                 if notification.accept_token_hash is not None:
-                    token, _hash = self._accept_token(notification.reference)
+                    token, token_hash = accept_token(key, notification.reference)
+                    if token_hash != notification.accept_token_hash:
+                        # written under another key (before the centre had a key of its own): the
+                        # link this message carries is the one that works from now on
+                        notification.accept_token_hash = token_hash
                     accept_url = f"{self.settings.public_url.rstrip('/')}/accept/{token}"
                 message = notify.compose(notification, alert, person, accept_url=accept_url,
                                          timezone=self.settings.timezone)
@@ -235,5 +269,12 @@ class Escalator:
         for outcome in patient_record.send_due(self.sessions, self.settings.fhir_base_url, now):
             self.metrics.records.labels(outcome=outcome).inc()
 
-    def _accept_token(self, reference: str) -> tuple[str, str]:
-        return accept_token(self.settings.secret, reference)
+    def _accept_link_key(self) -> str:
+        """The centre's accept-link key: read (or made, and committed) once per run, in a
+        transaction of its own, before a pass opens its own (on SQLite a second writer would wait)."""
+        if self._link_key is None:
+            with self.sessions() as session:
+                key = link_key(session)
+                session.commit()
+            self._link_key = key
+        return self._link_key

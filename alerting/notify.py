@@ -5,8 +5,16 @@ between the two loses nothing: the row is still pending and is sent after the re
 Sending is at least once: a worker leases the row for `LEASE_S`, and a retry carries the
 same reference (the same e-mail Message-ID), so a receiver can drop a repeat. Every
 attempt's outcome and the reason the message was sent stay in the notification log.
+
+Each lease names its holder (`Notification.lease_owner`, "{worker}#{run}": the worker's
+stable name, and a random id of this run of it). A worker that restarts knows that every
+lease its earlier runs still hold is dead (a worker runs once at a time, by its name), so it
+takes them back at once (`reclaim`) instead of waiting out `LEASE_S`: a keyholder's message
+cut off by a crash goes out as soon as the centre is back. Another worker's lease is never
+touched: it lapses by itself if that worker died.
 """
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,6 +30,8 @@ from monitoring_centre.storage import Alert, Person
 
 LEASE_S = 60
 """A claimed notification not recorded within this time is tried again (its worker died)."""
+RUN_SEPARATOR = "#"
+"""Between a worker's name and its run id in a lease owner; not allowed in a worker's name."""
 RETRY_AFTER_S = (10, 30, 60, 120, 300)
 """Waits between attempts; after the last one the notification is marked failed."""
 CONSOLE_ADDRESS = "console"
@@ -117,8 +127,17 @@ def due(session: Session, now: datetime, limit: int = 100) -> list[int]:
     return list(rows)
 
 
-def claim(session: Session, notification_id: int, now: datetime) -> Notification | None:
-    """Lease a pending notification for one attempt; None if another worker has it."""
+def lease_owner(worker: str) -> str:
+    """A lease owner for a new run of `worker` (its stable name): "{worker}#{8 hex digits}".
+    Raises ValueError for a name that is empty, too long or holds `RUN_SEPARATOR`."""
+    if not worker or RUN_SEPARATOR in worker or len(worker) > 80:
+        raise ValueError(f"a worker's name is 1-80 characters without {RUN_SEPARATOR!r}: {worker!r}")
+    return f"{worker}{RUN_SEPARATOR}{secrets.token_hex(4)}"
+
+
+def claim(session: Session, notification_id: int, now: datetime, owner: str) -> Notification | None:
+    """Lease a pending notification for one attempt, for `owner` (`lease_owner`); None if
+    another worker has it."""
     notification = session.get(Notification, notification_id)
     if notification is None or notification.status != NotificationStatus.PENDING:
         return None
@@ -126,13 +145,31 @@ def claim(session: Session, notification_id: int, now: datetime) -> Notification
         update(Notification)
         .where(Notification.id == notification_id, Notification.attempts == notification.attempts,
                Notification.status == NotificationStatus.PENDING)
-        .values(attempts=notification.attempts + 1, next_attempt_at=now + timedelta(seconds=LEASE_S))
+        .values(attempts=notification.attempts + 1, next_attempt_at=now + timedelta(seconds=LEASE_S),
+                lease_owner=owner)
         .execution_options(synchronize_session=False)
     )
     if getattr(result, "rowcount", 0) != 1:
         return None
     session.refresh(notification)
     return notification
+
+
+def reclaim(session: Session, owner: str, now: datetime) -> list[int]:
+    """Take back, at once, the live leases of earlier runs of `owner`'s worker (a crash cut
+    their sends off): each is due again at `now`, its attempt still counted. Leases of other
+    workers, and this run's own, are left alone. Returns the ids of the notifications taken
+    back (the caller commits)."""
+    worker, _, _run = owner.partition(RUN_SEPARATOR)
+    stale = (Notification.status == NotificationStatus.PENDING,
+             Notification.lease_owner.startswith(worker + RUN_SEPARATOR, autoescape=True),
+             Notification.lease_owner != owner, Notification.next_attempt_at > now)
+    ids = list(session.scalars(select(Notification.id).where(*stale)))
+    if ids:
+        session.execute(update(Notification).where(Notification.id.in_(ids), *stale)
+                        .values(next_attempt_at=now, lease_owner=None)
+                        .execution_options(synchronize_session=False))
+    return ids
 
 
 def unwanted(notification: Notification, alert: Alert) -> str | None:
@@ -165,8 +202,9 @@ def compose(notification: Notification, alert: Alert, person: Person, *, accept_
 
 
 def record(notification: Notification, delivery: Delivery, now: datetime) -> None:
-    """Store one attempt's outcome; schedule the next attempt, or give up and say so."""
+    """Store one attempt's outcome and end its lease; schedule the next attempt, or give up and say so."""
     notification.detail = delivery.detail[:2000]
+    notification.lease_owner = None
     if delivery.ok:
         notification.status = NotificationStatus.SENT
         notification.sent_at = now

@@ -10,7 +10,12 @@ TSA Quality Standards Framework and council careline manuals):
 - a keyholder-only service calls the nominated contacts in order, then the emergency
   services; other services cycle the responder list twice;
 - supervision (battery low, a device not heard from) goes to the operators once;
-  restorals are logged, never sent.
+  restorals are logged, never sent;
+- the alarm rules (`detection.rules.ALARMS`: a help press, a pull cord, a fall) always
+  follow the alarm chain of the person's service, whatever the alert's priority says and
+  whatever `RULE_POLICIES` holds: `emergency` (the operators first) or, for a keyholder-only
+  service, `keyholder_only`, which tells the operators until someone acknowledges once its
+  cycles are done (`reaches_operators`). Checked when this module loads.
 
 The chain is snapshotted onto the alert when it opens (see `escalation.py`), so changing a
 policy or a contact never changes an escalation already running (Grafana OnCall).
@@ -19,7 +24,7 @@ policy or a contact never changes an escalation already running (Grafana OnCall)
 from dataclasses import dataclass
 from enum import StrEnum
 
-from detection.rules import RuleId
+from detection.rules import ALARMS, RuleId
 from telecare_protocol import Priority
 
 
@@ -121,8 +126,26 @@ brought back to the operators, and again every interval (Grafana OnCall #1792: t
 forgotten acknowledgement). 30 min leaves time inside the TSA's 45 min mobile response."""
 
 
+def reaches_operators(policy: Policy) -> bool:
+    """Whether the chain ever tells the operators: a step for them, or telling them until
+    acknowledged once its cycles are done (`escalation.py`); and it has steps to run at all."""
+    return bool(policy.steps) and policy.cycles > 0 and (
+        policy.until_acknowledged or any(step.audience == Audience.OPERATORS for step in policy.steps))
+
+
+def alarm_policy(service: str) -> Policy:
+    """The chain of a help press, a pull cord or a fall for a person on this service."""
+    return KEYHOLDER_ONLY if service == "keyholder_only" else EMERGENCY
+
+
 def policy_for(priority: int, service: str, rule: str = "") -> Policy:
-    """The chain for an alert of this rule and priority, for a person on this service."""
+    """The chain for an alert of this rule and priority, for a person on this service.
+
+    An alarm rule (`ALARMS`) always gets `alarm_policy(service)`, even with a priority other
+    than 1 (an alert stored before the safety floors existed): never `logged_only` or
+    `supervision`."""
+    if rule in ALARMS:
+        return alarm_policy(service)
     if rule in RULE_POLICIES:
         return RULE_POLICIES[rule]
     if priority <= Priority.HIGH:
@@ -130,3 +153,8 @@ def policy_for(priority: int, service: str, rule: str = "") -> Policy:
     if priority <= Priority.SUPERVISION:
         return SUPERVISION
     return LOGGED_ONLY
+
+
+if any(not reaches_operators(alarm_policy(service)) or not alarm_policy(service).until_acknowledged
+       for service in ("monitored", "keyholder_only")):  # a broken alarm chain must not load
+    raise RuntimeError("an alarm's escalation chain must reach the operators and run until acknowledged")

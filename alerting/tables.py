@@ -1,6 +1,6 @@
 """Alerting's own tables, on the centre's shared declarative base: each alert's escalation snapshot,
-the notification log, and the patient-record outbox. Migrations (`centre_app/migrations/`) create them
-with the rest of the schema."""
+the notification log, the keys the centre made for itself, and the patient-record outbox.
+Migrations (`centre_app/migrations/`) create them with the rest of the schema."""
 
 from datetime import datetime
 from typing import Any
@@ -56,6 +56,22 @@ class Notification(Base):
     sent_at: Mapped[datetime | None]
     accept_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     accepted_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    """The worker sending it now, "{worker}#{run}" (`notify.lease_owner`), until `next_attempt_at`;
+    None when no attempt is in progress. A restarted worker takes back its own dead run's leases at once."""
+
+
+class CentreSecret(Base):
+    """A key the centre made for itself (e.g. the one that signs accept links), kept in its own
+    database so that it outlives restarts and every worker shares it. Never a setting: the
+    settings' keys (the API's token key) may be rotated at any time without breaking it."""
+
+    __tablename__ = "centre_secrets"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """What the key is for, e.g. "accept_links"."""
+    value: Mapped[str] = mapped_column(String(128))
+    """256 random bits, URL-safe base64 (`secrets.token_urlsafe(32)`)."""
+    created_at: Mapped[datetime]
 
 
 class RecordWrite(Base):

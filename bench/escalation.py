@@ -94,8 +94,7 @@ def main() -> None:
                     alerts.raise_alert(session, person_id=i + 1, hub_id=f"hub-{i}", rule=PENDANT_ALARM, subject="",
                                        at=utc_now(), evidence={}, why="bench")
                 session.commit()
-            escalator = Escalator(sessions, AlertingSettings(secret="bench-secret-" + "x" * 40,
-                                                             public_url="http://centre.invalid", smtp=smtp),
+            escalator = Escalator(sessions, AlertingSettings(public_url="http://centre.invalid", smtp=smtp),
                                   AlertingMetrics(CollectorRegistry()))
             started = time.perf_counter()
             escalator.start_escalations(utc_now())

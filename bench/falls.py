@@ -151,9 +151,12 @@ def evaluate(recordings: Sequence[Recording], transform: Callable[[Recording], t
 
 
 def main() -> int:
+    if not SISFALL.is_dir():  # the shared data sets are not on every machine: skip, do not fail `make bench`
+        print(json.dumps({"skipped": f"{SISFALL.name} not found (shared data absent)"}))
+        return 0
     files = sorted(SISFALL.glob("SisFall_dataset/*/*_R*.txt"))
     if not files:
-        print(f"no SisFall data under {SISFALL}", file=sys.stderr)
+        print(f"no SisFall recordings under {SISFALL}: the shared data set is incomplete", file=sys.stderr)
         return 1
     recordings = [load(p) for p in files]
     rng = random.Random(SEED)

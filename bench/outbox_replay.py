@@ -6,11 +6,14 @@ an hour), and in that hour 30 room-activity events, 4 door and 2 bed events, one
 the help button and its cancel; the hub beats every 60 s (coalesced to the newest). The
 backlog is written to the outbox file while the broker is down, one second of data per
 transaction; then the broker starts, a hub `Uplink` opens that file, and the clock runs
-until a centre-side subscriber (QoS 1, persistent session) has every message.
+until a centre-side subscriber (QoS 1, persistent session) has every message, and on until
+the hub's outbox is empty: the subscriber stands in for the centre's end-to-end acks, which
+it publishes as the centre does, one `Ack` per batch (every 10 ms, at most 500 ids each),
+and the hub deletes a row only when its ack arrives.
 
 Baseline, in the same run and through the same broker and subscriber: plain paho publishing
 the same payloads QoS 1 from memory, with the same in-flight window (a semaphore released on
-each PUBACK). Prints a final JSON line.
+each PUBACK), and no acks. Prints a final JSON line.
 
     .venv/bin/python bench/outbox_replay.py [--residents 10] [--window 256]
 """
@@ -22,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,8 +39,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hub_agent.outbox import Lane, Outbox
 from hub_agent.uplink import DEFAULT_WINDOW, Uplink
 from monitoring_centre.broker import BrokerAccount, Mosquitto
-from telecare_protocol import DeviceEvent, DeviceType, EventCode, Heartbeat, Message, Metric, Power, Reading
-from telecare_protocol.topics import ROOT, topic_for
+from telecare_protocol import (
+    Ack,
+    DeviceEvent,
+    DeviceType,
+    EventCode,
+    Heartbeat,
+    Message,
+    Metric,
+    Power,
+    Reading,
+    encode,
+)
+from telecare_protocol.ack import MAX_ACK_ENTRIES
+from telecare_protocol.topics import ROOT, ack_topic, topic_for
 
 HUB = "bench-hub"
 T0 = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
@@ -73,7 +89,8 @@ def hour_of_messages(residents: int) -> list[list[Message]]:
 
 
 class Counter:
-    """The centre side: counts distinct message ids as they arrive, and where the alarms came."""
+    """The centre side: counts distinct message ids as they arrive, and where the alarms came; with
+    `acking`, acknowledges them end to end in batches, as the centre does after each commit."""
 
     def __init__(self) -> None:
         self.cond = threading.Condition()
@@ -82,6 +99,19 @@ class Counter:
         self.alarm_positions: list[int] = []
         self.alarm_ids: set[str] = set()
         self.target = 0
+        self.acking = False
+        self.to_ack: list[str] = []
+        self.acks_sent = 0
+
+    def ack_batches(self, client: mqtt.Client, stop: threading.Event, period_s: float = 0.01) -> None:
+        """Every `period_s`, one ack per `MAX_ACK_ENTRIES` ids received since the last (a centre commit)."""
+        while not stop.wait(period_s):
+            with self.cond:
+                ids, self.to_ack = self.to_ack, []
+            for start in range(0, len(ids), MAX_ACK_ENTRIES):
+                ack = Ack(hub_id=HUB, stored=tuple(uuid.UUID(i) for i in ids[start:start + MAX_ACK_ENTRIES]))
+                client.publish(ack_topic(HUB), encode(ack), qos=1)
+                self.acks_sent += 1
 
     def reset(self, target: int, alarm_ids: set[str]) -> None:
         with self.cond:
@@ -94,6 +124,8 @@ class Counter:
         message_id = json.loads(message.payload)["id"]
         with self.cond:
             self.arrivals += 1
+            if self.acking:
+                self.to_ack.append(message_id)
             if message_id not in self.seen:
                 self.seen.add(message_id)
                 if message_id in self.alarm_ids:
@@ -158,6 +190,10 @@ def main() -> None:
 
             broker.start()
             counter.reset(backlog, alarm_ids)
+            counter.acking = True
+            stop_acking = threading.Event()
+            acker = threading.Thread(target=counter.ack_batches, args=(subscriber, stop_acking), daemon=True)
+            acker.start()
             uplink = Uplink(hub_id=HUB, password=hub.password, host=broker.host, port=broker.port,
                             outbox_path=outbox_path, window=args.window)
             started = time.perf_counter()
@@ -165,9 +201,14 @@ def main() -> None:
             if not counter.wait_for(backlog, 600):
                 raise SystemExit(f"replay stalled at {len(counter.seen)} of {backlog}")
             replay_s = time.perf_counter() - started
-            emptied = uplink.wait_until_delivered(60)
+            emptied = uplink.wait_until_delivered(120)
+            acked_s = time.perf_counter() - started
             replay_arrivals, alarm_positions = counter.arrivals, list(counter.alarm_positions)
+            resent, acks_sent = uplink.resent, counter.acks_sent
             uplink.stop()
+            stop_acking.set()
+            acker.join(5)
+            counter.acking = False
 
             counter.reset(backlog, set())
             publisher = connect(broker, hub, "bench-baseline", clean_start=True, window=args.window)
@@ -190,13 +231,16 @@ def main() -> None:
         finally:
             broker.stop()
     replay = backlog / replay_s
+    acked = backlog / acked_s
     baseline = backlog / baseline_s
-    print(f"replay   {replay_s:6.2f} s  {replay:8.0f} msgs/s  (outbox emptied: {emptied}, "
-          f"{replay_arrivals - backlog} duplicates, alarms arrived at positions {alarm_positions[:3]}"
-          f"...{alarm_positions[-1:]})")
-    print(f"baseline {baseline_s:6.2f} s  {baseline:8.0f} msgs/s  (plain paho, QoS 1, from memory)")
-    print(json.dumps({"backlog": backlog, "replay_msgs_per_s": round(replay), "baseline_msgs_per_s": round(baseline),
-                      "ratio": round(replay / baseline, 2), "window": args.window,
+    print(f"replay   {replay_s:6.2f} s  {replay:8.0f} msgs/s  (all at the centre; {replay_arrivals - backlog} "
+          f"duplicates, {resent} resent; alarms arrived at positions {alarm_positions[:3]}...{alarm_positions[-1:]})")
+    print(f"acked    {acked_s:6.2f} s  {acked:8.0f} msgs/s  (outbox emptied by {acks_sent} end-to-end acks: {emptied})")
+    print(f"baseline {baseline_s:6.2f} s  {baseline:8.0f} msgs/s  (plain paho, QoS 1, from memory, no acks)")
+    print(json.dumps({"backlog": backlog, "replay_msgs_per_s": round(replay), "acked_msgs_per_s": round(acked),
+                      "baseline_msgs_per_s": round(baseline), "ratio": round(replay / baseline, 2),
+                      "acked_ratio": round(acked / baseline, 2), "outbox_emptied": emptied,
+                      "duplicates": replay_arrivals - backlog, "resent": resent, "window": args.window,
                       "last_alarm_position": max(alarm_positions, default=0), "alarms": len(alarm_ids)}))
 
 

@@ -5,6 +5,7 @@ The centre's database is the one place hub credentials are kept, and only as has
 rotating its password is one command and a broker reload.
 """
 
+import grp
 import os
 import pwd
 import re
@@ -180,14 +181,17 @@ def broker_files(session: Session, directory: Path, *, centre_username: str, cen
     """Mosquitto's password and ACL files for every enrolled hub and the centre. Returns their paths.
 
     Mosquitto started as root reads these files after it has dropped to its own user, so with
-    `owner` (a user name, usually `mosquitto`) the files belong to that user and its primary
-    group, mode 640, and a directory created here gets that group, mode 750. Without `owner`
-    they stay the caller's, mode 600 (a broker running as the caller). Each file is replaced
-    atomically, so a reloading broker never reads half of one.
+    `owner` (a user name, usually `mosquitto`) they are made readable by that user, mode 640:
+    run as root, they become that user's and its primary group's; run as another user (the
+    centre's, whom PostgreSQL knows), they get that group, which needs either membership of
+    it or a set-group-id directory of that group (`install -d -m 2750 -g mosquitto DIR`: files
+    made there take its group). A directory created here gets the group, mode 2750. Without
+    `owner` they stay the caller's, mode 600 (a broker running as the caller). Each file is
+    replaced atomically, so a reloading broker never reads half of one.
 
     Raises `AdminError`, before writing anything, if `owner` is not a user here or cannot
-    enter a directory on the way to `directory`; and if the files cannot be given to
-    `owner` (giving files away needs root)."""
+    enter a directory on the way to `directory`; and, leaving the old files in place, if the
+    files cannot be given to `owner` or its group."""
     user = BrokerUser.named(owner) if owner else None
     lines = [f"{centre_username}:{mosquitto_password_hash(centre_password)}"]
     for hub_id, password_hash in session.execute(select(Hub.id, Hub.broker_password_hash).order_by(Hub.id)):
@@ -208,7 +212,7 @@ def broker_files(session: Session, directory: Path, *, centre_username: str, cen
     if not directory.exists():
         directory.mkdir(parents=True, mode=0o700)
         if user is not None:
-            _give(directory, -1, user.gid, 0o750, user)
+            _give(directory, user, 0o2750, take=False)
     mode = 0o640 if user is not None else 0o600
     written = []
     for name, text in (("passwd", "\n".join(lines) + "\n"), ("acl", "\n".join(acl))):
@@ -220,7 +224,7 @@ def broker_files(session: Session, directory: Path, *, centre_username: str, cen
             handle.write(text)
         if user is not None:
             try:
-                _give(temporary, user.uid, user.gid, mode, user)
+                _give(temporary, user, mode, take=True)
             except AdminError:
                 temporary.unlink()
                 raise
@@ -229,10 +233,15 @@ def broker_files(session: Session, directory: Path, *, centre_username: str, cen
     return written
 
 
-def _give(path: Path, uid: int, gid: int, mode: int, user: BrokerUser) -> None:
-    try:
-        os.chown(path, uid, gid)
-    except PermissionError:
-        raise AdminError(f"cannot give {path} to user {user.name}: run as root, or pass --owner none if the "
-                         "broker runs as you") from None
+def _give(path: Path, user: BrokerUser, mode: int, *, take: bool) -> None:
+    """`path` gets `user`'s primary group and `mode`; with `take`, run as root, `user` owns it too."""
+    uid = user.uid if take and os.geteuid() == 0 else -1
+    if uid != -1 or path.stat().st_gid != user.gid:  # a set-group-id directory may have given it already
+        try:
+            os.chown(path, uid, user.gid)
+        except PermissionError:
+            group = grp.getgrgid(user.gid).gr_name
+            raise AdminError(f"cannot give {path} to user {user.name} or group {group}: run as root, or write into "
+                             f"a set-group-id directory of group {group} (install -d -m 2750 -g {group} DIR), or "
+                             "pass --owner none if the broker runs as you") from None
     path.chmod(mode)

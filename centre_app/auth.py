@@ -35,16 +35,24 @@ def create_user(session: Session, username: str, password: str, role: str, displ
     return user
 
 
-def authenticate(session: Session, username: str, password: str) -> User | None:
-    user = session.scalar(select(User).where(User.username == username))
-    if user is None:
-        _hasher.hash(password)  # same work either way: no user enumeration by timing
-        return None
+def find_user(session: Session, username: str) -> User | None:
+    """The account signing in, or None. A quick read: end its transaction before `verify_password`
+    (on SQLite every transaction holds the write lock the alarm path needs)."""
+    return session.scalar(select(User).where(User.username == username))
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether `password` matches the stored Argon2 hash (None: no such account, always False).
+    Slow on purpose (Argon2id, 64 MiB, three passes: a quarter to half a second of a core), so
+    never call it inside a database transaction. An unknown account costs the same work as a
+    known one: no user enumeration by timing."""
+    if password_hash is None:
+        _hasher.hash(password)
+        return False
     try:
-        _hasher.verify(user.password_hash, password)
+        return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
-        return None
-    return user
+        return False
 
 
 def issue_token(user: User, secret: str, ttl_s: int) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerting.channels import InternalTargets
 from alerting.escalator import AlertingMetrics, AlertingSettings, Escalator
 from centre_app import schema
 from centre_app.api import health
@@ -29,10 +30,12 @@ from monitoring_centre.alerts import ACTIVE
 from monitoring_centre.detection_runner import EngineRunner
 from monitoring_centre.ingest import Ingest, IngestMetrics
 from monitoring_centre.live import AlertFeed
-from monitoring_centre.profiles import check_rule_setting
+from monitoring_centre.periodic import PeriodicWorker
+from monitoring_centre.profiles import SETTINGS_IGNORED, check_rule_setting
 from monitoring_centre.receiver import Receiver
 from monitoring_centre.retention import RetentionJob
 from monitoring_centre.storage import Alert, make_engine
+from monitoring_centre.storage_health import RETRY_S, StorageHealth
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +95,19 @@ class Centre:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.registry = CollectorRegistry()
         self.feed = AlertFeed()
+        # a full disk: reads go on, the consoles and /health say so, audit rows wait in memory
+        self.storage = StorageHealth(registry=self.registry, on_change=lambda: self.feed.publish(set()))
+        self.storage.watch(self.engine)
+        self.storage_retry = PeriodicWorker("storage-retry", lambda: self.storage.retry(self.sessions), RETRY_S,
+                                            logger=log)
         self.escalator = Escalator(self.sessions, AlertingSettings(
-            secret=settings.jwt_secret.get_secret_value(), public_url=settings.public_url or self.url,
-            smtp=settings.smtp, fhir_base_url=settings.fhir_base_url, timezone=settings.timezone,
+            public_url=settings.public_url or self.url, worker=settings.mqtt_client_id,
+            internal_targets=InternalTargets.parse(settings.allowed_internal_targets), smtp=settings.smtp,
+            fhir_base_url=settings.fhir_base_url, timezone=settings.timezone,
             poll_s=settings.alerting_poll_s, allow_test_nhs_numbers=settings.allow_test_nhs_numbers,
         ), AlertingMetrics(self.registry), on_change=self.feed.publish)
         self.registry.register(OpenAlerts(self.sessions))
+        self.registry.register(SETTINGS_IGNORED)  # stored settings beyond a floor, ignored at load
         self.detection = EngineRunner(Engine([]), self.sessions, tick_s=settings.detection_tick_s,
                                       timezone=settings.timezone, on_alerts=self._alerts_changed,
                                       backlog=lambda: self.receiver.queue_depth >= settings.ingest_queue_size)
@@ -114,7 +124,7 @@ class Centre:
         self.export = export.build(self.sessions, settings.export, data_dir(settings), self.registry)
         self.app = create_app(CentreState(settings, self.sessions, self.feed, self.registry, self._alerts_changed,
                                           profile_changed=self._profile_changed,
-                                          check_rule_setting=check_rule_setting))
+                                          check_rule_setting=check_rule_setting, storage=self.storage))
         health.attach(self.app, health.HealthSources(broker=lambda: self.receiver.broker,
                                                      escalator_last_pass=lambda: self.escalator.last_pass_at))
         self.server = _Server(uvicorn.Config(
@@ -155,6 +165,7 @@ class Centre:
         self.receiver.start()
         self.detection.start()
         self.retention.start()
+        self.storage_retry.start()
         if self.export is not None:
             self.export.start()
         try:
@@ -163,6 +174,7 @@ class Centre:
             await asyncio.to_thread(self.receiver.stop)
             await asyncio.to_thread(self.detection.stop)
             await asyncio.to_thread(self.retention.stop)
+            await asyncio.to_thread(self.storage_retry.stop)
             if self.export is not None:
                 await asyncio.to_thread(self.export.stop)
             await asyncio.to_thread(self.escalator.stop)

@@ -11,12 +11,12 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from alerting.channels import SmtpSettings
+from alerting.channels import InternalTargets, SmtpSettings
 from monitoring_centre.export import ExportSettings
 from monitoring_centre.retention import RetentionSettings
 
@@ -47,6 +47,13 @@ class CentreSettings(BaseSettings):
     http_host: str = Field(default="127.0.0.1", description="address the API and console listen on")
     http_port: int = Field(default=8080, ge=1, le=65535, description="port the API and console listen on")
     mqtt_v5: bool = Field(default=True, description="MQTT 5; 3.1.1 for brokers without it (the embedded demo broker)")
+    metrics_allow: list[IPvAnyNetwork] = Field(default=["127.0.0.0/8", "::1/128"], validate_default=True,
+                                               description="networks whose clients may read /metrics, as a JSON "
+                                               "list, e.g. [\"127.0.0.0/8\", \"10.20.0.0/16\"]; others get 403")
+    trusted_networks: list[IPvAnyNetwork] = Field(default=["127.0.0.0/8", "::1/128"], validate_default=True,
+                                                  description="the centre's own networks, as a JSON list, e.g. "
+                                                  "[\"127.0.0.0/8\", \"10.20.0.0/16\"]: sign-ins from them are "
+                                                  "never throttled (centre_app/signin_throttle.py)")
 
     ingest_queue_size: int = Field(default=1000, gt=0, description="messages held before MQTT reads pause")
     ingest_max_batch: int = Field(default=500, gt=0, description="messages stored per transaction at most")
@@ -69,6 +76,16 @@ class CentreSettings(BaseSettings):
                                          "range (9...) at enrolment and in the patient record: the demo and "
                                          "tests only, never in production")
     alerting_poll_s: float = Field(default=1.0, gt=0, description="how often escalations are stepped")
+    allowed_internal_targets: list[str] = Field(
+        default_factory=list, description="private, loopback or link-local networks and host names that "
+        "notification URLs and test messages may reach anyway, as a JSON list, e.g. [\"10.20.0.0/16\", "
+        "\"pager.centre.lan\"]; default none (mail through the SMTP server is never limited)")
+
+    @field_validator("allowed_internal_targets")
+    @classmethod
+    def _targets_parse(cls, value: list[str]) -> list[str]:
+        InternalTargets.parse(value)  # raises ValueError naming a bad entry
+        return value
 
     @field_validator("jwt_secret", "mqtt_password")
     @classmethod
@@ -155,13 +172,15 @@ def _variable_name(location: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + NESTED_DELIMITER.join(str(part).upper() for part in location if isinstance(part, str))
 
 
-def _what_is_wrong(error: typing.Mapping[str, typing.Any]) -> str:
+def _what_is_wrong(error: typing.Mapping[str, typing.Any], variable: str) -> str:
     kind, message = error["type"], str(error["msg"])
     context = error.get("ctx") or {}
     if kind == "missing":
         return "missing: it must be set"
     if kind in ("too_short", "string_too_short") and "min_length" in context:
         return f"too short: at least {context['min_length']} characters"
+    if kind in ("model_type", "dict_type"):
+        return f"a group of settings: set each part as its own variable ({variable}{NESTED_DELIMITER}…)"
     return message.removeprefix("Value error, ")
 
 
@@ -174,5 +193,6 @@ def explain_errors(problem: ValidationError | SettingsError) -> list[str]:
                 f"group; set its parts as {ENV_PREFIX}GROUP{NESTED_DELIMITER}FIELD instead"]
     lines = []
     for error in problem.errors():
-        lines.append(f"{_variable_name(tuple(error['loc'])) or ENV_PREFIX + '*'}: {_what_is_wrong(error)}")
+        name = _variable_name(tuple(error["loc"])) or ENV_PREFIX + "*"
+        lines.append(f"{name}: {_what_is_wrong(error, name)}")
     return lines

@@ -1,8 +1,16 @@
 """The detection engine: every rule, over every person, from messages to decisions.
 
 Pure and deterministic: no clock reads, no I/O, no randomness. Time comes only from the
-messages (`source_ts`) and from `tick(now)`. The same messages in the same order always
-give the same decisions, which is what lets `telecare replay` reproduce the centre.
+messages (`source_ts`, and the centre's receive time when it has one) and from `tick(now)`.
+The same messages in the same order always give the same decisions, which is what lets
+`telecare replay` reproduce the centre.
+
+Two clocks: a hub's and the centre's. The centre passes each message's receive time; the
+hub's clock is judged against it (`clock.py`, the rule `hub_clock_wrong`), and while it is
+wrong every message of that hub is placed on the centre's clock before any rule sees it, so
+no rule compares a wrong hub time with the centre's `tick(now)`. Liveness (`hub_offline`) is
+judged on receive times; an alarm opens at its receive time. A replay of a recording has no
+receive times: the hubs' clocks are trusted, as they were when it was recorded.
 
 Messages are observed in arrival order. A message older than one already seen from the
 same device (a hub replaying its outbox after an outage, interleaved with live traffic) is
@@ -16,13 +24,14 @@ and nightly summaries are kept 35 days; the rest is a few dozen scalars per devi
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from detection.activity import ActivityRules
 from detection.alarms import AlarmRules
 from detection.decisions import Clear, Decision, PersonContext, Raise
 from detection.people import PersonProfile
+from detection.rules import RuleId
 from detection.schedule import ScheduleRule
 from detection.supervision import SupervisionRules
 from detection.thresholds import ThresholdRules
@@ -89,26 +98,30 @@ class Engine:
         state = self._people.get(person)
         return state.ctx.profile if state else None
 
-    def observe(self, message: Message) -> list[Decision]:
-        """One message, in arrival order: the decisions it causes."""
-        person_id = self._hubs.get(message.hub_id)
+    def observe(self, original: Message, received_at: datetime | None = None) -> list[Decision]:
+        """One message, in arrival order, with the centre's receive time (None in a replay of a
+        recording): the decisions it causes."""
+        person_id = self._hubs.get(original.hub_id)
         if person_id is None:
             self.counts.unknown_hub += 1
-            self.counts.by_hub[message.hub_id] = self.counts.by_hub.get(message.hub_id, 0) + 1
+            self.counts.by_hub[original.hub_id] = self.counts.by_hub.get(original.hub_id, 0) + 1
             return []
         person = self._people[person_id]
-        decisions = person.supervision.message(message)
+        clock, message = person.supervision.place(original, received_at)
+        decisions = person.supervision.message(message, received_at)
         if isinstance(message, Reading):
             decisions += person.thresholds.reading(message)
             decisions += person.schedule.reading(message)
             decisions += person.trends.reading(message)
             decisions += person.activity.reading(message)
         elif isinstance(message, DeviceEvent):
-            decisions += person.alarms.event(message)
+            decisions += person.alarms.event(message, received_at)
             decisions += person.activity.event(message)
         elif isinstance(message, Heartbeat):
             pass
-        return decisions
+        if message is not original:
+            decisions = [_placed(d, original, message, received_at) for d in decisions]
+        return clock + decisions
 
     def tick(self, now: datetime) -> list[Decision]:
         """Timer rules: heartbeats missed, devices not seen, no morning activity, missed measurements..."""
@@ -116,14 +129,31 @@ class Engine:
         for person_id in sorted(self._people):
             person = self._people[person_id]
             decisions += person.supervision.tick(now)
-            decisions += person.schedule.tick(now)
-            decisions += person.activity.tick(now, link_down=bool(person.supervision.offline))
+            in_doubt = person.supervision.clock_in_doubt()  # its times may be a slow clock's: wait
+            if not in_doubt:
+                decisions += person.schedule.tick(now)
+            decisions += person.activity.tick(now, link_down=bool(person.supervision.offline) or in_doubt)
         return decisions
 
-    def warm_up(self, messages: Iterable[Message]) -> None:
-        """Rebuild state from history without producing decisions (centre restart).
+    def warm_up(self, messages: Iterable[Message | tuple[Message, datetime | None]]) -> None:
+        """Rebuild state from history without producing decisions (centre restart): messages, or
+        (message, receive time) pairs, in arrival order.
 
         Conditions still open at the end of the history stay open, so they are not raised
         again for alerts already on the queue."""
-        for message in messages:
-            self.observe(message)
+        for item in messages:
+            if isinstance(item, tuple):
+                self.observe(*item)
+            else:
+                self.observe(item)
+
+
+def _placed(decision: Decision, original: Message, placed: Message, received_at: datetime | None) -> Decision:
+    """A decision caused by a message the engine placed on the centre's clock says so, with the hub's own times."""
+    if not isinstance(decision, Raise) or decision.rule == RuleId.HUB_CLOCK_WRONG:
+        return decision
+    note = {"why": "the hub's clock is wrong: the rules used the centre's times for this message",
+            "hub_source_ts": original.source_ts.isoformat(), "hub_ts": original.hub_ts.isoformat(),
+            "placed_at": placed.source_ts.isoformat(),
+            "received_at": received_at.isoformat() if received_at is not None else None}
+    return replace(decision, explanation={**decision.explanation, "clock": note})

@@ -40,6 +40,11 @@ TSA = "TSA QSF / alarm-receiving software: 5 priority levels, supervision at lev
 DESIGN = "our design choice (docs/detection.md explains why)"
 Z2M = "Zigbee2MQTT availability default: battery devices offline after 25 h (domain brief)"
 OPENTELE = "OpenTele: a missed scheduled measurement is for the nurses' review (peers.md)"
+CLOCK = ("a hub's clock must be NTP-synchronised (RFC 5905) and a Raspberry Pi has no real-time clock; "
+         "a clock more than 2 min off is equipment needing attention: supervision, level 4 (" + TSA + ")")
+ALARM_FLOOR = ("a help press, a pull cord and a fall are always an alarm: priority 1, always escalated, never "
+               "switched off or demoted for one person (domain brief, 'Falls'; hazard log H20)")
+"""The safety floor of the alarm rules, cited by every bound that holds them (`defaults.py`)."""
 
 
 class RuleId(StrEnum):
@@ -63,6 +68,8 @@ class RuleId(StrEnum):
     NIGHT_TOILET_FREQUENCY = "night_toilet_frequency"
     HUB_OFFLINE = "hub_offline"
     """No heartbeat from a hub (or its last will): the home is not monitored."""
+    HUB_CLOCK_WRONG = "hub_clock_wrong"
+    """A hub's clock is more than 2 min from the centre's (`clock.py`); its messages are placed on the centre's."""
     DEVICE_NOT_SEEN = "device_not_seen"
     BATTERY_LOW = "battery_low"
     TAMPER = "tamper"
@@ -88,6 +95,41 @@ class RuleKind(StrEnum):
     """The monitoring equipment itself: hub, devices, power (`supervision.py`)."""
     LOG = "log"
     """Something the hub did that is logged, never sent (`supervision.py`)."""
+
+
+@dataclass(frozen=True)
+class PriorityRange:
+    """The priorities a person's settings may give the rules of one kind (`RuleKind`).
+
+    Priorities count down: 1 is the most urgent (`telecare_protocol.Priority`), so
+    `most_urgent` is the smallest number allowed (a `priority` parameter's floor) and
+    `least_urgent` the largest (its ceiling: how far the rule may be demoted)."""
+
+    most_urgent: Priority
+    most_urgent_source: str
+    least_urgent: Priority
+    least_urgent_source: str
+
+
+_ONLY_ALARMS_AT_1 = ("priority 1 is kept for a person's own call for help and a fall, so nothing else queues "
+                     "beside them (TSA: 5 levels, 1 medical/panic; hazard log H5, alarm flood)")
+_NEVER_LOGGED_ONLY = ("priority 5 is logged only (alerting/policy.py `logged_only`): a demotion to it would hide the "
+                      "alert from everyone; switching the rule off (`enabled`, audited) says so openly")
+PRIORITY_RANGES: Mapping[RuleKind, PriorityRange] = MappingProxyType({
+    RuleKind.ALARM: PriorityRange(Priority.EMERGENCY, ALARM_FLOOR, Priority.EMERGENCY, ALARM_FLOOR),
+    RuleKind.THRESHOLD: PriorityRange(Priority.URGENT, _ONLY_ALARMS_AT_1, Priority.HIGH,
+                                      f"{OXIMETRY}; {NEWS2}: urgent (2) and review today (3) bands"),
+    RuleKind.SCHEDULE: PriorityRange(Priority.URGENT, _ONLY_ALARMS_AT_1, Priority.SUPERVISION, _NEVER_LOGGED_ONLY),
+    RuleKind.TREND: PriorityRange(Priority.URGENT, _ONLY_ALARMS_AT_1, Priority.SUPERVISION, _NEVER_LOGGED_ONLY),
+    RuleKind.ACTIVITY: PriorityRange(Priority.URGENT, _ONLY_ALARMS_AT_1, Priority.SUPERVISION, _NEVER_LOGGED_ONLY),
+    RuleKind.SUPERVISION: PriorityRange(Priority.URGENT, _ONLY_ALARMS_AT_1, Priority.SUPERVISION,
+                                        f"{TSA}; a supervision alert demoted to 5 would tell nobody that the "
+                                        "equipment has stopped watching (hazard log H3)"),
+    RuleKind.LOG: PriorityRange(Priority.SUPERVISION, f"{TSA}: a hub's log entry is about equipment, at most "
+                                "supervision", Priority.RESTORAL, "restoral level: logged, never sent"),
+})
+"""Each rule family's allowed priorities (its `priority` parameter's floor and ceiling in
+`defaults.py`); every catalogue priority lies inside its family's range."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +173,8 @@ _ENTRIES = (
          RuleKind.ACTIVITY, ACTIVITY),
     Rule(RuleId.HUB_OFFLINE, "Hub offline: the home is not monitored", Priority.URGENT, RuleKind.SUPERVISION,
          "every link must be supervised: a silent hub is an alarm (domain brief)"),
+    Rule(RuleId.HUB_CLOCK_WRONG, "Hub clock wrong", Priority.SUPERVISION, RuleKind.SUPERVISION, CLOCK,
+         per_device=True),
     Rule(RuleId.DEVICE_NOT_SEEN, "Device not heard from", Priority.SUPERVISION, RuleKind.SUPERVISION, TSA,
          per_device=True, raised_by=(EventCode.DEVICE_NOT_SEEN,), cleared_by=(EventCode.DEVICE_SEEN_AGAIN,)),
     Rule(RuleId.BATTERY_LOW, "Device battery low", Priority.SUPERVISION, RuleKind.SUPERVISION, TSA,
@@ -165,3 +209,10 @@ if tuple(CATALOGUE) != tuple(RuleId) or len(_codes) != len(set(_codes)):  # a br
     raise RuntimeError("the rule catalogue needs one entry per RuleId, in order, and one rule per event code")
 PER_DEVICE: frozenset[RuleId] = frozenset(entry.rule for entry in _ENTRIES if entry.per_device)
 """Rules whose condition is about one device (alert subject: the device id)."""
+ALARMS: frozenset[RuleId] = frozenset(of_kind(RuleKind.ALARM))
+"""The help button (and pull cord) and the fall: always priority 1 and always escalated
+(`ALARM_FLOOR`). Their `enabled` and `priority` parameters are fixed at that floor
+(`defaults.py`), and `alerting/policy.py` always gives them a chain that reaches the operators."""
+if any(not PRIORITY_RANGES[e.kind].most_urgent <= e.priority <= PRIORITY_RANGES[e.kind].least_urgent
+       for e in _ENTRIES):
+    raise RuntimeError("a catalogue priority lies outside its rule family's PRIORITY_RANGES")

@@ -1,15 +1,22 @@
 """Supervision: every link is watched, and a silent hub or device is an alarm of its own.
 
 - `hub_offline` (priority 2): no heartbeat for `missed_heartbeats` x the hub's own
-  `interval_s` + `grace_s` (SCAIP: the receiver supervises the heartbeat). Raised on a
-  tick; cleared by the hub's next heartbeat. A person with two hubs has one condition
-  (subject ""), cleared only when every hub is beating again.
+  `interval_s` + `grace_s` (SCAIP: the receiver supervises the heartbeat), judged on the
+  centre's receive times, so a hub beating on time with a wrong clock is never offline.
+  Raised on a tick; cleared by the hub's next heartbeat. A person with two hubs has one
+  condition (subject ""), cleared only when every hub is beating again.
+- `hub_clock_wrong` (per hub, subject the hub id; priority 4): the hub's clock is more than
+  `clock.MAX_CLOCK_OFFSET` from the centre's, ahead (at once) or behind (once a live heartbeat
+  confirms it), measured from `hub_ts` against the receive time (`clock.py`). Cleared when
+  the estimate is within the bound again. Meanwhile the hub's messages are placed on the
+  centre's clock (`clock.HubClock.place`) before any rule sees them.
 - `device_not_seen` (per device): the hub's `device_not_seen` event, or a device whose
   last sign of life (any message from it, or `last_seen` in a heartbeat) is older than
   its expected interval (profile `expected_intervals`, else 25 h) + `grace_s`. Not raised
   while the device's hub is offline: the hub being offline explains it (the alerting
-  pipeline's inhibition then only has to mute what was already open). Cleared by
-  `device_seen_again` or by fresh evidence of the device.
+  pipeline's inhibition then only has to mute what was already open); nor while its hub's
+  clock is in doubt (`clock.Verdict.IN_DOUBT`), when the last signs of life may be stamped
+  by a slow clock. Cleared by `device_seen_again` or by fresh evidence of the device.
 - `battery_low`, `tamper`, `power_failure` clear on `battery_ok`, `tamper_cleared`,
   `power_restored` (a heartbeat on mains power also restores, one on battery also fails).
 - `device_fault` has no all-clear code in the protocol: an operator closes it.
@@ -24,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from detection.clock import MAX_CLOCK_OFFSET, PACE_TOLERANCE, WINDOW, WRONG, HubClock, Verdict, describe
 from detection.decisions import Decision, PersonContext
 from detection.rules import CATALOGUE, CLEARED_BY, RAISED_BY, RuleId, RuleKind
 from telecare_protocol import DeviceEvent, Heartbeat, Message, Power
@@ -45,30 +53,73 @@ class SupervisionRules:
         self.offline: set[str] = set()
         self.last_seen: dict[tuple[str, str], datetime] = {}
         """(hub, device) → its latest sign of life."""
+        self.clocks: dict[str, HubClock] = {}
+        """hub → its clock, as the centre judges it (only for messages with a receive time)."""
 
     def hub_is_offline(self, hub: str) -> bool:
         return hub in self.offline
 
-    def message(self, message: Message) -> list[Decision]:
+    def clock_in_doubt(self, hub: str | None = None) -> bool:
+        """Whether the hub's (or, with no hub, any of the person's hubs') clock is in doubt (`clock.py`)."""
+        hubs = [hub] if hub is not None else list(self.clocks)
+        return any(h in self.clocks and self.clocks[h].verdict is Verdict.IN_DOUBT for h in hubs)
+
+    def place(self, message: Message, received_at: datetime | None) -> tuple[list[Decision], Message]:
+        """Judge the hub's clock by the message (raising or clearing `hub_clock_wrong`) and return the
+        message on the engine's time axis (`clock.HubClock.place`). Without a receive time (a replay of a
+        recording) nothing is judged and the message is returned as it is."""
+        if received_at is None:
+            return [], message
+        clock = self.clocks.setdefault(message.hub_id, HubClock())
+        verdict = clock.observe(message, received_at)
+        return self._clock(message.hub_id, clock, verdict, received_at), clock.place(message, received_at)
+
+    def _clock(self, hub: str, clock: HubClock, verdict: Verdict, now: datetime) -> list[Decision]:
+        rule = RuleId.HUB_CLOCK_WRONG
+        best, estimate = clock.best, clock.estimate
+        if verdict in WRONG and best is not None and estimate is not None:
+            settings = self.ctx.settings[rule]
+            how = ("a message stamped later than the centre received it" if verdict is Verdict.AHEAD else
+                   f"confirmed by a heartbeat received at the hub's own pace (within {PACE_TOLERANCE.seconds} s)")
+            return self.ctx.raise_(
+                rule, hub, settings.i("priority"), f"Hub {hub} clock wrong: {describe(estimate)}",
+                {"hub_id": hub, "offset_s": round(estimate.total_seconds(), 3), "offset": describe(estimate),
+                 "direction": verdict.value, "limit_s": MAX_CLOCK_OFFSET.total_seconds(),
+                 "estimated_from": {"message_id": best.message_id, "hub_ts": best.hub_ts.isoformat(),
+                                    "received_at": best.received_at.isoformat()},
+                 "how": f"the highest hub_ts - receive time over the messages received in the last "
+                        f"{WINDOW.seconds // 60} min (a delay only lowers it); {how}",
+                 "consequence": "the hub's messages are placed on the centre's clock until it is right",
+                 "source": settings.source("priority")}, now)
+        if verdict is Verdict.RIGHT and self.ctx.is_open(rule, hub) and best is not None and estimate is not None:
+            return self.ctx.clear(rule, hub, now, {"why": "the hub's clock is right again", "hub_id": hub,
+                                                   "offset_s": round(estimate.total_seconds(), 3),
+                                                   "message_id": best.message_id})
+        return []
+
+    def message(self, message: Message, received_at: datetime | None = None) -> list[Decision]:
+        """Signs of life in one message (already placed, `place`); `received_at` is when the centre got it."""
         decisions: list[Decision] = []
         if isinstance(message, Heartbeat):
-            decisions += self._heartbeat(message)
+            decisions += self._heartbeat(message, received_at or message.source_ts)
         else:
             decisions += self._seen(message.hub_id, message.device_id, message.source_ts, message.id)
         if isinstance(message, DeviceEvent):
             decisions += self._event(message)
         return decisions
 
-    def _heartbeat(self, beat: Heartbeat) -> list[Decision]:
+    def _heartbeat(self, beat: Heartbeat, arrived: datetime) -> list[Decision]:
+        """`arrived`: the receive time (the beat's own time in a replay of a recording)."""
         decisions: list[Decision] = []
         previous = self.heartbeat.get(beat.hub_id)
-        if previous is None or beat.source_ts >= previous[0]:
-            self.heartbeat[beat.hub_id] = (beat.source_ts, beat.interval_s)
-        evidence = {"message_id": str(beat.id), "hub_id": beat.hub_id, "source_ts": beat.source_ts.isoformat()}
+        if previous is None or arrived >= previous[0]:
+            self.heartbeat[beat.hub_id] = (arrived, beat.interval_s)
+        evidence = {"message_id": str(beat.id), "hub_id": beat.hub_id, "source_ts": beat.source_ts.isoformat(),
+                    "received_at": arrived.isoformat()}
         if beat.hub_id in self.offline:
             self.offline.discard(beat.hub_id)
             if not self.offline:
-                decisions += self.ctx.clear(RuleId.HUB_OFFLINE, "", beat.source_ts, {"heartbeat": evidence})
+                decisions += self.ctx.clear(RuleId.HUB_OFFLINE, "", arrived, {"heartbeat": evidence})
         power = self.ctx.settings[RuleId.POWER_FAILURE]
         if beat.power == Power.BATTERY:
             decisions += self.ctx.raise_(RuleId.POWER_FAILURE, "", power.i("priority"),
@@ -81,7 +132,7 @@ class SupervisionRules:
         for status in beat.devices:
             if status.last_seen is not None:
                 decisions += self._seen(beat.hub_id, status.device_id, status.last_seen, beat.id, now=beat.source_ts)
-        decisions += self._stale_devices(beat.hub_id, beat.source_ts)
+        decisions += self._stale_devices(beat.hub_id, arrived)
         return decisions
 
     def _seen(self, hub: str, device: str, at: datetime, message_id: UUID,
@@ -108,7 +159,7 @@ class SupervisionRules:
         return seen is not None and now - seen <= self._expected(device)
 
     def _stale_devices(self, hub: str, now: datetime) -> list[Decision]:
-        if hub in self.offline:
+        if hub in self.offline or self.clock_in_doubt(hub):
             return []
         decisions: list[Decision] = []
         rule = self.ctx.settings[RuleId.DEVICE_NOT_SEEN]
@@ -145,6 +196,8 @@ class SupervisionRules:
 
     def tick(self, now: datetime) -> list[Decision]:
         decisions: list[Decision] = []
+        for clock in self.clocks.values():
+            clock.expire(now)  # a silent hub's clock is no longer in doubt, only unknown
         rule = self.ctx.settings[RuleId.HUB_OFFLINE]
         for hub in sorted(self.heartbeat):
             last, interval = self.heartbeat[hub]

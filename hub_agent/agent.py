@@ -80,7 +80,12 @@ class HubAgent:
     def __init__(self, hub_id: str, devices: Iterable[PairedDevice], uplink: UplinkLike,
                  heartbeat_interval_s: int = 60, *, zigbee_devices: Iterable[ZigbeeDevice] = (),
                  power: PowerMonitor | None = None, clock: Callable[[], float] = time.monotonic,
-                 on_alarm: Callable[[AlarmNotice], None] = lambda notice: None) -> None:
+                 on_alarm: Callable[[AlarmNotice], None] = lambda notice: None,
+                 wall_clock: Callable[[], datetime] = utc_now) -> None:
+        """`clock`: monotonic seconds (uptime, supervision timers). `wall_clock`: the hub's UTC time, which
+        stamps `hub_ts` on every message and the times of the hub's own events and heartbeats; on a
+        Raspberry Pi without a real-time clock it can be days off after a power cut (tests inject one
+        that is)."""
         self.hub_id = hub_id
         self.uplink = uplink
         self.heartbeat_interval_s = heartbeat_interval_s
@@ -91,8 +96,9 @@ class HubAgent:
         self.last_seen: dict[str, datetime] = {}
         self.rejected: Counter[str] = Counter()
         self.radio: asyncio.Queue[Frame] = asyncio.Queue()
-        self.power = power or PowerMonitor(hub_id, FixedSource())
-        self.supervisor = Supervisor(hub_id, clock=clock)
+        self._wall_clock = wall_clock
+        self.power = power or PowerMonitor(hub_id, FixedSource(), wall_clock=wall_clock)
+        self.supervisor = Supervisor(hub_id, clock=clock, wall_clock=wall_clock)
         for device in self.devices.values():
             device_type = (DeviceType.PULSE_OXIMETER if device.kind is DeviceKind.OXIMETER
                            else self.bthome[device.address.upper()].device_type)
@@ -110,9 +116,11 @@ class HubAgent:
     # --- frames -------------------------------------------------------------------------------
 
     def handle(self, frame: Frame) -> list[Message]:
-        """Decode one frame from a radio into the messages it means (often none). Never raises."""
+        """Decode one frame from a radio into the messages it means (often none), each stamped `hub_ts`
+        by the hub's wall clock now. Never raises."""
         try:
-            return self._handle(frame)
+            now = self._wall_clock()
+            return [message.model_copy(update={"hub_ts": now}) for message in self._handle(frame)]
         except Exception:
             log.exception("unexpected error handling a %s", type(frame).__name__)
             self.rejected["internal_error"] += 1
@@ -166,9 +174,10 @@ class HubAgent:
 
     def hub_fault(self, fault: str, detail: Detail | None = None) -> DeviceEvent:
         """A `DEVICE_FAULT` about the hub itself (device id = hub id)."""
+        now = self._wall_clock()
         return DeviceEvent.new(hub_id=self.hub_id, device_id=self.hub_id, device_type=DeviceType.COMMUNICATION_LINK,
-                               code=EventCode.DEVICE_FAULT, source_ts=utc_now(),
-                               detail={"fault": fault, **(detail or {})})
+                               code=EventCode.DEVICE_FAULT, source_ts=now,
+                               detail={"fault": fault, **(detail or {})}).model_copy(update={"hub_ts": now})
 
     def report_fault(self, fault: str, error: str) -> None:
         """Send a hub fault now (called by the scanner and the Zigbee link, once per outage)."""
@@ -214,7 +223,8 @@ class HubAgent:
         for zigbee in self.zigbee.values():
             statuses.append(DeviceStatus(device_id=zigbee.device.device_id, last_seen=zigbee.last_seen,
                                          battery_pct=zigbee.battery_pct))
-        return Heartbeat(hub_id=self.hub_id, device_id=self.hub_id, source_ts=utc_now(), power=self.power.current,
+        now = self._wall_clock()
+        return Heartbeat(hub_id=self.hub_id, device_id=self.hub_id, source_ts=now, hub_ts=now, power=self.power.current,
                          uptime_s=round(max(0.0, self._clock() - self._started), 3),
                          interval_s=self.heartbeat_interval_s, outbox_depth=self.uplink.unacked,
                          devices=tuple(statuses))

@@ -328,8 +328,8 @@ class Uplink:
             self._schedule.acknowledged(set(due) - found - set(direct))  # gone from the outbox meanwhile
             self._wake = True
         self.resent += len(found) + len(direct)
-        log.warning("hub %s: no ack from the centre for %d messages; resending them", self.hub_id,
-                    len(found) + len(direct))
+        log.info("hub %s: no ack from the centre for %d messages; resending them", self.hub_id,
+                 len(found) + len(direct))
 
     def _publish(self, row: Pending) -> None:
         with self._cond:

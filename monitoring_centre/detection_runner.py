@@ -6,7 +6,9 @@ hard dependency of the centre: there is no second set of rules to fall back on. 
 thread-safe, so one lock is shared by ingest (`observe`, inside the batch's transaction) and
 the tick thread (`tick(now)`, its decisions applied in a transaction of their own). At start
 it is warmed up from the last `warm_up_days` of stored messages, in arrival order, so a
-restart neither forgets baselines nor raises again what is already on the queue.
+restart neither forgets baselines nor raises again what is already on the queue. Each message
+reaches the engine with the centre's receive time (stored with it), by which the engine
+judges the hub's clock and liveness (`detection/clock.py`).
 
 Applying decisions (`apply`): one active alert per person + rule + subject.
 - A `Raise` that comes with a new message, while the alert is active, is a repeat: the
@@ -42,10 +44,13 @@ Message = ReadingMessage | DeviceEvent | Heartbeat
 WARM_UP_CHUNK = 2000
 
 
-def message_evidence(message: Message) -> dict[str, Any]:
-    """What an alert keeps of the message that raised or repeated it."""
+def message_evidence(message: Message, received_at: datetime | None = None) -> dict[str, Any]:
+    """What an alert keeps of the message that raised or repeated it: its times as the hub stamped
+    them, and when the centre received it."""
     evidence: dict[str, Any] = {"message_id": str(message.id), "type": message.type, "device_id": message.device_id,
                                 "source_ts": message.source_ts.isoformat()}
+    if received_at is not None:
+        evidence["received_at"] = received_at.isoformat()
     if isinstance(message, DeviceEvent):
         evidence |= {"code": message.code.value, "detail": dict(message.detail)}
     elif isinstance(message, ReadingMessage):
@@ -60,15 +65,15 @@ def message_evidence(message: Message) -> dict[str, Any]:
 class EngineLike(Protocol):
     """`detection.engine.Engine`, as the centre uses it."""
 
-    def observe(self, message: Message) -> list[Decision]: ...
+    def observe(self, message: Message, received_at: datetime | None = None) -> list[Decision]: ...
     def tick(self, now: datetime) -> list[Decision]: ...
-    def warm_up(self, messages: Iterable[Message]) -> None: ...
+    def warm_up(self, messages: Iterable[tuple[Message, datetime | None]]) -> None: ...
     def set_profile(self, profile: PersonProfile) -> None: ...
     def person_for_hub(self, hub_id: str) -> str | None: ...
 
 
 def apply(session: Session, decisions: Iterable[Decision], *, hub: Hub | None = None,
-          message: Message | None = None) -> set[int]:
+          message: Message | None = None, received_at: datetime | None = None) -> set[int]:
     """Turn the engine's decisions into alert changes; returns the ids of changed alerts."""
     changed: set[int] = set()
     for decision in decisions:
@@ -82,14 +87,14 @@ def apply(session: Session, decisions: Iterable[Decision], *, hub: Hub | None = 
             active = alerts.active_alert(session, person_id, raised.rule, raised.subject)
             if active is not None and message is None and raised.priority >= active.priority:
                 continue  # re-asserted by a tick, no new evidence: not a repeat (module docstring)
-            evidence = _evidence(message, raised.at, raised.explanation)
+            evidence = _evidence(message, received_at, raised.at, raised.explanation)
             hub_id = hub.id if hub is not None else _hub_of(session, person_id, raised.subject)
             alert = alerts.raise_alert(session, person_id=person_id, hub_id=hub_id, rule=raised, subject=raised.subject,
                                        at=raised.at, evidence=evidence, why=raised.title, detail=raised.explanation)
             changed.add(alert.id)
         else:
             cleared_by = decision
-            evidence = _evidence(message, cleared_by.at, cleared_by.explanation)
+            evidence = _evidence(message, received_at, cleared_by.at, cleared_by.explanation)
             cleared = alerts.clear_alert(session, person_id=person_id, rule=cleared_by.rule,
                                          subject=cleared_by.subject, evidence=evidence)
             if cleared is not None:
@@ -97,14 +102,19 @@ def apply(session: Session, decisions: Iterable[Decision], *, hub: Hub | None = 
     return changed
 
 
-def _evidence(message: Message | None, at: datetime, explanation: dict[str, Any]) -> dict[str, Any]:
-    evidence: dict[str, Any] = message_evidence(message) if message is not None else {"at": at.isoformat()}
+def _evidence(message: Message | None, received_at: datetime | None, at: datetime,
+              explanation: dict[str, Any]) -> dict[str, Any]:
+    evidence: dict[str, Any] = (message_evidence(message, received_at) if message is not None
+                                else {"at": at.isoformat()})
     return evidence | {"explanation": explanation}
 
 
 def _hub_of(session: Session, person_id: int, device_id: str) -> str:
-    """The hub an alert belongs to: the device's hub for a per-device condition, else the person's first hub."""
+    """The hub an alert belongs to: the device's hub for a per-device condition (the hub itself when the
+    subject is one of the person's hubs), else the person's first hub."""
     if device_id:
+        if session.scalar(select(Hub.id).where(Hub.person_id == person_id, Hub.id == device_id)) is not None:
+            return device_id
         found = session.scalar(select(Device.hub_id).join(Hub, Hub.id == Device.hub_id)
                                .where(Hub.person_id == person_id, Device.id == device_id))
         if found is not None:
@@ -112,21 +122,22 @@ def _hub_of(session: Session, person_id: int, device_id: str) -> str:
     return session.scalar(select(Hub.id).where(Hub.person_id == person_id).order_by(Hub.id)) or ""
 
 
-def stored_messages(sessions: sessionmaker[Session], since: datetime) -> Iterator[Message]:
-    """Accepted messages received since `since`, in arrival order, for the engine's warm-up."""
+def stored_messages(sessions: sessionmaker[Session], since: datetime) -> Iterator[tuple[Message, datetime]]:
+    """Accepted messages received since `since`, with their receive times, in arrival order, for the
+    engine's warm-up."""
     with sessions() as session:
         rows = session.execute(
-            select(InboundMessage.type, InboundMessage.payload)
+            select(InboundMessage.type, InboundMessage.payload, InboundMessage.received_at)
             .where(InboundMessage.received_at >= since)
             .order_by(InboundMessage.received_at)
             .execution_options(yield_per=WARM_UP_CHUNK)
         )
-        for kind, payload in rows:
+        for kind, payload, received_at in rows:
             model = MESSAGE_TYPES.get(kind)
             if model is None:
                 continue
             try:
-                yield model.model_validate_json(payload)
+                yield model.model_validate_json(payload), received_at
             except ValueError:
                 log.warning("a stored %s no longer parses; left out of the warm-up", kind)
 
@@ -182,7 +193,7 @@ class EngineRunner:
         """Feed the engine the last `days` of stored messages; returns how many."""
         count = 0
 
-        def counted() -> Iterator[Message]:
+        def counted() -> Iterator[tuple[Message, datetime]]:
             nonlocal count
             for message in stored_messages(self.sessions, self.clock() - timedelta(days=days)):
                 count += 1
@@ -193,7 +204,7 @@ class EngineRunner:
         log.info("detection warmed up from %d stored messages (%g days)", count, days)
         return count
 
-    def observe(self, session: Session, hub: Hub, message: Message) -> set[int]:
+    def observe(self, session: Session, hub: Hub, message: Message, received_at: datetime | None = None) -> set[int]:
         with self.lock:
             known = self.engine.person_for_hub(hub.id) is not None
         if not known:  # enrolled since the centre started
@@ -202,8 +213,8 @@ class EngineRunner:
                     self.engine.set_profile(profile)
                     self.people.add(profile.id)
         with self.lock:
-            decisions = self.engine.observe(message)
-        return apply(session, decisions, hub=hub, message=message)
+            decisions = self.engine.observe(message, received_at)
+        return apply(session, decisions, hub=hub, message=message, received_at=received_at)
 
     def tick(self, now: datetime | None = None) -> set[int]:
         """One pass of the engine's timer rules, applied and committed; returns the changed alerts."""

@@ -15,8 +15,9 @@ be better (see the report to the lead).
 
 Line protocol: measurement = the metric (`spo2`, `heart_rate`, …), field `value`, tags
 `person` (the centre's person id, not the name), `device`, `unit` and `quality` (the
-reading's quality flags joined with `|`, `ok` when there are none), time = the device's
-`source_ts` in milliseconds. A reading with no value (sensor off, invalid) is skipped: it
+reading's quality flags joined with `|`, `ok` when there are none; `clock_suspect` too when the
+hub's clock was ahead), time = the device's `source_ts` in milliseconds (the centre's receive
+time for a `clock_suspect` reading). A reading with no value (sensor off, invalid) is skipped: it
 has nothing to chart, and it stays in the centre with its flag; skipped readings are counted.
 """
 
@@ -88,13 +89,15 @@ def point_of(reading: Reading) -> Point | None:
     """The reading as one InfluxDB point, or None when it has no value."""
     if reading.value is None:
         return None
-    quality = "|".join(sorted(str(flag) for flag in reading.quality)) or "ok"
+    flags = [str(flag) for flag in reading.quality] + (["clock_suspect"] if reading.clock_suspect else [])
+    quality = "|".join(sorted(flags)) or "ok"
+    when = reading.received_at if reading.clock_suspect else reading.source_ts  # never a time the hub made up
     point: Point = Point(reading.metric)  # type: ignore[no-untyped-call]  # influxdb-client is untyped
     for key, value in (("person", str(reading.person_id)), ("device", reading.device_id), ("unit", reading.unit),
                        ("quality", quality)):
         point.tag(key, value)  # type: ignore[no-untyped-call]
     point.field("value", float(reading.value))  # type: ignore[no-untyped-call]
-    point.time(int(reading.source_ts.timestamp() * 1000), WritePrecision.MS)  # type: ignore[no-untyped-call]
+    point.time(int(when.timestamp() * 1000), WritePrecision.MS)  # type: ignore[no-untyped-call]
     return point
 
 

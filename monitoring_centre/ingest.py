@@ -25,7 +25,9 @@ Reasons a message is dead-lettered (the `reason` column and the `reason` label o
 - `too_large`: more than `MAX_PAYLOAD_BYTES`.
 - `malformed`: not UTF-8 (RFC 8259 JSON is UTF-8), not JSON, not an object, a field of the
   wrong type, an unknown (extra) field, or a status that is neither online nor offline.
-- `unknown_version`, `missing_field`, `impossible_value`, `future_timestamp`: from the protocol.
+- `unknown_version`, `missing_field`, `impossible_value`: from the protocol. No message is
+  refused for its times (a hub's clock can be days off; its alarms must still be raised):
+  `future_timestamp`, in dead letters from before, is no longer given.
 - `hub_mismatch`: the payload's hub id is not the hub that published it (the topic).
 - `wrong_topic`: a message type on another type's topic (a reading on `events`).
 - `unknown_hub`: a hub with a broker account that is not enrolled.
@@ -35,6 +37,14 @@ Reasons a message is dead-lettered (the `reason` column and the `reason` label o
   chart. The dead letter keeps the whole payload, so nothing is lost if it was a pairing
   mistake.
 - `internal_error`: a bug met this message; it is kept so it can be replayed once fixed.
+
+Times: every message is stored with the centre's receive time (`received_at`: the batch's
+time, taken when ingest takes the batch from the receiver's bounded queue) beside the hub's
+`source_ts` and `hub_ts`, which are kept as sent. A reading or event stamped later than its
+receipt by more than the protocol's `CLOCK_TOLERANCE` is stored with `clock_suspect`. Liveness
+bookkeeping uses the receive time (`Hub.last_heartbeat_at`), and a device's `last_seen` is
+never later than the receipt. Detection gets the receive time with each message and judges
+the hub's clock itself (`detection/clock.py`).
 
 A replay of a message id already stored is not an error: it is the broker redelivering
 after a lost PUBACK, or the hub resending for want of an ack, dropped and counted in
@@ -65,7 +75,7 @@ from monitoring_centre import alerts
 from monitoring_centre.storage import DeadLetter, Device, Event, Hub, InboundMessage, Reading, utc_now
 from telecare_protocol import DeviceEvent, Heartbeat, ProtocolError, decode
 from telecare_protocol import Reading as ReadingMessage
-from telecare_protocol.codec import MAX_PAYLOAD_BYTES
+from telecare_protocol.codec import CLOCK_TOLERANCE, MAX_PAYLOAD_BYTES
 from telecare_protocol.topics import KINDS, STATUS, parse_topic
 
 log = logging.getLogger(__name__)
@@ -121,9 +131,9 @@ class Detector(Protocol):
     """What ingest asks about each stored message: which alerts did it open, repeat or clear?
 
     Called inside the batch's transaction, in arrival order, after the message's rows are
-    flushed. Returns the ids of alerts it changed."""
+    flushed, with the centre's receive time. Returns the ids of alerts it changed."""
 
-    def observe(self, session: Session, hub: Hub, message: Message) -> set[int]: ...
+    def observe(self, session: Session, hub: Hub, message: Message, received_at: datetime) -> set[int]: ...
 
 
 class IngestMetrics:
@@ -169,7 +179,7 @@ class _Item:
 
 
 class _NoDetection:
-    def observe(self, session: Session, hub: Hub, message: Message) -> set[int]:
+    def observe(self, session: Session, hub: Hub, message: Message, received_at: datetime) -> set[int]:
         return set()
 
 
@@ -185,7 +195,7 @@ class Ingest:
         """Store a batch durably. Raises only if the database itself fails (then nothing is acknowledged)."""
         started = time.perf_counter()
         now = self.clock()
-        items = [self._check(inbound, now) for inbound in batch]
+        items = [self._check(inbound) for inbound in batch]
         try:
             with self.sessions() as session, session.begin():
                 outcome = self._store(session, items, now)
@@ -202,15 +212,15 @@ class Ingest:
 
     # --- step 1: checks without the database ------------------------------------------
 
-    def _check(self, inbound: Inbound, now: datetime) -> _Item:
+    def _check(self, inbound: Inbound) -> _Item:
         item = _Item(inbound)
         try:
-            self._parse(item, now)
+            self._parse(item)
         except Rejected as refusal:
             item.refusal = refusal
         return item
 
-    def _parse(self, item: _Item, now: datetime) -> None:
+    def _parse(self, item: _Item) -> None:
         inbound = item.inbound
         topic = parse_topic(inbound.topic)
         if topic is None:
@@ -229,7 +239,7 @@ class Ingest:
         except UnicodeDecodeError:
             raise Rejected("malformed", "$", "not UTF-8: a message is UTF-8 JSON") from None
         try:
-            message = decode(item.text, now=now)
+            message = decode(item.text)
         except ProtocolError as error:
             raise Rejected(error.reason, error.field, error.detail) from None
         if message.hub_id != topic.hub_id:
@@ -327,13 +337,15 @@ class Ingest:
                                      "device_id": message.device_id, "metric": message.metric.value,
                                      "value": message.value, "unit": message.unit,
                                      "quality": [flag.value for flag in message.quality],
-                                     "source_ts": message.source_ts})
+                                     "source_ts": message.source_ts, "received_at": now,
+                                     "clock_suspect": stamped_ahead(message, now)})
             elif isinstance(message, DeviceEvent):
                 event_rows.append({"message_id": message_id, "person_id": person_of[message.hub_id],
                                    "hub_id": message.hub_id, "device_id": message.device_id,
                                    "device_type": message.device_type.value, "code": message.code.value,
                                    "priority": message.priority, "detail": dict(message.detail),
-                                   "source_ts": message.source_ts})
+                                   "source_ts": message.source_ts, "received_at": now,
+                                   "clock_suspect": stamped_ahead(message, now)})
         for model, rows in ((InboundMessage, inbound_rows), (Reading, reading_rows), (Event, event_rows)):
             if rows:
                 session.execute(insert(model), rows)
@@ -373,20 +385,22 @@ class Ingest:
         outcome.stored += 1
         outcome.accepted_by_type[message.type] += 1
         if isinstance(message, Heartbeat):
-            self._heartbeat(hub, message, devices)
+            self._heartbeat(hub, message, devices, now)
         else:
             device = devices[(hub.id, message.device_id)]
-            device.last_seen = max(device.last_seen or message.source_ts, message.source_ts)
+            seen = min(message.source_ts, now)  # a hub clock that is ahead never makes a device look newer
+            device.last_seen = max(device.last_seen or seen, seen)
         try:
-            outcome.changed_alerts.update(self.detector.observe(session, hub, message))
+            outcome.changed_alerts.update(self.detector.observe(session, hub, message, now))
         except SQLAlchemyError:
             raise  # the database is failing: the batch is retried, nothing acknowledged
         except Exception:  # a bug in a rule must not stop the message being stored, nor the batch
             log.exception("detection failed on message %s from %s; it is stored", message.id, hub.id)
 
-    def _heartbeat(self, hub: Hub, beat: Heartbeat, devices: dict[tuple[str, str], Device]) -> None:
-        if hub.last_heartbeat_at is None or beat.source_ts >= hub.last_heartbeat_at:
-            hub.last_heartbeat_at = beat.source_ts
+    def _heartbeat(self, hub: Hub, beat: Heartbeat, devices: dict[tuple[str, str], Device], now: datetime) -> None:
+        """The hub's state from its newest heartbeat; `last_heartbeat_at` is when the centre received it."""
+        if hub.last_heartbeat_at is None or now >= hub.last_heartbeat_at:
+            hub.last_heartbeat_at = now
             hub.heartbeat_interval_s = beat.interval_s
             hub.power = beat.power.value
         for status in beat.devices:
@@ -394,8 +408,9 @@ class Ingest:
             if device is None:
                 log.warning("hub %s reports a device the centre has not paired: %s", hub.id, status.device_id)
                 continue
-            if status.last_seen and (device.last_seen is None or status.last_seen > device.last_seen):
-                device.last_seen = status.last_seen
+            seen = min(status.last_seen, now) if status.last_seen else None
+            if seen and (device.last_seen is None or seen > device.last_seen):
+                device.last_seen = seen
             if status.battery_pct is not None:
                 device.battery_pct = status.battery_pct
 
@@ -414,6 +429,13 @@ class Ingest:
             return {alert.id}
         cleared = alerts.clear_alert(session, person_id=hub.person_id, rule=hub_offline, subject="", evidence=evidence)
         return {cleared.id} if cleared else set()
+
+
+def stamped_ahead(message: Message, received_at: datetime) -> bool:
+    """Stamped later than its receipt by more than `CLOCK_TOLERANCE`: impossible with a right clock,
+    so the hub's clock is ahead (the message is kept, flagged `clock_suspect`)."""
+    limit = received_at + CLOCK_TOLERANCE
+    return message.source_ts > limit or message.hub_ts > limit
 
 
 def _add_receipt(outcome: Outcome, item: _Item) -> None:

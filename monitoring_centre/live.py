@@ -3,6 +3,9 @@
 The ingest thread calls `publish` with the ids of alerts that changed; each console's
 event stream gets them on the web server's event loop. Only ids travel here: a console
 then fetches the alerts through the API, where access rules and the audit log apply.
+Even an id says that a person had an alert, and when: a stream passes on only those its
+user may see (`visible_alert_ids`, by `access.visible_person_ids`), checked at each notice
+so a consent withdrawn ends the notices at once.
 
 When the centre stops, `close()` ends every open stream at once (a stream checks `closed`
 after each notice), so the web server's graceful shutdown has no open response to wait
@@ -11,6 +14,25 @@ for and then cancel.
 
 import asyncio
 import threading
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitoring_centre.access import visible_person_ids
+from monitoring_centre.storage import Alert, User
+
+
+def visible_alert_ids(session: Session, user: User, alert_ids: Sequence[int]) -> list[int]:
+    """Those of `alert_ids` whose person `user` may see now, in the order given (an operator
+    or an administrator sees them all, without a query). Unknown ids are left out."""
+    visible = visible_person_ids(session, user)
+    if visible is None:
+        return list(alert_ids)
+    if not visible or not alert_ids:
+        return []
+    allowed = set(session.scalars(select(Alert.id).where(Alert.id.in_(alert_ids), Alert.person_id.in_(visible))))
+    return [alert_id for alert_id in alert_ids if alert_id in allowed]
 
 
 class AlertFeed:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitoring_centre import audit
+from monitoring_centre.profiles import check_rule_setting
 from monitoring_centre.storage import PlannedAbsence, RuleSetting, utc_now
 
 MAX_ABSENCE_DAYS = 366
@@ -31,9 +32,18 @@ def rule_settings(session: Session, person_id: int) -> list[RuleSetting]:
 
 def set_rule(session: Session, person_id: int, rule: str, params: dict[str, Any], *, by: str,
              reason: str) -> RuleSetting:
-    """Give the person their own parameters for `rule` (already validated by the engine's rules)."""
+    """Give the person their own parameters for `rule`.
+
+    The parameters are checked here again (`profiles.check_rule_setting`: the engine's kinds,
+    floors and ceilings), whatever checked them before, so no caller can store a setting the
+    engine would refuse, such as a help button switched off or demoted. Raises
+    `SettingRefused` with the reason (naming the bound and its source) and writes nothing."""
     if not reason.strip():
         raise SettingRefused("say why the person's setting changes (it goes in the audit log)")
+    try:
+        params = check_rule_setting(rule, params)
+    except ValueError as refused:
+        raise SettingRefused(str(refused)) from None
     row = session.scalar(select(RuleSetting).where(RuleSetting.person_id == person_id, RuleSetting.rule == rule))
     before = row.params if row else None
     if row is None:

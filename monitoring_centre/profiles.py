@@ -13,16 +13,22 @@
   "window_minutes": 120}, "timezone": "Europe/London"}` (each key optional).
 - `absences`: the person's `PlannedAbsence` rows.
 
-A row the engine would refuse (an unknown rule or parameter, a value of the wrong kind) is
-left out of the profile and logged as an error, so one bad setting never stops a person
-being watched on the defaults; the settings API validates before writing, so this is for
-rows written some other way.
+A row the engine would refuse (an unknown rule or parameter, a value of the wrong kind, or
+one outside the parameter's floor and ceiling, `detection.defaults`) is left out of the
+profile, logged as a warning naming the person, the rule and the bound, and counted in
+`SETTINGS_IGNORED` (`telecare_detection_settings_ignored_total{rule}`), so one bad setting
+never stops a person being watched on the defaults. For the alarm rules the defaults are
+their safety floor: a row stored before the floors existed (`pendant_alarm` with
+`enabled = false` or `priority = 5`) never switches the help button off or demotes it. The
+settings API validates before writing (`check_rule_setting`, and again in
+`person_settings.set_rule`), so this is for rows written some other way or before.
 """
 
 import logging
 from collections import defaultdict
 from typing import Any
 
+from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -36,6 +42,11 @@ log = logging.getLogger(__name__)
 
 PROFILE_RULE = "profile"
 PROFILE_KEYS = frozenset({"spo2_scale", "on_oxygen", "measurement_schedule", "timezone"})
+SETTINGS_IGNORED = Counter(
+    "telecare_detection_settings_ignored", "Stored rule settings left out when a profile was loaded (unknown, "
+    "malformed or outside a floor or ceiling); the rule runs on its defaults", ["rule"], registry=None)
+"""Counted once per load of the row (a centre start, and each refresh of the person). Not in
+any registry until the centre registers it (`Centre.registry`)."""
 
 
 def check_rule_setting(rule: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -111,8 +122,11 @@ def _profile(person_id: int, name: str, hubs: list[str], devices: list[Device], 
                 fields["rules"][row.rule] = {key: check_value(row.rule, key, value)
                                              for key, value in row.params.items()}
             except OverrideError as error:
-                log.error("person %s: setting for %s left out: %s", person_id, row.rule, error)
+                SETTINGS_IGNORED.labels(rule=row.rule).inc()
+                log.warning("person %s: stored setting for %s ignored, the rule runs on its defaults: %s",
+                            person_id, row.rule, error)
         else:
+            SETTINGS_IGNORED.labels(rule="unknown").inc()
             log.error("person %s: setting for unknown rule %r left out", person_id, row.rule)
     try:
         return PersonProfile.model_validate(fields)

@@ -1,7 +1,9 @@
 """Retention: raw data older than its period is deleted, in bounded chunks.
 
 What goes, and when (`RetentionSettings`):
-- readings and events whose `source_ts` is older than `readings_days`;
+- readings and events received more than `readings_days` ago (by the centre's receive time,
+  never the hub-stamped `source_ts`: a hub without a real-time clock can stamp 1970, which
+  would purge a reading at once, or a year ahead, which would keep it forever);
 - accepted inbound messages (the raw payloads, heartbeats included) received more than
   `inbound_days` ago, unless a reading or event still kept refers to one (it goes with them);
 - dead letters received more than `dead_letters_days` ago.
@@ -61,9 +63,10 @@ def purge(sessions: sessionmaker[Session], settings: RetentionSettings, now: dat
     now = now or utc_now()
     purged = Purged()
     readings_cutoff = now - timedelta(days=settings.readings_days)
-    purged.readings, chunks_r = _in_chunks(sessions, Reading, Reading.id, Reading.source_ts < readings_cutoff,
+    purged.readings, chunks_r = _in_chunks(sessions, Reading, Reading.id, Reading.received_at < readings_cutoff,
                                            settings.chunk)
-    purged.events, chunks_e = _in_chunks(sessions, Event, Event.id, Event.source_ts < readings_cutoff, settings.chunk)
+    purged.events, chunks_e = _in_chunks(sessions, Event, Event.id, Event.received_at < readings_cutoff,
+                                         settings.chunk)
     unreferenced = ~exists().where(Reading.message_id == InboundMessage.id) & ~exists().where(
         Event.message_id == InboundMessage.id)
     purged.inbound, chunks_i = _in_chunks(

@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -139,7 +140,9 @@ class InboundMessage(Base):
     device_id: Mapped[str] = mapped_column(String(63))
     source_ts: Mapped[datetime]
     hub_ts: Mapped[datetime]
+    """Both by the hub's clock, as sent (a Raspberry Pi has no real-time clock: they can be days off)."""
     received_at: Mapped[datetime]
+    """When the centre received it, by the centre's clock: what liveness and retention count from."""
     payload: Mapped[str] = mapped_column(Text)
 
 
@@ -153,7 +156,14 @@ class Reading(Base):
     value: Mapped[float | None] = mapped_column(Float)
     unit: Mapped[str] = mapped_column(String(16))
     quality: Mapped[list[Any]]
+    """The device's quality flags (`telecare_protocol.QualityFlag`), as sent."""
     source_ts: Mapped[datetime] = mapped_column(index=True)
+    """When the device measured it, by the hub's clock: as sent, never corrected."""
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    """When the centre received it, by the centre's clock (retention counts from it)."""
+    clock_suspect: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """Its `source_ts` or `hub_ts` was later than its receipt by more than the protocol's clock
+    tolerance: the hub's clock was ahead. Kept, never charted at that time (`trends.py`)."""
 
 
 class Event(Base):
@@ -168,6 +178,11 @@ class Event(Base):
     priority: Mapped[int]
     detail: Mapped[dict[str, Any]]
     source_ts: Mapped[datetime] = mapped_column(index=True)
+    """When the device saw it, by the hub's clock: as sent, never corrected."""
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    """When the centre received it, by the centre's clock (retention counts from it)."""
+    clock_suspect: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """As `Reading.clock_suspect`: stamped later than its receipt, so the hub's clock was ahead."""
 
 
 class Alert(Base):

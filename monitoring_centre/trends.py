@@ -3,13 +3,17 @@
 Each bucket gives the lowest, median and highest *clean* value, and counts the readings
 the device flagged (questionable, low perfusion, probe off) apart, so a chart never shows
 a flagged value as a result and never hides that there were some.
+
+A reading is placed by its `source_ts`, except one stored `clock_suspect` (stamped after
+its own receipt: the hub's clock was ahead), which is placed by its receive time and counted
+as flagged: its value is kept and seen, never charted at a time the hub made up.
 """
 
 import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from monitoring_centre.storage import Reading
@@ -33,16 +37,16 @@ def summarise(session: Session, person_id: int, metric: Metric, since: datetime,
     if bucket <= timedelta(0) or (until - since) / bucket > MAX_BUCKETS:
         raise ValueError(f"at most {MAX_BUCKETS} buckets: choose a longer bucket or a shorter window")
     rows = session.execute(
-        select(Reading.source_ts, Reading.value, Reading.quality)
+        select(Reading.source_ts, Reading.received_at, Reading.clock_suspect, Reading.value, Reading.quality)
         .where(Reading.person_id == person_id, Reading.metric == metric.value,
-               Reading.source_ts >= since, Reading.source_ts < until)
-        .order_by(Reading.source_ts)
+               or_(and_(~Reading.clock_suspect, Reading.source_ts >= since, Reading.source_ts < until),
+                   and_(Reading.clock_suspect, Reading.received_at >= since, Reading.received_at < until)))
     )
     values: dict[int, list[float]] = {}
     flagged: dict[int, int] = {}
-    for source_ts, value, quality in rows:
-        index = int((source_ts - since) / bucket)
-        if value is None or quality:
+    for source_ts, received_at, clock_suspect, value, quality in rows:
+        index = int(((received_at if clock_suspect else source_ts) - since) / bucket)
+        if value is None or quality or clock_suspect:
             flagged[index] = flagged.get(index, 0) + 1
         else:
             values.setdefault(index, []).append(value)

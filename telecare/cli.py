@@ -15,6 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--duration", type=float, default=None, help="stop by itself after SECONDS")
     demo.add_argument("--port", type=int, default=8080, help="web console port (default 8080)")
     demo.add_argument("--data-dir", type=Path, default=Path("demo-data"), help="where the database and credentials go")
+    demo.add_argument("--keep-data", action="store_true",
+                      help="carry on from the previous run's data (default: clear it and start afresh)")
     demo.add_argument("--broker", choices=("auto", "mosquitto", "embedded"), default="auto",
                       help="auto: Mosquitto when installed, else an embedded Python broker")
     demo.add_argument("--verbose", action="store_true")
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             return asyncio.run(run_demo(data_dir=args.data_dir, port=args.port, duration=args.duration,
-                                        broker=args.broker))
+                                        broker=args.broker, keep_data=args.keep_data))
         except KeyboardInterrupt:
             return 0
     if args.command == "pendant-replay":

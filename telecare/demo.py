@@ -3,6 +3,11 @@
 Nothing needs installing first: Mosquitto is used when it is installed, otherwise an
 embedded Python broker. Every credential is generated on the spot; the operator's is
 printed and written to `demo-credentials.json` (mode 600) in the data directory.
+
+Each run starts afresh: what an earlier run left in the data directory (its database, the
+broker's saved sessions, the kept mail: `DEMO_FILES`, `DEMO_DIRS`) is removed first, so its
+alarms are not still open and gaining repeats. `--keep-data` keeps it. Nothing else in the
+directory is touched.
 """
 
 import asyncio
@@ -10,6 +15,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 from pathlib import Path
 
@@ -23,10 +29,17 @@ from hub_agent.agent import HubAgent
 from hub_agent.uplink import Uplink
 from monitoring_centre.broker import BrokerAccount, start_broker
 from monitoring_centre.enrolment import DeviceRecord, enrol_home
+from monitoring_centre.export import CURSOR_FILE
 from monitoring_centre.storage import Alert, ContactPoint, Hub, PersonContact, Responder, User, utc_now
 from telecare.demo_mail import start_outbox
 
 OPERATOR = "operator"
+CREDENTIALS_FILE = "demo-credentials.json"
+DEMO_FILES = ("centre.db", "centre.db-wal", "centre.db-shm", "centre.db-journal", CREDENTIALS_FILE, CURSOR_FILE)
+"""What a run writes in the data directory: the SQLite database (`default_sqlite_url`) with its
+journal files, the operator's credentials and the export cursor."""
+DEMO_DIRS = ("broker", "outbox")
+"""The broker's configuration and saved sessions, and the mail kept for the simulated keyholder."""
 
 
 def write_private(path: Path, text: str) -> None:
@@ -44,8 +57,29 @@ def prepare_data_dir(data_dir: Path) -> Path:
     return data_dir
 
 
-async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker: str = "auto") -> int:
+def clear_previous_run(data_dir: Path) -> list[str]:
+    """Remove what an earlier run left in `data_dir` (`DEMO_FILES`, `DEMO_DIRS`), nothing else.
+    Returns the names removed, in that order."""
+    removed = []
+    for name in DEMO_FILES:
+        path = data_dir / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            removed.append(name)
+    for name in DEMO_DIRS:
+        path = data_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+            removed.append(name)
+    return removed
+
+
+async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker: str = "auto",
+                   keep_data: bool = False) -> int:
+    """Run the demo until `duration` seconds have passed (None: until SIGINT or SIGTERM). Returns 0.
+    Without `keep_data`, an earlier run's data in `data_dir` is removed first."""
     data_dir = prepare_data_dir(data_dir)
+    cleared = [] if keep_data else clear_previous_run(data_dir)
     operator_password = secrets.token_urlsafe(12)
     hub_account = BrokerAccount(DEMO_HUB_ID, secrets.token_urlsafe(24), "hub")
     centre_account = BrokerAccount("centre", secrets.token_urlsafe(24), "centre")
@@ -62,7 +96,7 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
     )
     centre = Centre(settings)
     _enrol_demo_home(centre, operator_password)
-    write_private(data_dir / "demo-credentials.json",
+    write_private(data_dir / CREDENTIALS_FILE,
                   json.dumps({"username": OPERATOR, "password": operator_password}) + "\n")
 
     hub = HubAgent(DEMO_HUB_ID, DEMO_DEVICES, Uplink(hub_id=DEMO_HUB_ID, password=hub_account.password,
@@ -79,7 +113,12 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
     broker_kind = "Mosquitto" if mqtt_v5 else "embedded Python broker (MQTT 3.1.1)"
     print(f"Telecare demo: console at {centre.url}/", flush=True)
     print(f"  sign in as {OPERATOR!r} with password {operator_password!r}", flush=True)
-    print(f"  (also in {data_dir / 'demo-credentials.json'}); broker: {broker_kind}", flush=True)
+    print(f"  (also in {data_dir / CREDENTIALS_FILE}); broker: {broker_kind}", flush=True)
+    if cleared:
+        print(f"  a fresh start: the previous run's data in {data_dir} was cleared (--keep-data keeps it)",
+              flush=True)
+    elif keep_data:
+        print(f"  --keep-data: carrying on with the data in {data_dir}", flush=True)
     print(f"  alarms nobody acknowledges reach the keyholder after 3 minutes: mail kept in {data_dir / 'outbox'}",
           flush=True)
     print("  Ctrl-C stops everything." if duration is None else f"  stopping by itself after {duration:g} s.",

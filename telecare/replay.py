@@ -20,7 +20,7 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TextIO
 
@@ -28,8 +28,6 @@ from detection.engine import Clear, Decision, Engine, Raise
 from detection.people import PeopleFileError, load_people
 from telecare_protocol import Message, ProtocolError, decode
 
-FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
-"""The decoder's "now": a recording is history, so no timestamp in it is in the future."""
 MAX_REPORTED = 20
 
 
@@ -52,7 +50,7 @@ def read_stream(handle: IO[str], stats: ReplayStats) -> Iterator[Message]:
         if not text:
             continue
         try:
-            message = decode(text, now=FAR_FUTURE)
+            message = decode(text)
         except ProtocolError as error:
             stats.bad_lines += 1
             if len(stats.bad) < MAX_REPORTED:

@@ -9,7 +9,6 @@ from telecare_protocol.ack import Ack, Refusal
 from telecare_protocol.codec import decode, decode_ack, encode
 from telecare_protocol.codes import DeviceType, EventCode, Metric, Power, Priority, QualityFlag
 from telecare_protocol.errors import (
-    FutureTimestamp,
     ImpossibleValue,
     MalformedMessage,
     MissingField,
@@ -32,7 +31,6 @@ __all__ = [
     "DeviceStatus",
     "DeviceType",
     "EventCode",
-    "FutureTimestamp",
     "Heartbeat",
     "ImpossibleValue",
     "MalformedMessage",

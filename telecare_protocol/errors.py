@@ -29,7 +29,3 @@ class ImpossibleValue(ProtocolError):
     """A value no device could measure (SpO2 of 140%), or a unit that does not fit."""
 
     reason = "impossible_value"
-
-
-class FutureTimestamp(ProtocolError):
-    reason = "future_timestamp"

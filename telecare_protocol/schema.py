@@ -24,7 +24,7 @@ from telecare_protocol.codes import (
     Priority,
     QualityFlag,
 )
-from telecare_protocol.errors import FutureTimestamp, ImpossibleValue, MalformedMessage, MissingField, UnknownVersion
+from telecare_protocol.errors import ImpossibleValue, MalformedMessage, MissingField, UnknownVersion
 from telecare_protocol.messages import (
     MESSAGE_TYPES,
     SUPPORTED_VERSIONS,
@@ -58,8 +58,9 @@ _ENVELOPE = {
     "hub_id": "The hub that sent it. Equal to the hub id in the topic.",
     "device_id": "The device it is about. A heartbeat's `device_id` is the hub's own id: the hub is the device "
                  "that beats.",
-    "source_ts": "When the device measured or saw it (RFC 3339, with a UTC offset).",
-    "hub_ts": "When the hub received it from the device (RFC 3339, with a UTC offset).",
+    "source_ts": "When the device measured or saw it (RFC 3339, with a UTC offset), by the hub's clock.",
+    "hub_ts": "When the hub received it from the device (RFC 3339, with a UTC offset), by the hub's clock. "
+              "The centre measures the hub's clock by it (see Time).",
     "type": "`reading`, `event` or `heartbeat`: which of the messages below it is.",
 }
 
@@ -145,8 +146,8 @@ def _range(metric: Metric) -> str:
 
 def render_protocol_doc() -> str:
     """The full Markdown of docs/protocol.md."""
-    skew_min = int(codec.MAX_CLOCK_SKEW.total_seconds() // 60)
     versions = ", ".join(str(v) for v in sorted(SUPPORTED_VERSIONS))
+    tolerance_min = int(codec.CLOCK_TOLERANCE.total_seconds() // 60)
     envelope = [f for f in Reading.model_fields if f in DeviceEvent.model_fields and f in Heartbeat.model_fields]
     kinds: list[tuple[str, ...]] = [(kind, f"`{topics.ROOT}/{{hub_id}}/{level}`") for kind, level in
              [*topics.KINDS.items(), ("hub status (not a protocol message)", topics.STATUS)]]
@@ -164,12 +165,10 @@ def render_protocol_doc() -> str:
          f"A value no device could produce: {ranges}; a `unit` that is not the metric's; a null `value` "
          f"without one of {no_value} in `quality`; `NaN` or `Infinity`; any number outside the range its "
          "schema gives (`priority` 0–9, `battery_pct` 0–100, …)."),
-        (FutureTimestamp, "`source_ts`, `hub_ts` or `devices.N.last_seen`",
-         f"More than {skew_min} minutes ahead of the receiver's clock. Past timestamps are accepted: a hub "
-         "replays its outbox after an outage."),
         (MalformedMessage, "the field, or `$` for the whole payload",
          f"Not UTF-8 JSON, not a JSON object, over {codec.MAX_PAYLOAD_BYTES // 1024} KiB, an unknown field, "
-         "a value of the wrong type, an unknown `type`, or an id that does not match its pattern."),
+         "a value of the wrong type, an unknown `type`, an id that does not match its pattern, or a time "
+         "without a UTC offset or outside years 1 to 9999 in UTC."),
     ]
     by_priority = {p: [c for c in EventCode if DEFAULT_PRIORITY[c] is p] for p in Priority}
     examples_md = "\n\n".join(f"Example `{name}` message:\n\n" + _json(json.loads(codec.encode(message)))
@@ -254,10 +253,26 @@ A version 1 hub keeps working with a version {ACK_VERSION} centre: the centre st
 as before and publishes acks for them too, which nobody subscribes to, so the broker drops
 them. A version {ACK_VERSION} hub needs a centre that acknowledges: upgrade the centre and its
 broker ACL first, then the hubs.""",
+        f"""## Time
+
+Every time is RFC 3339 with a UTC offset and an instant in UTC (years 1 to 9999 once the
+offset is applied); any other time is `malformed`. Beyond that, no message is
+refused for what its times say, however far ahead or behind: a Raspberry Pi has no real-time
+clock, so after a power cut a hub can run days off until NTP answers, and its alarms must
+still be raised. (Until the centre judged hub clocks itself, a receiver refused a time more
+than 5 minutes ahead of its own clock as `future_timestamp`; that refusal is gone.)
+
+The centre stamps each message with its own receive time and stores it beside the hub's. It
+measures each hub's clock from `hub_ts` against that receive time and raises a supervision
+alert, `hub_clock_wrong`, when the clock is more than {tolerance_min} minutes off; meanwhile it places the
+hub's messages on its own clock, and a time later than the message's receipt is never taken
+at its word (the centre's `docs/detection.md`, "Time"). A hub keeps its clock synchronised by
+NTP and stamps `hub_ts` when it receives from the device, so that its outbox's delay never
+makes a message look younger than it is.""",
         "## Rejections\n\n`decode` raises a `ProtocolError` subclass naming the field at fault (`.field`, "
         "with a dotted path for nested fields), with a human `.detail` and a short `.reason` code that the "
         "centre counts in its dead-letter table and metrics. It never raises anything else, whatever the "
-        "bytes. Checks run in this order: payload and JSON, version, type, required fields, schema, clock.\n\n"
+        "bytes. Checks run in this order: payload and JSON, version, type, required fields, schema.\n\n"
         + _table(("Reason", "Error", "Field", "Rule"),
                  [(f"`{e.reason}`", f"`{e.__name__}`", field, rule) for e, field, rule in rejections]),
         "## Priorities\n\nSCAIP carries a priority from 0 to 9; lower is more urgent, and `priority` accepts "

@@ -5,8 +5,8 @@ centre's SMTP server (`email.py`); anything else is an Apprise URL such as
 `json://host:port/path` or `ntfys://host/topic` (`apprise_channel.py`).
 
 `send` never raises for a delivery problem: an unreachable server, a refused login, a
-rejected recipient or a bad address all come back as `Delivery(ok=False)` with a detail
-fit for the notification log.
+rejected recipient, a bad address or one inside the centre's own networks (`targets.py`)
+all come back as `Delivery(ok=False)` with a detail fit for the notification log.
 """
 
 from collections.abc import Mapping
@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-__all__ = ["Delivery", "Message", "SmtpSettings", "send", "validate_address"]
+from alerting.channels.targets import NO_INTERNAL_TARGETS, InternalTargets
+
+__all__ = ["Delivery", "InternalTargets", "Message", "SmtpSettings", "send", "validate_address"]
 
 
 @dataclass(frozen=True)
@@ -114,12 +116,19 @@ def validate_address(address: str) -> str | None:
     return validate_url(address)
 
 
-def send(address: str, message: Message, smtp: SmtpSettings | None) -> Delivery:
-    """Deliver `message` to one contact point. Delivery problems are returned, never raised."""
+def send(address: str, message: Message, smtp: SmtpSettings | None, *,
+         internal: InternalTargets = NO_INTERNAL_TARGETS) -> Delivery:
+    """Deliver `message` to one contact point. Delivery problems are returned, never raised.
+    An Apprise URL whose host is inside the centre's own networks is not sent to unless
+    `internal` allows it (`targets.refusal`); mail always goes through `smtp`."""
     if is_mailto(address):
         from alerting.channels.email import send_email
 
         return send_email(address, message, smtp)
-    from alerting.channels.apprise_channel import send_apprise
+    from alerting.channels.apprise_channel import scheme, send_apprise
+    from alerting.channels.targets import refusal
 
+    refused = refusal(address, internal)
+    if refused is not None:
+        return Delivery(ok=False, channel=scheme(address) or "apprise", detail=f"not sent: {refused}")
     return send_apprise(address, message)

@@ -76,6 +76,20 @@ def _load(address: str) -> apprise.NotifyBase | str:
     return service
 
 
+def server_host(address: str) -> str | None:
+    """The host an Apprise URL's messages connect to, as Apprise itself parsed it (brackets
+    of an IPv6 address removed), when the URL names one: a service that can be self-hosted
+    (it has a plain `protocol` beside its TLS one: json://, ntfy://, gotify://, mqtt://, …)
+    with a host in its URL. None for a service with only a public endpoint (tgram://,
+    discord://, …: what stands where a host would be is a token), for a URL without a host
+    (ntfys://topic, on the public ntfy.sh), and for an address Apprise cannot use."""
+    loaded = _load(address)
+    if isinstance(loaded, str) or not getattr(type(loaded), "protocol", None):
+        return None
+    host = str(getattr(loaded, "host", "") or "").strip("[]")
+    return host or None
+
+
 def validate_url(address: str) -> str | None:
     """None when Apprise can send to `address`, otherwise the problem."""
     loaded = _load(address)

@@ -10,12 +10,23 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from alerting.escalation import escalation_lines
-from centre_app.api.deps import Centre, CentreStaff, CurrentUser, Db, VisibleAlert
+from centre_app.api.deps import (
+    Centre,
+    CentreStaff,
+    CentreState,
+    CurrentUser,
+    Db,
+    DocumentedRoute,
+    VisibleAlert,
+    errors,
+    invalid,
+)
 from monitoring_centre import alerts, audit
 from monitoring_centre.access import visible_person_ids
-from monitoring_centre.storage import Alert, Person
+from monitoring_centre.live import visible_alert_ids
+from monitoring_centre.storage import Alert, Person, User
 
-router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], route_class=DocumentedRoute)
 KEEPALIVE_S = 15.0
 
 
@@ -58,7 +69,7 @@ def list_alerts(user: CurrentUser, session: Db,
     return result
 
 
-@router.post("/{alert_id}/acknowledge")
+@router.post("/{alert_id}/acknowledge", responses=errors(409))
 def acknowledge(user: CentreStaff, alert: VisibleAlert, session: Db, centre: Centre) -> AlertOut:
     """An operator has seen this alert and owns it now. Escalation stops on acknowledgement,
     so only the centre's staff may do it: never the person or their family."""
@@ -84,13 +95,13 @@ def outcomes(user: CurrentUser) -> dict[str, str]:
     return alerts.OUTCOMES
 
 
-@router.post("/{alert_id}/resolve")
+@router.post("/{alert_id}/resolve", responses=errors(409))
 def resolve(resolution: Resolution, user: CentreStaff, alert: VisibleAlert, session: Db, centre: Centre) -> AlertOut:
     """Close the matter, with its outcome. A decision not to visit needs its reason."""
     if resolution.outcome not in alerts.OUTCOMES:
-        raise HTTPException(422, f"outcome must be one of {sorted(alerts.OUTCOMES)}")
+        raise invalid(("body", "outcome"), f"outcome must be one of {sorted(alerts.OUTCOMES)}")
     if resolution.outcome in alerts.NEEDS_A_REASON and not resolution.note.strip():
-        raise HTTPException(422, "a decision not to visit is recorded with its reason: add a note")
+        raise invalid(("body", "note"), "a decision not to visit is recorded with its reason: add a note")
     try:
         alerts.transition(session, alert, alerts.AlertState.RESOLVED, user.username, resolution.note,
                           outcome=resolution.outcome)
@@ -104,28 +115,49 @@ def resolve(resolution: Resolution, user: CentreStaff, alert: VisibleAlert, sess
     return AlertOut(person_name=person.name if person else "", **_columns(alert))
 
 
-@router.get("/stream")
+@router.get("/stream", response_class=StreamingResponse, responses={
+    200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+          "description": 'Server-sent events, without end: `data: {"alert_ids": [...]}`, and a comment as keepalive.'}})
 async def stream(user: CurrentUser, centre: Centre) -> StreamingResponse:
-    """Server-sent events: `data: {"alert_ids": [...]}` whenever alerts change. No personal data
-    travels here; the console refetches `GET /api/v1/alerts`, which checks access and audits."""
+    """Server-sent events: `data: {"alert_ids": [...]}` whenever alerts the caller may see change
+    (of the others, not even the ids: `live.visible_alert_ids`). No other personal data travels
+    here; the console refetches `GET /api/v1/alerts`, which checks access and audits.
+    `event: storage` with `data: {"storage_fault": false}`, or `true` with the fault's `rule`,
+    `title` and `since` (`StorageHealth.banner`), when the stream opens and whenever that changes."""
     feed = centre.feed.subscribe()
 
     async def events() -> AsyncIterator[str]:
         try:
             yield "retry: 1000\n\n"
+            told = _storage_event(centre)
+            yield told
             while True:
                 try:
                     ids = await asyncio.wait_for(feed.get(), timeout=KEEPALIVE_S)
                 except TimeoutError:
+                    ids = []
                     yield ": keepalive\n\n"
-                    continue
                 if centre.feed.closed:  # the centre is stopping: end the stream, the console reconnects
                     return
-                yield f"data: {json.dumps({'alert_ids': ids})}\n\n"
+                if (storage := _storage_event(centre)) != told:  # a storage fault began or ended
+                    told = storage
+                    yield storage
+                ids = await asyncio.to_thread(_seen_by, centre, user, ids) if ids else []
+                if ids:
+                    yield f"data: {json.dumps({'alert_ids': ids})}\n\n"
         finally:
             centre.feed.unsubscribe(feed)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+def _storage_event(centre: CentreState) -> str:
+    return f"event: storage\ndata: {json.dumps(centre.storage.banner())}\n\n"
+
+
+def _seen_by(centre: CentreState, user: User, alert_ids: list[int]) -> list[int]:
+    with centre.sessions() as session:
+        return visible_alert_ids(session, user, alert_ids)
 
 
 def _columns(alert: Alert) -> dict[str, Any]:

@@ -9,12 +9,12 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from centre_app.api.deps import CurrentUser, Db, PersonDecidedFor
+from centre_app.api.deps import CurrentUser, Db, DocumentedRoute, PersonDecidedFor, errors, invalid
 from monitoring_centre import access, audit
 from monitoring_centre.access import SEES_EVERYONE
 from monitoring_centre.storage import AuditEntry, CareRelationship, User
 
-router = APIRouter(prefix="/api/v1/patients", tags=["consent"])
+router = APIRouter(prefix="/api/v1/patients", tags=["consent"], route_class=DocumentedRoute)
 
 
 class AccessOut(BaseModel):
@@ -31,10 +31,11 @@ class AuditOut(BaseModel):
     detail: str
 
 
-def _family_member(session: Session, username: str) -> User:
+def _family_member(session: Session, username: str, where: str) -> User:
+    """The account called `username`; 422 at `(where, "username")` when there is none."""
     member = session.scalar(select(User).where(User.username == username))
     if member is None:
-        raise HTTPException(422, f"no account called {username!r}")
+        raise invalid((where, "username"), f"no account called {username!r}")
     return member
 
 
@@ -52,24 +53,24 @@ def who_can_see(person: PersonDecidedFor, user: CurrentUser, session: Db) -> lis
     return result
 
 
-@router.post("/{person_id}/consent", status_code=status.HTTP_201_CREATED)
+@router.post("/{person_id}/consent", status_code=status.HTTP_201_CREATED, responses=errors(409))
 def give(person: PersonDecidedFor, username: Annotated[str, Body()], user: CurrentUser, session: Db,
          why: Annotated[str, Body(max_length=500)] = "") -> list[AccessOut]:
     """Let a family member see this person's record."""
     try:
-        access.give_consent(session, user, person, _family_member(session, username), why)
+        access.give_consent(session, user, person, _family_member(session, username, "body"), why)
     except access.ConsentRefused as refused:
         raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
     session.commit()
     return who_can_see(person, user, session)
 
 
-@router.delete("/{person_id}/consent/{username}")
+@router.delete("/{person_id}/consent/{username}", responses=errors(409))
 def withdraw(person: PersonDecidedFor, username: str, user: CurrentUser, session: Db,
              why: Annotated[str, Query(max_length=500)] = "") -> list[AccessOut]:
     """Withdraw a family member's access. It ends at once."""
     try:
-        access.withdraw_consent(session, user, person, _family_member(session, username), why)
+        access.withdraw_consent(session, user, person, _family_member(session, username, "path"), why)
     except access.ConsentRefused as refused:
         raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
     session.commit()

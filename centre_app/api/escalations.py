@@ -11,10 +11,10 @@ from alerting.escalation import EscalationState
 from alerting.notify import NotificationPurpose, NotificationStatus
 from alerting.snapshot import ChainStep
 from alerting.tables import Escalation, Notification
-from centre_app.api.deps import CurrentUser, Db, VisibleAlert
+from centre_app.api.deps import CurrentUser, Db, DocumentedRoute, VisibleAlert
 from monitoring_centre import audit
 
-router = APIRouter(prefix="/api/v1/alerts", tags=["escalation"])
+router = APIRouter(prefix="/api/v1/alerts", tags=["escalation"], route_class=DocumentedRoute)
 
 
 class NotificationOut(BaseModel):

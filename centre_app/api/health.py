@@ -1,17 +1,21 @@
 """`GET /health`: can this centre do its job right now? For a load balancer, a monitoring
 system or an administrator's `curl`. No login, and nothing about any person in it.
 
-Three checks, each `{"ok": bool, ...}`:
+Four checks, each `{"ok": bool, ...}`:
 - `broker`: both of the receiver's sessions are connected (`monitoring_centre.receiver`);
   `connected`, `since` (when that last changed, ISO 8601 UTC) and `address` ("host:port").
 - `database`: a `SELECT 1` through the centre's own sessions; `error` names the exception
   class when it fails (the full error goes to the log, not to an anonymous caller).
 - `escalator`: the escalation loop finished a pass within `stale_after_s` seconds;
   `last_pass` (ISO 8601 UTC, or null before the first) and `age_s`.
+- `storage`: the database takes writes (`monitoring_centre.storage_health`); during a fault it
+  is the centre's supervision alert `centre_storage_fault`: `rule`, `title`, `priority` (4),
+  `since`, `failures`, `error` ("SQLITE_FULL", "disk_full", …), and `audit_pending`, the audit
+  rows waiting in memory. A `SELECT 1` still passes then: reads work, writes do not.
 
 Answers 200 with `{"status": "ok", "checks": {...}}` when all pass, and 503 with
 `"status": "failing"` when any fails. An app without `attach()` (a test's bare app) checks
-the database only.
+the database and the storage only.
 """
 
 import logging
@@ -79,8 +83,8 @@ def _escalator(sources: HealthSources) -> dict[str, Any]:
 
 @router.get("/health")
 def health(request: Request) -> JSONResponse:
-    """200 when the broker, the database and the escalator are all well, else 503 (see the module)."""
-    checks = {"database": _database(request)}
+    """200 when the broker, the database, its storage and the escalator are all well, else 503 (see the module)."""
+    checks = {"database": _database(request), "storage": centre(request).storage.report()}
     sources: HealthSources | None = getattr(request.app.state, "health", None)
     if sources is not None:
         checks["broker"] = _broker(sources)

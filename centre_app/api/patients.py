@@ -1,7 +1,7 @@
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -9,13 +9,13 @@ from sqlalchemy import select
 from alerting import patient_record
 from alerting.escalation import recipients
 from alerting.policy import Audience
-from centre_app.api.deps import CurrentUser, Db, VisiblePerson
+from centre_app.api.deps import CurrentUser, Db, DocumentedRoute, VisiblePerson, invalid
 from monitoring_centre import audit, trends
 from monitoring_centre.access import visible_people
 from monitoring_centre.storage import Hub, utc_now
 from telecare_protocol.codes import METRICS, Metric
 
-router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
+router = APIRouter(prefix="/api/v1/patients", tags=["patients"], route_class=DocumentedRoute)
 
 
 class PatientOut(BaseModel):
@@ -113,7 +113,7 @@ def readings(person: VisiblePerson, user: CurrentUser, session: Db, metric: Metr
     try:
         buckets = trends.summarise(session, person.id, metric, since, until, timedelta(minutes=bucket_minutes))
     except ValueError as problem:
-        raise HTTPException(422, str(problem)) from None
+        raise invalid(("query", "bucket_minutes"), str(problem)) from None
     audit.record(session, user.username, "view_readings", [person.id], f"{metric.value}, {hours} h")
     session.commit()
     return ReadingsOut(metric=metric, unit=METRICS[metric].unit, since=since, bucket_minutes=bucket_minutes,

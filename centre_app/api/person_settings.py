@@ -4,14 +4,26 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import AwareDatetime, BaseModel, Field
 
-from centre_app.api.deps import Centre, CurrentUser, Db, VisiblePerson, require_roles, visible_person
+from centre_app.api.deps import (
+    Centre,
+    CurrentUser,
+    Db,
+    DocumentedRoute,
+    RowId,
+    VisiblePerson,
+    invalid,
+    refuse,
+    refuses,
+    require_roles,
+    visible_person,
+)
 from monitoring_centre import audit, person_settings
 from monitoring_centre.storage import Person, User
 
-router = APIRouter(prefix="/api/v1/patients", tags=["detection settings"])
+router = APIRouter(prefix="/api/v1/patients", tags=["detection settings"], route_class=DocumentedRoute)
 
 CHANGES_RULES = ("admin", "nurse")
 """Thresholds are clinical decisions: a nurse with the person on their caseload, or an admin
@@ -27,13 +39,15 @@ RuleChanger = Annotated[User, Depends(require_roles(*CHANGES_RULES))]
 AbsencePlanner = Annotated[User, Depends(require_roles(*PLANS_ABSENCES))]
 
 
-def person_planned_for(person_id: int, user: AbsencePlanner, session: Db) -> Person:
+@refuses(403, 404)
+def person_planned_for(request: Request, person_id: RowId, user: AbsencePlanner, session: Db) -> Person:
     """The person at the path's `{person_id}`, if the caller may plan their absences: 403 unless
     the caller is one of PLANS_ABSENCES, 403 for a person planning someone else's, then 404 as
-    `visible_person` if the caller may not see them."""
+    `visible_person` if the caller may not see them. Every refusal is audited (`refuse`)."""
     if user.role == "person" and user.person_id != person_id:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "a person plans only their own absences")
-    return visible_person(person_id, user, session)
+        raise refuse(request, session, user, status.HTTP_403_FORBIDDEN, "a person plans only their own absences",
+                     person_id if session.get(Person, person_id) is not None else None)
+    return visible_person(request, person_id, user, session)
 
 
 PersonPlannedFor = Annotated[Person, Depends(person_planned_for)]
@@ -87,7 +101,7 @@ def set_rule_setting(rule: str, body: RuleSettingIn, user: RuleChanger, person: 
         params = centre.check_rule_setting(rule, body.params)
         row = person_settings.set_rule(session, person.id, rule, params, by=user.username, reason=body.reason)
     except (ValueError, person_settings.SettingRefused) as refused:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(refused)) from refused
+        raise invalid(("body", "params"), str(refused)) from refused
     session.commit()
     centre.profile_changed(person.id)
     return RuleSettingOut(rule=row.rule, params=row.params, changed_at=row.changed_at, changed_by=row.changed_by,
@@ -120,7 +134,7 @@ def plan_absence(body: AbsenceIn, person: PersonPlannedFor, user: CurrentUser, s
         absence = person_settings.plan_absence(session, person.id, body.starts_at, body.ends_at, reason=body.reason,
                                                by=user.username)
     except person_settings.SettingRefused as refused:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(refused)) from refused
+        raise invalid(("body", "ends_at"), str(refused)) from refused
     session.commit()
     centre.profile_changed(person.id)
     return AbsenceOut(id=absence.id, starts_at=absence.starts_at, ends_at=absence.ends_at, reason=absence.reason,
@@ -128,7 +142,7 @@ def plan_absence(body: AbsenceIn, person: PersonPlannedFor, user: CurrentUser, s
 
 
 @router.delete("/{person_id}/absences/{absence_id}", status_code=status.HTTP_204_NO_CONTENT)
-def cancel_absence(absence_id: int, person: PersonPlannedFor, user: CurrentUser, session: Db,
+def cancel_absence(absence_id: RowId, person: PersonPlannedFor, user: CurrentUser, session: Db,
                    centre: Centre) -> None:
     if not person_settings.cancel_absence(session, person.id, absence_id, by=user.username):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such absence")

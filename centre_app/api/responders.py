@@ -1,20 +1,47 @@
-"""Responders, their contact points, and the contacts each person has nominated."""
+"""Responders, their contact points, and the contacts each person has nominated.
 
+A contact point must be usable (`channels.validate_address`) and, for an Apprise URL, reach
+a public host: one inside the centre's own networks is refused unless
+`TELECARE_ALLOWED_INTERNAL_TARGETS` allows it (`channels.targets`), so neither an escalation
+nor a test message can be aimed at the centre itself or its neighbours.
+
+Test messages (`POST /responders/{id}/test`) are limited, counted over the audit log's
+"test_responder" rows (and any still waiting in memory): `TEST_LIMIT_PER_RESPONDER` per
+responder and `TEST_LIMIT_OVERALL` in all within `TEST_WINDOW_S`; beyond, 429 with
+`Retry-After` (seconds until one may go again), audited as "test_responder_refused".
+"""
+
+import math
+import threading
+from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, status
+from fastapi import APIRouter, Body, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from alerting.channels import Message, SmtpSettings, send, validate_address
+from alerting.channels import InternalTargets, Message, SmtpSettings, send, validate_address
+from alerting.channels.targets import refusal
 from alerting.escalation import recipient_of
 from alerting.policy import ROLE_OF_AUDIENCE
-from centre_app.api.deps import Admin, AdminOrOperator, Centre, Db, VisiblePerson
+from centre_app.api.deps import (
+    Admin,
+    AdminOrOperator,
+    Centre,
+    CentreState,
+    Db,
+    DocumentedRoute,
+    ErrorOut,
+    RowId,
+    VisiblePerson,
+    invalid,
+    refuse,
+)
 from monitoring_centre import audit
-from monitoring_centre.storage import ContactPoint, PersonContact, Responder, utc_now
+from monitoring_centre.storage import AuditEntry, ContactPoint, PersonContact, Responder, utc_now
 
-router = APIRouter(prefix="/api/v1", tags=["responders"])
+router = APIRouter(prefix="/api/v1", tags=["responders"], route_class=DocumentedRoute)
 RESPONDER_ROLES = ("keyholder", *ROLE_OF_AUDIENCE.values())
 
 
@@ -42,14 +69,16 @@ def list_responders(user: AdminOrOperator, session: Db) -> list[ResponderOut]:
 
 
 @router.post("/responders", status_code=status.HTTP_201_CREATED)
-def create_responder(new: ResponderIn, user: Admin, session: Db) -> ResponderOut:
-    """Add a responder. Every contact point is checked now, so a bad one fails here, not at 3 a.m."""
+def create_responder(new: ResponderIn, user: Admin, session: Db, centre: Centre) -> ResponderOut:
+    """Add a responder. Every contact point is checked now, so a bad one fails here, not at 3 a.m.;
+    so is one that would reach inside the centre's own networks (see the module docstring)."""
     if new.role not in RESPONDER_ROLES:
-        raise HTTPException(422, f"role must be one of {RESPONDER_ROLES}")
-    for address in new.contact_points:
-        problem = validate_address(address)
+        raise invalid(("body", "role"), f"role must be one of {RESPONDER_ROLES}")
+    allowed = _internal_targets(centre)
+    for position, address in enumerate(new.contact_points):
+        problem = validate_address(address) or refusal(address, allowed)
         if problem is not None:
-            raise HTTPException(422, f"contact point {address!r}: {problem}")
+            raise invalid(("body", "contact_points", position), f"contact point {address!r}: {problem}")
     responder = Responder(name=new.name, role=new.role, active=True)
     session.add(responder)
     session.flush()
@@ -61,15 +90,16 @@ def create_responder(new: ResponderIn, user: Admin, session: Db) -> ResponderOut
 
 
 @router.put("/patients/{person_id}/contacts")
-def set_contacts(responder_ids: Annotated[list[int], Body(embed=True)], user: Admin, person: VisiblePerson,
+def set_contacts(responder_ids: Annotated[list[RowId], Body(embed=True)], user: Admin, person: VisiblePerson,
                  session: Db) -> list[ResponderOut]:
     """The keyholders the person has nominated, in the order they want them called."""
     # An admin sees everyone: for them `VisiblePerson` is simply "404 if there is no such person".
     if len(set(responder_ids)) != len(responder_ids):
-        raise HTTPException(422, "a responder is listed twice")
+        raise invalid(("body", "responder_ids"), "a responder is listed twice")
     responders = [session.get(Responder, rid) for rid in responder_ids]
-    if any(r is None for r in responders):
-        raise HTTPException(422, "no such responder")
+    for position, responder in enumerate(responders):
+        if responder is None:
+            raise invalid(("body", "responder_ids", position), "no such responder")
     session.execute(delete(PersonContact).where(PersonContact.person_id == person.id))
     now = utc_now()
     for position, rid in enumerate(responder_ids):
@@ -85,25 +115,84 @@ class TestDelivery(BaseModel):
     detail: str
 
 
-@router.post("/responders/{responder_id}/test")
-def send_test(responder_id: int, user: AdminOrOperator, session: Db, centre: Centre) -> list[TestDelivery]:
+TEST_WINDOW_S = 10 * 60
+"""The window test messages are counted over."""
+TEST_LIMIT_PER_RESPONDER = 3
+"""Test messages to one responder per window. A test proves a channel once; three let an
+administrator correct an address and try twice more. A keyholder's phone is someone's own
+phone, and an SMS gateway charges per message: more is a nuisance to them, or an attack on
+them through the centre."""
+TEST_LIMIT_OVERALL = 20
+"""Test messages in all per window, whoever asks: enough to check a small team in one sitting
+(the operators' pagers, the nurses, the keyholders just enrolled). Each test connects to an
+address an administrator chose; more than this is not testing but using the centre as a
+message cannon, or as a probe."""
+_reserving = threading.Lock()
+"""One check-and-count at a time in this process (SQLite serialises them across processes too)."""
+
+
+@router.post("/responders/{responder_id}/test", responses={
+    404: {"model": ErrorOut, "description": "No such responder."},
+    429: {"model": ErrorOut, "description": "Too many test messages: try again after `Retry-After` seconds."}})
+def send_test(request: Request, responder_id: RowId, user: AdminOrOperator, session: Db,
+              centre: Centre) -> list[TestDelivery]:
     """Send a test message to every contact point of a responder, now, through the real
-    channels, and say how each went: a notifier is known to work before an alarm needs it."""
+    channels, and say how each went: a notifier is known to work before an alarm needs it.
+    Limited (429, see the module docstring); an address inside the centre's own networks is
+    not sent to (its delivery says why). No database transaction is open while sending."""
     responder = session.get(Responder, responder_id)
     if responder is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such responder")
+        raise refuse(request, session, user, status.HTTP_404_NOT_FOUND, "no such responder", None, "none")
+    addresses = _out(session, responder).contact_points
+    with _reserving:
+        wait_s = _test_wait_s(session, centre, responder_id, utc_now())
+        if wait_s is not None:
+            audit.record(session, user.username, "test_responder_refused", [None],
+                         f"responder {responder_id}: too many test messages, next in {wait_s} s")
+            session.commit()
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
+                                f"too many test messages (at most {TEST_LIMIT_PER_RESPONDER} per responder and "
+                                f"{TEST_LIMIT_OVERALL} in all every {TEST_WINDOW_S // 60} minutes): "
+                                f"try again in {wait_s} s", headers={"Retry-After": str(wait_s)})
+        audit.record(session, user.username, "test_responder", [None],
+                     f"responder {responder_id}: to {len(addresses)} contact points")
+        session.commit()  # counted before anything is sent
     stamp = utc_now()
     message = Message(subject="Test message from the telecare monitoring centre",
                       body=f"This is a test, sent by {user.username} at {stamp:%H:%M} UTC. No action is needed.",
                       priority=9, reference=f"test/responder-{responder_id}/{int(stamp.timestamp())}")
-    results = [TestDelivery(address=address, **_delivery(address, message, centre.settings.smtp))
-               for address in _out(session, responder).contact_points]
-    audit.record(session, user.username, "test_responder", [None],
+    allowed = _internal_targets(centre)
+    results = [TestDelivery(address=address, **_delivery(address, message, centre.settings.smtp, allowed))
+               for address in addresses]
+    audit.record(session, user.username, "test_responder_result", [None],
                  f"responder {responder_id}: " + ", ".join("ok" if r.ok else "failed" for r in results))
     session.commit()
     return results
 
 
-def _delivery(address: str, message: Message, smtp: SmtpSettings | None) -> dict[str, bool | str]:
-    delivery = send(address, message, smtp)
+def _test_wait_s(session: Session, centre: CentreState, responder_id: int, now: datetime) -> int | None:
+    """Seconds until another test message to this responder may go (the later of the two
+    limits to clear), or None if one may go now."""
+    since = now - timedelta(seconds=TEST_WINDOW_S)
+    rows = session.execute(select(AuditEntry.at, AuditEntry.detail).where(
+        AuditEntry.action == "test_responder", AuditEntry.at >= since)).all()
+    waiting = centre.storage.backlog.waiting("test_responder", since)
+    sent = sorted([(at, detail) for at, detail in rows] + [(row.at, row.detail) for row in waiting])
+    mine = [at for at, detail in sent if detail.startswith(f"responder {responder_id}:")]
+    everyone = [at for at, _detail in sent]
+    wait = 0.0
+    for times, limit in ((mine, TEST_LIMIT_PER_RESPONDER), (everyone, TEST_LIMIT_OVERALL)):
+        if len(times) >= limit:  # one may go when the oldest that keeps the count at the limit leaves the window
+            frees_at = times[len(times) - limit] + timedelta(seconds=TEST_WINDOW_S)
+            wait = max(wait, (frees_at - now).total_seconds())
+    return max(1, math.ceil(wait)) if wait > 0 else None
+
+
+def _internal_targets(centre: CentreState) -> InternalTargets:
+    return InternalTargets.parse(centre.settings.allowed_internal_targets)
+
+
+def _delivery(address: str, message: Message, smtp: SmtpSettings | None,
+              allowed: InternalTargets) -> dict[str, bool | str]:
+    delivery = send(address, message, smtp, internal=allowed)
     return {"ok": delivery.ok, "detail": delivery.detail}

@@ -10,9 +10,15 @@ const $ = (selector) => document.querySelector(selector);
 
 async function api(path, options = {}) {
   const response = await fetch(path, { ...options, headers: { ...(options.headers || {}), Authorization: `Bearer ${token}` } });
+  if (response.headers.get("Telecare-Storage-Fault") === "true" && !storageFault) showStorage({ storage_fault: true });
   if (response.status === 401) { signOut(); throw new Error("signed out"); }
   if (!response.ok) throw new Error(`${path}: ${response.status}`);
   return response.json();
+}
+
+// An error body's words: a 422's `detail` is a list of {loc, msg, type}; any other refusal's is a string.
+function problem(body) {
+  return Array.isArray(body.detail) ? body.detail.map((item) => item.msg).join("; ") : String(body.detail);
 }
 
 function signOut() {
@@ -23,10 +29,30 @@ function signOut() {
   setLink(false);
 }
 
+let linkUp = false;
+
 function setLink(up) {
+  linkUp = up;
   const link = $("#link");
-  link.textContent = up ? "live" : "not connected";
-  link.className = `link ${up ? "up" : "down"}`;
+  link.textContent = !up ? "not connected" : storageFault ? "live: storage fault" : "live";
+  link.className = `link ${!up ? "down" : storageFault ? "fault" : "up"}`;
+}
+
+// The centre's storage fault (`event: storage` on the live stream, or a flagged answer): the
+// queue stays readable, but nothing new is stored until space is freed, so say so plainly.
+let storageFault = null;
+
+function showStorage(state) {
+  storageFault = state.storage_fault ? state : null;
+  const banner = $("#storage-fault");
+  banner.hidden = !storageFault;
+  if (storageFault) {
+    const since = state.since ? ` since ${new Date(state.since).toLocaleTimeString("en-GB")}` : "";
+    banner.textContent = `Storage fault${since}: the centre's database cannot store anything. The queue shows ` +
+      "what was stored before; new alarms wait at the homes' hubs until space is freed, and acknowledging or " +
+      "resolving may fail. Tell the system administrator now.";
+  }
+  setLink(linkUp);
 }
 
 // Most urgent first; within a priority, the one waiting longest first.
@@ -163,7 +189,7 @@ function resolveForm(alert) {
       headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
       body: JSON.stringify({ outcome: select.value, note: note.value }),
     });
-    if (!response.ok) { error.textContent = (await response.json()).detail; keep(); return; }
+    if (!response.ok) { error.textContent = problem(await response.json()); keep(); return; }
     drafts.delete(alert.id);
     refresh();
   });
@@ -201,6 +227,10 @@ async function follow() {
         buffer += value;
         const frames = buffer.split("\n\n");
         buffer = frames.pop();
+        for (const frame of frames.filter((f) => f.startsWith("event: storage"))) {
+          const data = frame.split("\n").find((line) => line.startsWith("data:"));
+          if (data) showStorage(JSON.parse(data.slice(5)));
+        }
         if (frames.some((frame) => frame.startsWith("data:"))) refresh();
       }
     } catch (error) {

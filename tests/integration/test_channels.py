@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from alerting.channels import Delivery, Message, SmtpSettings, send, validate_address
+from alerting.channels import Delivery, InternalTargets, Message, SmtpSettings, send, validate_address
 from alerting.channels.email import compose
 from tests.support.helpers import free_port
 from tests.support.smtp_server import SmtpServer, silent_server, smtp_server
@@ -16,6 +16,8 @@ from tests.support.webhook import Webhook
 RESPONDER = "responder@example.org"
 ACCEPT_URL = "https://centre.example.org/alerts/12/accept?token=abc"
 PASSWORD = "correct-horse-" + "battery"
+LOOPBACK = InternalTargets.parse(["127.0.0.0/8"])
+"""The test webhooks listen on loopback, which the centre refuses unless told otherwise."""
 
 pytestmark = pytest.mark.filterwarnings(
     # the AUTH test server runs without TLS on purpose; aiosmtpd warns about that
@@ -187,7 +189,7 @@ def test_smtp_settings_refuse_a_bad_sender_and_a_username_without_password() -> 
 
 
 def test_json_webhook_receives_title_message_and_type(webhook: Webhook) -> None:
-    delivery = send(f"json://127.0.0.1:{webhook.port}/hook", fall_alarm(), None)
+    delivery = send(f"json://127.0.0.1:{webhook.port}/hook", fall_alarm(), None, internal=LOOPBACK)
 
     assert delivery == Delivery(ok=True, channel="json", detail="accepted by JSON")
     [(path, payload)] = webhook.requests
@@ -200,13 +202,13 @@ def test_json_webhook_receives_title_message_and_type(webhook: Webhook) -> None:
 
 @pytest.mark.parametrize(("priority", "notify_type"), [(2, "failure"), (4, "warning"), (5, "info"), (9, "info")])
 def test_priority_becomes_the_apprise_notification_type(webhook: Webhook, priority: int, notify_type: str) -> None:
-    assert send(f"json://127.0.0.1:{webhook.port}/hook", fall_alarm(priority=priority), None).ok
+    assert send(f"json://127.0.0.1:{webhook.port}/hook", fall_alarm(priority=priority), None, internal=LOOPBACK).ok
     assert webhook.requests[0][1]["type"] == notify_type
 
 
 def test_a_webhook_answering_500_is_a_failed_delivery(webhook: Webhook) -> None:
     secret = "hook-" + "secret"
-    delivery = send(f"json://centre:{secret}@127.0.0.1:{webhook.port}/fail", fall_alarm(), None)
+    delivery = send(f"json://centre:{secret}@127.0.0.1:{webhook.port}/fail", fall_alarm(), None, internal=LOOPBACK)
 
     assert not delivery.ok
     assert delivery.channel == "json"
@@ -216,9 +218,17 @@ def test_a_webhook_answering_500_is_a_failed_delivery(webhook: Webhook) -> None:
 
 
 def test_a_webhook_nobody_listens_on_is_a_failed_delivery() -> None:
-    delivery = send(f"json://127.0.0.1:{free_port()}/hook", fall_alarm(), None)
+    delivery = send(f"json://127.0.0.1:{free_port()}/hook", fall_alarm(), None, internal=LOOPBACK)
     assert not delivery.ok
     assert "connection error" in delivery.detail.lower()
+
+
+def test_a_webhook_on_loopback_is_not_called_unless_allowed(webhook: Webhook) -> None:
+    for host in ("127.0.0.1", "localhost"):
+        delivery = send(f"json://{host}:{webhook.port}/hook", fall_alarm(), None)
+        assert not delivery.ok and "loopback address" in delivery.detail
+        assert "TELECARE_ALLOWED_INTERNAL_TARGETS" in delivery.detail
+    assert webhook.requests == []  # refused before any connection
 
 
 @pytest.mark.parametrize("address", ["garbage", "foo://bar", "json://", "mailto://user:pw@example.org"])

@@ -6,17 +6,22 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from alerting.channels import Message, SmtpSettings, send
 from monitoring_centre.broker import find_mosquitto
+from monitoring_centre.storage import Alert, make_engine
 from telecare.demo_mail import start_outbox
 from tests.support.helpers import free_port
 from tests.support.waiting import wait_for
@@ -138,3 +143,63 @@ def test_the_demo_shows_the_scripted_alarms_in_the_browser(tmp_path: Path, brows
         assert "Margaret Hughes" in page.locator("#queue tbody").inner_text()
         output, _ = demo.process.communicate(timeout=60)
     assert demo.process.returncode == 0, output
+
+
+def _alerts(data_dir: Path) -> list[tuple[str, datetime, int]]:
+    """(rule, opened_at, repeat_count) of every alert in a demo's database."""
+    engine = make_engine(f"sqlite:///{data_dir / 'centre.db'}")
+    try:
+        with Session(engine) as session:
+            return [(a.rule, a.opened_at, a.repeat_count) for a in session.scalars(select(Alert))]
+    finally:
+        engine.dispose()
+
+
+def _run_until_the_pendant_alarm(tmp_path: Path, *args: str) -> str:
+    with running_demo(tmp_path, "--duration", "15", *args) as demo:
+        def pressed() -> bool:
+            alerts = httpx.get(f"{demo.url}/api/v1/alerts", headers={"Authorization": f"Bearer {demo.bearer}"})
+            return any(alert["rule"] == "pendant_alarm" for alert in alerts.json())
+
+        wait_for(pressed, timeout=30, what="the scripted pendant alarm")
+        output, _ = demo.process.communicate(timeout=60)
+    assert demo.process.returncode == 0, output
+    return output
+
+
+def test_each_run_starts_afresh_unless_told_to_keep_its_data(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo"
+    _run_until_the_pendant_alarm(tmp_path)
+    (data_dir / "notes.txt").write_text("not the demo's")
+    second_started = datetime.now(UTC)
+    output = _run_until_the_pendant_alarm(tmp_path)
+    assert "a fresh start" in output
+    alerts = _alerts(data_dir)
+    assert alerts and all(opened >= second_started for _, opened, _ in alerts), alerts  # none left from run 1
+    assert [repeats for rule, _, repeats in alerts if rule == "pendant_alarm"] == [0]
+    assert (data_dir / "notes.txt").read_text() == "not the demo's"  # only the demo's own files go
+
+    third_started = datetime.now(UTC)
+    _run_until_the_pendant_alarm(tmp_path, "--keep-data")
+    assert any(opened < third_started for _, opened, _ in _alerts(data_dir))  # run 2's alerts are still there
+
+
+@pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
+def test_ctrl_c_with_a_console_open_stops_cleanly(tmp_path: Path) -> None:
+    with running_demo(tmp_path) as demo:
+        opened, ended = threading.Event(), threading.Event()
+
+        def console() -> None:  # the console's live stream of alert changes, as the browser holds it
+            with httpx.stream("GET", f"{demo.url}/api/v1/alerts/stream", timeout=None,
+                              headers={"Authorization": f"Bearer {demo.bearer}"}) as stream:
+                for _chunk in stream.iter_text():
+                    opened.set()
+            ended.set()
+
+        threading.Thread(target=console, daemon=True).start()
+        assert opened.wait(20), "the console's stream did not open"
+        demo.process.send_signal(signal.SIGINT)
+        output, _ = demo.process.communicate(timeout=30)
+    assert demo.process.returncode == 0, output
+    assert "Traceback" not in output and "CancelledError" not in output, output
+    assert ended.wait(10), "the server did not end the console's stream"

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting import acceptance, escalation, snapshot
-from alerting.channels import SmtpSettings
+from alerting.channels import InternalTargets, SmtpSettings
 from alerting.escalator import AlertingMetrics, AlertingSettings, Escalator
 from alerting.policy import ACKNOWLEDGED_REMINDER_S
 from alerting.tables import Escalation, Notification
@@ -29,7 +29,8 @@ from tests.support.smtp_server import SmtpServer, silent_server, smtp_server
 from tests.support.webhook import Webhook
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
-SECRET = "a-test-secret-that-is-long-enough-for-hmac-0123456789"
+LOOPBACK = InternalTargets.parse(["127.0.0.0/8"])
+"""The test webhooks listen on loopback, which the centre refuses unless told otherwise."""
 
 
 @dataclass
@@ -40,7 +41,7 @@ class World:
     clock: list[datetime]
 
     def escalator(self, **overrides: Any) -> Escalator:
-        settings = AlertingSettings(secret=SECRET, public_url="http://centre.test",
+        settings = AlertingSettings(public_url="http://centre.test", internal_targets=LOOPBACK,
                                     smtp=SmtpSettings(host=self.smtp.host, port=self.smtp.port, starttls=False,
                                                       mail_from="alerts@centre.test", timeout_s=5))
         return Escalator(self.sessions, replace(settings, **overrides), AlertingMetrics(CollectorRegistry()),

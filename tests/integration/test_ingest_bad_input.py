@@ -49,6 +49,8 @@ class Publication:
     reason: str | None
     """None: good, must be stored; "duplicate": a replay; else the dead-letter reason expected."""
     message_id: str | None = None
+    clock_suspect: bool = False
+    """Good, stamped by a hub clock that is ahead: stored, flagged `clock_suspect`."""
 
 
 @dataclass
@@ -106,7 +108,7 @@ def publications(draw: st.DrawFn) -> Publication:
     kind = draw(st.sampled_from([
         "reading", "event", "heartbeat", "status", "replay",
         "not_utf8", "not_json", "unknown_version", "missing_field", "extra_field", "impossible_value",
-        "future_timestamp", "hub_mismatch", "unknown_hub", "unknown_device", "bad_topic", "too_large",
+        "stamped_ahead", "hub_mismatch", "unknown_hub", "unknown_device", "bad_topic", "too_large",
         "wrong_topic", "bad_status",
     ]))
     spo2 = draw(st.floats(min_value=50, max_value=100, allow_nan=False).map(lambda v: round(v, 1)))
@@ -145,11 +147,12 @@ def publications(draw: st.DrawFn) -> Publication:
     if kind == "impossible_value":
         value = draw(st.floats(min_value=100.5, max_value=1e9))
         return Publication("hub-1", topic_for("hub-1", "reading"), _edit(_reading(), value=value), "impossible_value")
-    if kind == "future_timestamp":
+    if kind == "stamped_ahead":  # a hub clock running ahead is no reason to refuse: stored and flagged
         ahead = draw(st.integers(min_value=10, max_value=60 * 24 * 365))
         stamp = (_now() + timedelta(minutes=ahead)).isoformat()
-        return Publication("hub-1", topic_for("hub-1", "reading"), _edit(_reading(), source_ts=stamp),
-                           "future_timestamp")
+        early = _reading()
+        return Publication("hub-1", topic_for("hub-1", "reading"), _edit(early, source_ts=stamp), None,
+                           str(early.id), clock_suspect=True)
     if kind == "hub_mismatch":
         forged = _event("hub-2", "pendant-2")
         return Publication("hub-1", topic_for("hub-1", "event"), encode(forged), "hub_mismatch")
@@ -232,12 +235,14 @@ def test_every_bad_message_is_dead_lettered_and_every_good_one_stored(world: Wor
     with centre.sessions() as session:
         table = Counter(dict(session.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason))
                              .all()))
-        values = {p.message_id: session.scalar(select(Reading.value).where(Reading.message_id == p.message_id))
+        values = {p.message_id: session.execute(select(Reading.value, Reading.clock_suspect)
+                                                .where(Reading.message_id == p.message_id)).one()
                   for p in good if p.topic.endswith("/readings")}
     assert _rejected_counts(httpx.get(f"{base}/metrics").text) == table
     for publication in good:
         if publication.topic.endswith("/readings"):
-            assert values[publication.message_id] == json.loads(publication.payload)["value"]
+            assert tuple(values[publication.message_id]) == (json.loads(publication.payload)["value"],
+                                                             publication.clock_suspect)
 
 
 def _stored(centre: Centre, message_id: str) -> bool:

@@ -4,7 +4,10 @@ configuration, drops to user `mosquitto`, reads the files `telecare admin broker
 and lets a hub in over TLS and the centre in on its loopback listener.
 
 Only the paths (a temporary root instead of `/etc`) and the ports (free loopback ports) are
-changed from the shipped configuration; every directory gets the owner and mode the docs give it.
+changed from the shipped configuration; every directory gets the mode and group the docs give
+it. The admin commands run as root here (there is no `telecare` user on a test machine), which
+gives the files to user `mosquitto`; run as the centre's user, the set-group-id directory gives
+them group `mosquitto` instead (`tests/unit/centre_app/test_admin_books.py`).
 """
 
 import grp
@@ -30,7 +33,7 @@ from centre_app.centre import Centre, CentreThread
 from centre_app.settings import CentreSettings
 from hub_agent.uplink import Uplink
 from monitoring_centre.broker import find_mosquitto
-from monitoring_centre.storage import Alert
+from monitoring_centre.storage import Alert, Device
 from telecare_protocol import DeviceEvent, DeviceType, EventCode
 from tests.support.helpers import free_port
 from tests.support.waiting import wait_for
@@ -118,7 +121,7 @@ def test_the_documented_broker_set_up_lets_a_hub_and_the_centre_in(root: Path) -
     install_dir(root / "var" / "lib" / "mosquitto", 0o755, owner=BROKER_USER, group=BROKER_USER)
     conf_d = install_dir(root / "etc" / "mosquitto" / "conf.d", 0o755)
     install_dir(root / "etc" / "telecare", 0o755)
-    broker_dir = install_dir(root / "etc" / "telecare" / "broker", 0o750, group=BROKER_USER)
+    broker_dir = install_dir(root / "etc" / "telecare" / "broker", 0o2750, group=BROKER_USER)
     tls = install_dir(root / "etc" / "telecare" / "tls", 0o750, group=BROKER_USER)
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(tls / "broker.key"),
@@ -138,6 +141,9 @@ def test_the_documented_broker_set_up_lets_a_hub_and_the_centre_in(root: Path) -
     hub = telecare(env, "admin", "enrol", "--name", "Ada Lovelace", "--hub-id", "hub-0042",
                    "--device", "pendant-1:pendant", "--device", "pir-1:motion:kitchen")
     telecare(env, "admin", "broker-files", "--out", str(broker_dir))
+    for name in ("passwd", "acl"):
+        info = (broker_dir / name).stat()
+        assert (info.st_mode & 0o777, pwd.getpwuid(info.st_uid).pw_name) == (0o640, BROKER_USER), name
 
     mosquitto = subprocess.Popen([find_mosquitto() or "mosquitto", "-c", str(main_config)],
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -169,6 +175,8 @@ def test_the_documented_broker_set_up_lets_a_hub_and_the_centre_in(root: Path) -
                     return session.scalar(select(Alert.id).where(Alert.rule == "pendant_alarm")) is not None
 
             wait_for(alarm_stored, timeout=20, what="the hub's alarm to reach the centre through the broker")
+            with centre.sessions() as session:  # enrolled with its place in the home
+                assert session.get(Device, ("hub-0042", "pir-1")).location == "kitchen"
             health = httpx.get(f"{centre.url}/health")
             assert health.status_code == 200, health.text
             assert health.json()["checks"]["broker"]["connected"] is True

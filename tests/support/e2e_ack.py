@@ -96,6 +96,7 @@ class HubProcess:
         self.control = directory / "control"
         self.control.mkdir()
         self.journal_path = directory / "journal.jsonl"
+        self.journal_path.touch()
         self.log_path = directory / "hub.log"
         self.outbox = directory / "outbox.db"
         self.argv = [sys.executable, "-m", "tests.support.hub_e2e_process", "--hub-id", hub_id, "--host", host,
@@ -181,17 +182,24 @@ def stored_ids(sessions: sessionmaker[Session], hub_id: str) -> Counter[str]:
 def assert_every_message_stored_once_and_alarmed_once(journal: HubJournal, sessions: sessionmaker[Session],
                                                       hub_id: str, person_id: int) -> None:
     """The exact count: every committed message acknowledged once and stored once, nothing refused,
-    one "help is coming" per press, and the presses made one alert with every later press a repeat."""
+    one "help is coming" per press, and the presses made one alert with every later press a repeat.
+
+    Heartbeats are the one exception the outbox makes on purpose: one not (or no longer) on its way when
+    a newer one is committed is replaced by it (only the newest is worth sending), so it may never be
+    acknowledged, or be stored from an earlier copy after the hub forgot it."""
     assert journal.done.get("done") is True, journal.done
     assert journal.committed_twice == []
     committed = set(journal.committed)
-    assert len(journal.acked) == len(set(journal.acked)), "a message was reported acknowledged twice"
-    assert set(journal.acked) == committed, (f"{len(committed - set(journal.acked))} committed, never acked; "
-                                             f"{len(set(journal.acked) - committed)} acked, never committed")
+    acked = set(journal.acked)
+    must_arrive = {message_id for message_id, (kind, _code) in journal.committed.items() if kind != "heartbeat"}
+    assert len(journal.acked) == len(acked), "a message was reported acknowledged twice"
+    assert must_arrive <= acked <= committed, (f"{len(must_arrive - acked)} committed, never acked; "
+                                               f"{len(acked - committed)} acked, never committed")
     assert journal.refused == []
     stored = stored_ids(sessions, hub_id)
-    assert set(stored) == committed, (f"{len(committed - set(stored))} acknowledged but not stored; "
-                                      f"{len(set(stored) - committed)} stored but never committed")
+    assert acked <= set(stored) <= committed, (f"{len(acked - set(stored))} acknowledged but not stored; "
+                                               f"{len(set(stored) - committed)} stored but never committed")
+    assert set(stored) & must_arrive == must_arrive
     assert all(n == 1 for n in stored.values())
     events = {message_id for message_id, (kind, _code) in journal.committed.items() if kind == "event"}
     with sessions() as session:

@@ -2,7 +2,18 @@
 
 import pytest
 
-from alerting.policy import CLINICAL_URGENT, EMERGENCY, KEYHOLDER_ONLY, LINK_LOST, NURSE_REVIEW, SUPERVISION, policy_for
+from alerting.policy import (
+    CLINICAL_URGENT,
+    EMERGENCY,
+    KEYHOLDER_ONLY,
+    LINK_LOST,
+    LOGGED_ONLY,
+    NURSE_REVIEW,
+    RULE_POLICIES,
+    SUPERVISION,
+    policy_for,
+    reaches_operators,
+)
 from telecare_protocol import Priority
 
 
@@ -27,3 +38,22 @@ def test_readings_reach_the_nurses_at_once_and_urgent_ones_the_operators_too() -
     assert CLINICAL_URGENT.until_acknowledged
     assert [step.audience for step in NURSE_REVIEW.steps] == ["nurses"]
     assert not NURSE_REVIEW.until_acknowledged
+
+
+@pytest.mark.parametrize("rule", ["pendant_alarm", "fall"])
+@pytest.mark.parametrize("priority", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("service", ["monitored", "keyholder_only", "anything_else"])
+def test_an_alarm_always_follows_an_alarm_chain_that_reaches_the_operators(rule: str, priority: int,
+                                                                           service: str) -> None:
+    """Even an alert stored at a demoted priority (before the safety floors) is escalated."""
+    chain = policy_for(priority, service, rule)
+    assert chain is (KEYHOLDER_ONLY if service == "keyholder_only" else EMERGENCY)
+    assert reaches_operators(chain) and chain.until_acknowledged
+    if service != "keyholder_only":
+        assert chain.steps[0].audience == "operators"
+
+
+def test_no_rule_table_can_send_an_alarm_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(RULE_POLICIES, "pendant_alarm", LOGGED_ONLY)
+    assert policy_for(Priority.EMERGENCY, "monitored", "pendant_alarm") is EMERGENCY
+    assert not reaches_operators(LOGGED_ONLY) and reaches_operators(SUPERVISION)

@@ -10,10 +10,12 @@ from telecare_protocol import DeviceEvent, DeviceType, EventCode
 STORED_NAMES = [
     "pendant_alarm", "fall", "spo2_low", "pulse_high", "pulse_low", "missed_measurement", "spo2_trend_spc",
     "spo2_trend_slope", "spo2_variability", "night_exit", "out_of_bed_at_night", "no_morning_activity",
-    "house_unoccupied", "door_left_open", "night_toilet_frequency", "hub_offline", "device_not_seen", "battery_low",
+    "house_unoccupied", "door_left_open", "night_toilet_frequency", "hub_offline", "hub_clock_wrong", "device_not_seen",
+    "battery_low",
     "tamper", "power_failure", "device_fault", "data_dropped",
 ]
-"""What `alerts.rule` and `rule_settings.rule` already hold: renaming a rule would orphan them."""
+"""What `alerts.rule` and `rule_settings.rule` already hold: renaming a rule would orphan them (adding one,
+as `hub_clock_wrong` was, orphans nothing)."""
 
 
 def _event(code: EventCode) -> DeviceEvent:
@@ -51,7 +53,9 @@ def test_the_fixed_event_rules_follow_the_catalogue_codes() -> None:
 
 
 def test_per_device_rules_are_the_device_supervision_rules() -> None:
-    """What an offline hub mutes (`alerting/inhibit.py`), and the rules whose alert subject is a device."""
+    """What an offline hub mutes (`alerting/inhibit.py`), and the rules whose alert subject is a device
+    (for `hub_clock_wrong`, the hub itself: the device that beats)."""
     per_device = {rule.rule for rule in CATALOGUE.values() if rule.per_device}
-    assert per_device == {RuleId.DEVICE_NOT_SEEN, RuleId.BATTERY_LOW, RuleId.TAMPER, RuleId.DEVICE_FAULT}
+    assert per_device == {RuleId.DEVICE_NOT_SEEN, RuleId.BATTERY_LOW, RuleId.TAMPER, RuleId.DEVICE_FAULT,
+                          RuleId.HUB_CLOCK_WRONG}
     assert per_device == PER_DEVICE

@@ -43,11 +43,12 @@ def _fill(sessions: sessionmaker[Session]) -> int:
             at = NOW - timedelta(days=age)
             n += 1
             session.add(Reading(message_id=_message(session, n, at, "reading"), person_id=person.id,
-                                device_id="oximeter-1", metric="spo2", value=95.0, unit="%", quality=[], source_ts=at))
+                                device_id="oximeter-1", metric="spo2", value=95.0, unit="%", quality=[], source_ts=at,
+                                received_at=at))
             n += 1
             session.add(Event(message_id=_message(session, n, at, "event"), person_id=person.id, hub_id="hub-1",
                               device_id="pendant-1", device_type="personal_trigger", code="manual_alarm", priority=1,
-                              detail={}, source_ts=at))
+                              detail={}, source_ts=at, received_at=at))
             n += 1
             _message(session, n, at, "heartbeat")
             session.add(DeadLetter(received_at=at, topic="t", reason="malformed", field="$", detail="", payload=b"x"))
@@ -89,4 +90,26 @@ def test_purge_deletes_old_raw_data_in_chunks_and_keeps_the_record(database_url:
 
     assert purge(sessions, settings, NOW).by_table == {"readings": 0, "events": 0, "inbound_messages": 0,
                                                         "dead_letters": 0}
+    engine.dispose()
+
+
+def test_retention_counts_from_the_centres_receive_time_not_the_hubs_clock(database_url: str) -> None:
+    """A hub without a real-time clock can stamp 1970 or a year ahead: neither decides how long a reading stays."""
+    engine = make_engine(database_url)
+    schema.upgrade(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    with sessions() as session, session.begin():
+        person = enrol_home(session, name="Ada", address="", hub_id="hub-1",
+                            devices=[DeviceRecord("oximeter-1", "oximeter")])
+        for n, (stamped, received) in enumerate([(datetime(1970, 1, 1, tzinfo=UTC), NOW - timedelta(days=1)),
+                                                 (NOW + timedelta(days=365), NOW - timedelta(days=401))], start=1):
+            session.add(Reading(message_id=_message(session, n, received, "reading"), person_id=person.id,
+                                device_id="oximeter-1", metric="spo2", value=95.0, unit="%", quality=[],
+                                source_ts=stamped, received_at=received, clock_suspect=stamped > received))
+
+    done = purge(sessions, RetentionSettings(readings_days=400), NOW)
+
+    assert done.readings == 1
+    with sessions() as session:
+        assert [r.source_ts.year for r in session.scalars(select(Reading))] == [1970]  # received yesterday: kept
     engine.dispose()

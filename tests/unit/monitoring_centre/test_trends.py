@@ -26,13 +26,16 @@ def centre(database_url: str) -> Centre:
 
 
 def add_reading(session: Session, person_id: int, minutes_ago: float, value: float | None,
-                quality: list[str], metric: str = "spo2") -> None:
-    at = utc_now() - timedelta(minutes=minutes_ago)
+                quality: list[str], metric: str = "spo2", stamped_ahead: timedelta | None = None) -> None:
+    """A stored reading received `minutes_ago`; `stamped_ahead`: by a hub clock that far ahead (clock_suspect)."""
+    received = utc_now() - timedelta(minutes=minutes_ago)
+    at = received + (stamped_ahead or timedelta(0))
     message_id = str(uuid.uuid4())
     session.add(InboundMessage(id=message_id, type="reading", hub_id="hub-a", device_id="oximeter-1",
-                               source_ts=at, hub_ts=at, received_at=at, payload="{}"))
+                               source_ts=at, hub_ts=at, received_at=received, payload="{}"))
     session.add(Reading(message_id=message_id, person_id=person_id, device_id="oximeter-1", metric=metric,
-                        value=value, unit="%", quality=quality, source_ts=at))
+                        value=value, unit="%", quality=quality, source_ts=at, received_at=received,
+                        clock_suspect=stamped_ahead is not None))
 
 
 def test_buckets_chart_clean_values_and_count_flagged_ones(centre: Centre) -> None:
@@ -65,3 +68,19 @@ def test_buckets_chart_clean_values_and_count_flagged_ones(centre: Centre) -> No
                           params={"metric": "spo2", "hours": 744, "bucket_minutes": 1}).status_code == 422
         assert client.get(f"/api/v1/patients/{ada_id}/readings", headers=headers,
                           params={"metric": "temperature"}).status_code == 422
+
+
+def test_a_reading_stamped_by_a_clock_ahead_is_counted_when_received_and_never_charted(centre: Centre) -> None:
+    with centre.sessions() as session, session.begin():
+        ada = enrol_home(session, name="Ada", address="", hub_id="hub-a", devices=[])
+        nurse = create_user(session, "nurse", PASSWORD, "nurse")
+        access.grant(session, nurse, ada, "direct_care")
+        add_reading(session, ada.id, 50, 95, [])
+        add_reading(session, ada.id, 49, 60, [], stamped_ahead=timedelta(hours=1))  # would chart 11 min from now
+        ada_id = ada.id
+    with TestClient(centre.app) as client:
+        token = client.post("/api/v1/auth/token", data={"username": "nurse", "password": PASSWORD}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        body = client.get(f"/api/v1/patients/{ada_id}/readings", headers=headers,
+                          params={"metric": "spo2", "hours": 2, "bucket_minutes": 30}).json()
+    assert [(b["low"], b["high"], b["clean"], b["flagged"]) for b in body["buckets"]] == [(95, 95, 1, 1)]
