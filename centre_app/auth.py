@@ -1,5 +1,10 @@
 """Operator accounts: password hashing (Argon2) and bearer tokens (JWT, HS256)."""
 
+import asyncio
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import jwt
@@ -14,6 +19,18 @@ ROLES = ("admin", "operator", "nurse", "family", "person")
 """`person` is someone at home, with their own account: they see their own record and
 decide which family members may see it."""
 _hasher = PasswordHasher()
+
+PASSWORD_CHECKS_AT_ONCE = 2
+"""Sign-in checks that run at the same time; more wait their turn, asleep on the event loop. Each
+check is four Argon2 lanes on four threads (RFC 9106 §4, argon2-cffi's default profile), so two
+already keep a small centre's cores busy: more at once would only add memory (64 MiB each) and
+threads for the alarm path to compete with."""
+PASSWORD_CHECK_NICE = 19
+"""The CPU priority of a check (the lowest, `nice 19`): its thread and the Argon2 lane threads it
+starts (which inherit it) run only when the alarm path has no use for the CPU. Linux only, where a
+nice value is per thread."""
+_checks: ThreadPoolExecutor | None = None
+_checks_made = threading.Lock()
 
 
 def hash_password(password: str) -> str:
@@ -53,6 +70,25 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def _lower_priority() -> None:
+    if sys.platform == "linux":  # elsewhere PRIO_PROCESS with a thread id would mean the whole process
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PASSWORD_CHECK_NICE)
+
+
+def _checkers() -> ThreadPoolExecutor:
+    global _checks
+    with _checks_made:
+        if _checks is None:
+            _checks = ThreadPoolExecutor(PASSWORD_CHECKS_AT_ONCE, "password-check", initializer=_lower_priority)
+        return _checks
+
+
+async def check_password(password_hash: str | None, password: str) -> bool:
+    """`verify_password` for a request: on one of `PASSWORD_CHECKS_AT_ONCE` threads kept at the
+    lowest CPU priority (`PASSWORD_CHECK_NICE`), awaited without holding the caller's thread."""
+    return await asyncio.get_running_loop().run_in_executor(_checkers(), verify_password, password_hash, password)
 
 
 def issue_token(user: User, secret: str, ttl_s: int) -> str:

@@ -31,7 +31,8 @@ Reasons a message is dead-lettered (the `reason` column and the `reason` label o
 - `hub_mismatch`: the payload's hub id is not the hub that published it (the topic).
 - `wrong_topic`: a message type on another type's topic (a reading on `events`).
 - `unknown_hub`: a hub with a broker account that is not enrolled.
-- `unknown_device`: a device the hub has not been paired with at the centre. Its readings
+- `unknown_device`: a device the hub has not been paired with at the centre (the hub's own id
+  is always known: the hub reports its power, its links and its faults as its own events). Its readings
   are **not** stored as readings: they belong to no known device, location or person's
   record, and a stranger's oximeter in the house would otherwise write into the person's
   chart. The dead letter keeps the whole payload, so nothing is lost if it was a pairing
@@ -314,7 +315,8 @@ class Ingest:
         if message_id in stored:
             item.duplicate = True
             return
-        if not isinstance(message, Heartbeat) and (item.hub_id, message.device_id) not in devices:
+        about_the_hub = isinstance(message, Heartbeat | DeviceEvent) and message.device_id == item.hub_id
+        if not about_the_hub and (item.hub_id, message.device_id) not in devices:
             item.refusal = Rejected("unknown_device", "device_id",
                                     f"{message.device_id!r} is not paired with {item.hub_id!r}")
             return
@@ -386,7 +388,7 @@ class Ingest:
         outcome.accepted_by_type[message.type] += 1
         if isinstance(message, Heartbeat):
             self._heartbeat(hub, message, devices, now)
-        else:
+        elif message.device_id != hub.id:  # an event about the hub itself has no device row
             device = devices[(hub.id, message.device_id)]
             seen = min(message.source_ts, now)  # a hub clock that is ahead never makes a device look newer
             device.last_seen = max(device.last_seen or seen, seen)

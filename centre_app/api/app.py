@@ -4,10 +4,14 @@ security headers on every response.
 Centres run on closed networks: /docs is Swagger UI from its own package (`swagger_ui_bundle`),
 never a CDN; ReDoc, which has none, is off. /metrics answers only clients in
 `settings.metrics_allow` (loopback by default), 403 to others.
+
+A value the database refuses to store (PostgreSQL: a NUL character in text) is the request's
+fault: a 422 in the validation-error shape (`database_refused`), not a 500.
 """
 
 import base64
 import hashlib
+import logging
 import re
 from ipaddress import ip_address
 from pathlib import Path
@@ -15,15 +19,17 @@ from pathlib import Path
 import swagger_ui_bundle
 from fastapi import FastAPI, HTTPException, Request, Response, status
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import DataError
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from centre_app.api import accept, alerts, auth, consent, escalations, health, patients, person_settings, responders
 from centre_app.api.deps import CentreState
 
+log = logging.getLogger(__name__)
 CONSOLE = Path(__file__).parent.parent / "console"
 SWAGGER_UI = Path(str(swagger_ui_bundle.swagger_ui_path))
 DOCS_ASSETS = "/docs/assets"
@@ -83,6 +89,18 @@ def swagger_page(openapi_url: str, title: str) -> HTMLResponse:
     return HTMLResponse(html, headers={"Content-Security-Policy": policy})
 
 
+async def database_refused(request: Request, problem: Exception) -> JSONResponse:
+    """A `DataError`: the database refused a value the request carried (a NUL character in text
+    on PostgreSQL, which SQLite stores). 422 `{"detail": [{"loc": [], "msg": "...", "type":
+    "value_error"}]}` with the database's one-line reason; logged, with the request's route, in
+    case the value was the centre's own making."""
+    reason = str(getattr(problem, "orig", problem)).splitlines()[0] if str(problem) else "refused"
+    log.warning("%s %s: the database refused a value: %s", request.method, request.url.path, reason)
+    return JSONResponse({"detail": [{"type": "value_error", "loc": [],
+                                     "msg": f"a value in the request cannot be stored: {reason}"}]},
+                        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
 def may_read_metrics(request: Request, state: CentreState) -> bool:
     """Whether the client's address is in `settings.metrics_allow` (an IPv4 address seen as
     IPv6, `::ffff:a.b.c.d`, counts as itself). A client without an IP address may not."""
@@ -100,6 +118,7 @@ def create_app(state: CentreState) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.state.centre = state
     app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(DataError, database_refused)
     app.include_router(auth.router)
     app.include_router(patients.router)
     app.include_router(alerts.router)

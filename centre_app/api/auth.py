@@ -2,7 +2,8 @@
 
 Nothing here holds a database transaction while it waits or computes: the account is read in
 one short transaction, the password is checked (Argon2, a quarter of a second or more) outside
-any, and the audit row is written in a short transaction of its own. On SQLite every
+any, at the lowest CPU priority and at most `PASSWORD_CHECKS_AT_ONCE` at a time
+(`centre_app.auth.check_password`), and the audit row is written in a short transaction of its own. On SQLite every
 transaction holds the one write lock, and a sign-in that kept it through the hash held up
 every home's alarms behind it. Throttling (a growing wait, by account and address; never for
 the centre's own network) is `centre_app/signin_throttle.py`.
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from centre_app.api.deps import Centre, CentreState, DocumentedRoute, errors
-from centre_app.auth import find_user, issue_token, verify_password
+from centre_app.auth import check_password, find_user, issue_token
 from centre_app.signin_throttle import Admitted, Refused, SigninThrottle
 from monitoring_centre import audit
 from monitoring_centre.storage import User
@@ -109,9 +110,9 @@ async def token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Dep
 async def _check(sessions: sessionmaker[Session], username: str, password: str, throttle: SigninThrottle,
                  attempt: Admitted) -> User | None:
     """The account if the password is right, else None; the throttle is told either way. The
-    account is read, then the password checked, each on a worker thread, with no transaction
-    open during the check."""
+    account is read on a worker thread; then the password is checked on a low-priority thread of
+    its own (`check_password`), with no transaction open."""
     user = await run_in_threadpool(_read_account, sessions, username)
-    right = await run_in_threadpool(verify_password, user.password_hash if user else None, password)
+    right = await check_password(user.password_hash if user else None, password)
     throttle.settle(attempt, right)
     return user if right else None

@@ -111,7 +111,8 @@ class DocumentedRoute(APIRoute):
         roots = [get_dependant(path=path, call=endpoint)]
         roots += [get_dependant(path=path, call=extra.dependency) for extra in kwargs.get("dependencies") or ()]
         tree = [dependant for root in roots for dependant in _tree(root)]
-        implied = {code for dependant in tree if dependant.call is not None for code in _REFUSALS.get(dependant.call, ())}
+        implied = {code for dependant in tree if dependant.call is not None
+                   for code in _REFUSALS.get(dependant.call, ())}
         if any(dependant.body_params for dependant in tree):
             implied.add(400)
         kwargs["responses"] = {**errors(*sorted(implied)), **(kwargs.get("responses") or {})}

@@ -107,6 +107,9 @@ def test_the_centre_connects_when_the_broker_comes_and_health_turns_ok(centre_en
             metrics = httpx.get(f"{url}/metrics").text
             assert "telecare_broker_connected 1.0" in metrics
             assert "centre's data session connected to the broker" in output.text()
-        down = wait_for(lambda: (r := _get(f"{url}/health")) is not None and r.status_code == 503 and r, timeout=30,
-                        what="/health to turn 503 once the broker has gone")
+        def failing() -> httpx.Response | None:
+            response = _get(f"{url}/health")
+            return response if response is not None and response.status_code == 503 else None
+
+        down = wait_for(failing, timeout=30, what="/health to turn 503 once the broker has gone")
         assert down.json()["checks"]["broker"]["connected"] is False

@@ -176,7 +176,8 @@ def test_the_documented_broker_set_up_lets_a_hub_and_the_centre_in(root: Path) -
 
             wait_for(alarm_stored, timeout=20, what="the hub's alarm to reach the centre through the broker")
             with centre.sessions() as session:  # enrolled with its place in the home
-                assert session.get(Device, ("hub-0042", "pir-1")).location == "kitchen"
+                motion = session.get(Device, ("hub-0042", "pir-1"))
+                assert motion is not None and motion.location == "kitchen"
             health = httpx.get(f"{centre.url}/health")
             assert health.status_code == 200, health.text
             assert health.json()["checks"]["broker"]["connected"] is True

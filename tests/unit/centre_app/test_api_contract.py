@@ -15,6 +15,7 @@ from centre_app.api.deps import ROW_ID_MAX
 from monitoring_centre.storage import AuditEntry
 from tests.support.api_world import ADMIN, World, api_app, bearer
 
+
 @pytest.fixture
 def api(database_url: str) -> Iterator[tuple[TestClient, World]]:
     app, engine, world = api_app(database_url)
@@ -161,3 +162,27 @@ def test_every_refusal_of_a_persons_data_is_audited(api: tuple[TestClient, World
     assert {(entry["actor"], entry["action"]) for entry in seen} >= {("nurse", "refused"), ("ada", "refused")}
     # The caller is told no more than before: no reason, no hint that the person exists.
     assert client.get(f"/api/v1/patients/{ada}", headers=daughter).json() == {"detail": "no such person"}
+
+
+def test_text_the_database_cannot_store_is_a_422_not_a_500(api: tuple[TestClient, World]) -> None:
+    """PostgreSQL refuses a NUL character in text (SQLite stores it): whatever route it comes
+    through, the answer is a 422 in the validation-error shape."""
+    client, world = api
+    admin, ada = bearer(client, ADMIN), world.people["ada"]
+    answers = [
+        client.post(f"/api/v1/patients/{ada}/consent", headers=admin, json={"username": "a\x00b"}),
+        client.delete(f"/api/v1/patients/{ada}/consent/a%00b", headers=admin),
+        client.post("/api/v1/responders", headers=admin, json={"name": "a\x00b", "role": "keyholder"}),
+        client.put(f"/api/v1/patients/{ada}/rules/pendant_alarm", headers=admin,
+                   json={"params": {}, "reason": "x\x00"}),
+        client.post(f"/api/v1/alerts/{world.alerts['ada']}/resolve", headers=admin,
+                    json={"outcome": "false_alarm", "note": "x\x00"}),
+        client.post("/api/v1/auth/token", data={"username": "a\x00", "password": "x"}),
+    ]
+    for response in answers:
+        assert response.status_code < 500, response.text
+        if response.status_code == 422:
+            assert _is_validation_error(response.json()), response.text
+    if client.app.state.centre.settings.database_url.startswith("postgresql"):  # type: ignore[attr-defined]
+        assert [response.status_code for response in answers] == [422] * len(answers)
+        assert all("NUL" in response.json()["detail"][0]["msg"] for response in answers)

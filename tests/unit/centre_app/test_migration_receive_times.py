@@ -23,15 +23,15 @@ def test_rows_stored_before_0004_get_their_messages_receive_time(database_url: s
                                     "received_at, payload) VALUES (:id, :kind, 'hub-1', 'd', '1970-01-01 00:00:00', "
                                     "'1970-01-01 00:00:00', :received, '{}')"),
                                {"id": message_id, "kind": kind, "received": RECEIVED})
-        connection.execute(text("INSERT INTO readings (message_id, person_id, device_id, metric, value, unit, quality, "
-                                "source_ts) VALUES ('m-reading', :p, 'd', 'spo2', 95, '%', '[]', '1970-01-01 00:00:00')"),
-                           {"p": person_id})
+        connection.execute(text("INSERT INTO readings (message_id, person_id, device_id, metric, value, unit, "
+                                "quality, source_ts) VALUES ('m-reading', :p, 'd', 'spo2', 95, '%', '[]', "
+                                "'1970-01-01 00:00:00')"), {"p": person_id})
         connection.execute(text("INSERT INTO events (message_id, person_id, hub_id, device_id, device_type, code, "
                                 "priority, detail, source_ts) VALUES ('m-event', :p, 'hub-1', 'd', 'door_sensor', "
                                 "'door_opened', 9, '{}', '1970-01-01 00:00:00')"), {"p": person_id})
     schema.upgrade(engine)
     with engine.connect() as connection:
-        rows = [connection.execute(text(f"SELECT received_at, clock_suspect FROM {table}")).one()  # noqa: S608
+        rows = [connection.execute(text(f"SELECT received_at, clock_suspect FROM {table}")).one()
                 for table in ("readings", "events")]
     engine.dispose()
     assert [(str(received)[:19], bool(suspect)) for received, suspect in rows] == [(RECEIVED, False)] * 2

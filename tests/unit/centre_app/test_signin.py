@@ -4,8 +4,10 @@ address with a growing wait, the centre's own network always gets in, and every 
 audited. The throttle's clock is moved by hand and the hasher is held by events: no test waits
 on time."""
 
+import os
 import secrets
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from sqlalchemy import select
 
 import centre_app.api.auth
 import centre_app.auth
-from centre_app.auth import create_user
+from centre_app.auth import PASSWORD_CHECK_NICE, create_user
 from centre_app.centre import Centre
 from centre_app.settings import CentreSettings
 from centre_app.signin_throttle import ACCOUNT_ALLOWANCE, PAIR_ALLOWANCE, SigninThrottle
@@ -140,6 +142,29 @@ def test_another_writer_gets_the_sqlite_write_lock_while_a_password_is_checked(
         signing_in.join(30)
         centre.engine.dispose()
     assert answer["response"].status_code == status
+
+
+class PriorityRecordingHasher(PasswordHasher):
+    """Argon2 at its cheapest, noting the CPU priority (nice value) of each check's thread."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
+        self.nice: list[int] = []
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.nice.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return super().verify(hash, password)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a nice value per thread is Linux's")
+def test_a_password_is_checked_at_the_lowest_cpu_priority_leaving_the_cpu_to_the_alarm_path(
+        centre: Centre, monkeypatch: pytest.MonkeyPatch) -> None:
+    hasher = PriorityRecordingHasher()
+    monkeypatch.setattr(centre_app.auth, "_hasher", hasher)
+    assert sign_in(centre, FLOOR, PASSWORD).status_code == 200
+    assert sign_in(centre, FLOOR, "not-the-password").status_code == 401
+    assert hasher.nice == [PASSWORD_CHECK_NICE, PASSWORD_CHECK_NICE]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == 0  # nothing else was lowered
 
 
 def test_an_attacker_waits_longer_after_each_wrong_password_and_is_told_how_long(

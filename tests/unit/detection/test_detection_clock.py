@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
+from alerting.inhibit import MUTES
+from alerting.policy import SUPERVISION, policy_for
 from detection.clock import MAX_CLOCK_OFFSET, WINDOW, HubClock, Verdict, describe
 from detection.decisions import Decision
 from detection.engine import Clear, Engine, Raise
+from detection.rules import CATALOGUE, RuleId, RuleKind
 from telecare_protocol import DeviceEvent, DeviceStatus, EventCode, Heartbeat, Power, Reading
 from tests.support.detection_builders import HUB, at, event, profile, raised, spo2
 
@@ -122,6 +125,14 @@ def test_a_clock_set_right_clears_the_alert_at_its_next_heartbeat() -> None:
     beating(behind, BEHIND, at(hours=10), minutes=2)
     cleared = behind.observe(heartbeat(at(hours=10, minutes=3), 100 + 180), at(hours=10, minutes=3))
     assert [(type(d), d.rule) for d in cleared] == [(Clear, "hub_clock_wrong")]
+
+
+def test_the_clock_alert_goes_to_the_operators_once_and_is_muted_while_its_hub_is_offline() -> None:
+    rule = CATALOGUE[RuleId.HUB_CLOCK_WRONG]
+    assert (rule.kind, rule.priority, rule.per_device) == (RuleKind.SUPERVISION, 4, True)
+    assert policy_for(rule.priority, "monitored", rule.rule) is SUPERVISION
+    assert policy_for(rule.priority, "keyholder_only", rule.rule) is SUPERVISION
+    assert RuleId.HUB_CLOCK_WRONG in MUTES[RuleId.HUB_OFFLINE]
 
 
 def test_a_restarted_centre_does_not_raise_the_clock_alert_again() -> None:

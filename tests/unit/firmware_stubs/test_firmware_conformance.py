@@ -27,7 +27,7 @@ from firmware_stubs.bthome import (
 )
 from hub_agent import plx
 from telecare_protocol.codes import QualityFlag
-from tests.support.examples import examples
+from tests.support.examples import property_examples
 from tests.unit.firmware_stubs.test_firmware_bthome import decode
 
 MAC = bytes.fromhex("A4C138000002")
@@ -61,7 +61,7 @@ all_values = st.builds(
 NAMES = {BUTTON_PRESS: "press", BUTTON_DOUBLE_PRESS: "double_press", BUTTON_LONG_PRESS: "long_press"}
 
 
-@settings(max_examples=examples(150), deadline=None)
+@settings(max_examples=property_examples(150), deadline=None)
 @given(all_values, keys, counters)
 def test_every_object_decodes_to_exactly_what_was_encoded(values: BTHomeValues, key: bytes | None,
                                                           counter: int) -> None:
@@ -78,7 +78,7 @@ def test_every_object_decodes_to_exactly_what_was_encoded(values: BTHomeValues, 
 
 # --- BTHome: each device's logic ------------------------------------------------------------------
 
-@settings(max_examples=examples(60), deadline=None)
+@settings(max_examples=property_examples(60), deadline=None)
 @given(keys, packet_ids, counters, batteries, st.lists(st.booleans(), min_size=1, max_size=6))
 def test_door_frames(key: bytes | None, packet_id: int, counter: int, battery: int, states: list[bool]) -> None:
     d = door.DoorSensor(tx=tx_for(key, packet_id, counter), battery_pct=battery)
@@ -96,7 +96,7 @@ def test_door_frames(key: bytes | None, packet_id: int, counter: int, battery: i
     assert read(frame, key)["binary"]["opening"] is states[-1]
 
 
-@settings(max_examples=examples(60), deadline=None)
+@settings(max_examples=property_examples(60), deadline=None)
 @given(keys, packet_ids, counters, batteries, st.lists(st.booleans(), min_size=1, max_size=6))
 def test_bed_frames(key: bytes | None, packet_id: int, counter: int, battery: int, states: list[bool]) -> None:
     b = bed.BedSensor(tx=tx_for(key, packet_id, counter), battery_pct=battery)
@@ -108,7 +108,7 @@ def test_bed_frames(key: bytes | None, packet_id: int, counter: int, battery: in
             assert read(frame, key)["binary"] == {"occupancy": occupied, "battery": battery_low(battery)}
 
 
-@settings(max_examples=examples(60), deadline=None)
+@settings(max_examples=property_examples(60), deadline=None)
 @given(keys, packet_ids, counters, batteries, st.lists(st.floats(0, 200, allow_nan=False), min_size=1, max_size=8))
 def test_motion_frames(key: bytes | None, packet_id: int, counter: int, battery: int, gaps: list[float]) -> None:
     m = motion.MotionSensor(tx=tx_for(key, packet_id, counter), battery_pct=battery)
@@ -130,7 +130,7 @@ def test_motion_frames(key: bytes | None, packet_id: int, counter: int, battery:
             assert read(frame, key)["binary"]["motion"] is True
 
 
-@settings(max_examples=examples(60), deadline=None)
+@settings(max_examples=property_examples(60), deadline=None)
 @given(keys, packet_ids, counters, batteries, batteries)
 def test_battery_frames_of_every_device(key: bytes | None, packet_id: int, counter: int, start: int,
                                         new: int) -> None:
@@ -151,7 +151,7 @@ def test_battery_frames_of_every_device(key: bytes | None, packet_id: int, count
             assert got["sensors"]["packet_id"] == packet_id
 
 
-@settings(max_examples=examples(60), deadline=None)
+@settings(max_examples=property_examples(60), deadline=None)
 @given(keys, packet_ids, counters, st.booleans(), batteries)
 def test_tamper_frames(key: bytes | None, packet_id: int, counter: int, tamper: bool, battery: int) -> None:
     # No device logic sets tamper yet; the encoder (what every stub uses) is conformance-tested here.
@@ -164,7 +164,7 @@ pendant_actions = st.lists(st.tuples(st.sampled_from(["press", "long", "fall", "
                            min_size=1, max_size=10)
 
 
-@settings(max_examples=examples(80), deadline=None)
+@settings(max_examples=property_examples(80), deadline=None)
 @given(keys, packet_ids, counters, batteries, pendant_actions)
 def test_pendant_frames(key: bytes | None, packet_id: int, counter: int, battery: int,
                         actions: list[tuple[str, float]]) -> None:
@@ -223,7 +223,7 @@ statuses = st.none() | st.integers(0, 0xFFFF)
 device_statuses = st.none() | st.integers(0, 0xFFFFFF)
 
 
-@settings(max_examples=examples(200), deadline=None)
+@settings(max_examples=property_examples(200), deadline=None)
 @given(sfloats, sfloats, st.none() | st.tuples(sfloats, sfloats), st.none() | st.tuples(sfloats, sfloats),
        statuses, device_statuses, sfloats)
 def test_every_continuous_frame_decodes_to_what_was_encoded(spo2: Any, pulse: Any, fast: Any, slow: Any,
@@ -244,7 +244,7 @@ timestamps = st.none() | st.tuples(st.integers(1582, 9999), st.integers(1, 12), 
                                    st.integers(0, 23), st.integers(0, 59), st.integers(0, 59))
 
 
-@settings(max_examples=examples(200), deadline=None)
+@settings(max_examples=property_examples(200), deadline=None)
 @given(sfloats, sfloats, timestamps, statuses, device_statuses, sfloats, st.booleans())
 def test_every_spot_check_frame_decodes_to_what_was_encoded(spo2: Any, pulse: Any, ts: Any, status: Any,
                                                             device: Any, pai: Any, clock_set: bool) -> None:

@@ -24,7 +24,7 @@ from hub_agent.devices import DeviceKind, PairedDevice
 from hub_agent.radio import Advertisement
 from telecare_protocol.codes import DeviceType, EventCode, Priority
 from telecare_protocol.messages import DeviceEvent
-from tests.support.examples import examples
+from tests.support.examples import property_examples
 
 ADDRESS = "A4:C1:38:00:00:01"
 MAC = bytes.fromhex("A4C138000001")
@@ -411,7 +411,7 @@ def test_paired_device_and_advertisement_validation() -> None:
 # --- any bytes at all ---------------------------------------------------------------------
 
 
-@settings(max_examples=examples(300), deadline=None)
+@settings(max_examples=property_examples(300), deadline=None)
 @given(st.binary(max_size=40), st.sampled_from([None, KEY]), st.sampled_from([DeviceKind.PENDANT, DeviceKind.DOOR]))
 def test_random_bytes_never_raise(data: bytes, bindkey: bytes | None, kind: DeviceKind) -> None:
     dev, radio = device(kind, bindkey), Radio()
@@ -421,7 +421,7 @@ def test_random_bytes_never_raise(data: bytes, bindkey: bytes | None, kind: Devi
     assert sum(dev.rejected.values()) + (dev.last_seen is not None) >= 1
 
 
-@settings(max_examples=examples(200), deadline=None)
+@settings(max_examples=property_examples(200), deadline=None)
 @given(st.lists(st.binary(max_size=24), max_size=6))
 def test_random_frames_after_a_good_one_never_raise(frames: list[bytes]) -> None:
     dev, radio = device(bindkey=KEY), Radio()

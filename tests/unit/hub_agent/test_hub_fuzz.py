@@ -13,7 +13,7 @@ from hub_agent.plx import CONTINUOUS_UUID, SPOT_CHECK_UUID
 from hub_agent.radio import Advertisement, GattNotification, ZigbeeReport
 from hub_agent.uplink import Uplink
 from hub_agent.zigbee import ZigbeeDevice
-from tests.support.examples import examples
+from tests.support.examples import property_examples
 
 KEY = bytes.fromhex("231d39c1d7cc1ab1aee224cd096db932")
 PLAIN = PairedDevice("pendant-1", "A4:C1:38:00:00:01", DeviceKind.PENDANT)
@@ -37,7 +37,7 @@ def accounted(before_rejected: int, accepted_before: int, messages: list[object]
     return bool(messages) or sum(AGENT.rejected.values()) > before_rejected or accepted_after > accepted_before
 
 
-@settings(max_examples=examples(400), suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=property_examples(400), suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.binary(max_size=40), keyed=st.booleans(), version_2=st.booleans())
 def test_any_service_data_is_handled_or_counted(data: bytes, keyed: bool, version_2: bool) -> None:
     if version_2 and data:
@@ -50,7 +50,7 @@ def test_any_service_data_is_handled_or_counted(data: bytes, keyed: bool, versio
     assert accounted(before, accepted, list(messages), decoder.accepted)
 
 
-@settings(max_examples=examples(400))
+@settings(max_examples=property_examples(400))
 @given(data=st.binary(max_size=30), spot=st.booleans())
 def test_any_plx_notification_is_readings_or_counted(data: bytes, spot: bool) -> None:
     before = sum(AGENT.rejected.values())
@@ -62,7 +62,7 @@ def test_any_plx_notification_is_readings_or_counted(data: bytes, spot: bool) ->
         assert sum(AGENT.rejected.values()) == before + 1
 
 
-@settings(max_examples=examples(300))
+@settings(max_examples=property_examples(300))
 @given(payload=st.one_of(st.binary(max_size=60), st.text(max_size=60).map(str.encode),
                          st.dictionaries(st.sampled_from(["contact", "battery", "battery_low", "tamper", "occupancy"]),
                                          st.one_of(st.booleans(), st.integers(), st.floats(), st.text(max_size=5),

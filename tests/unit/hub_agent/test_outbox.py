@@ -24,7 +24,7 @@ from telecare_protocol import (
     decode,
     encode,
 )
-from tests.support.examples import examples
+from tests.support.examples import property_examples
 
 HUB = "hub-1"
 T0 = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
@@ -275,7 +275,8 @@ OPS = st.lists(st.one_of(
 ), max_size=60)
 
 
-@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=property_examples(300), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS)
 def test_no_interleaving_loses_or_duplicates_a_row(tmp_path_factory: pytest.TempPathFactory,
                                                    ops: list[tuple[object, ...]]) -> None:

@@ -31,6 +31,7 @@ from telecare_protocol import (
 from telecare_protocol.codes import DEFAULT_PRIORITY, METRICS, SCAIP_STATUS, Priority
 from telecare_protocol.schema import examples, json_schemas, render_protocol_doc
 from telecare_protocol.topics import KINDS, STATUS, Topic, parse_topic, status_topic, topic_for
+from tests.support.examples import property_examples
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 DOC = Path(__file__).resolve().parents[3] / "docs" / "protocol.md"
@@ -441,7 +442,7 @@ def test_random_json_objects_never_raise_anything_but_protocol_error(value: dict
 
 
 @given(st.data())
-@settings(max_examples=300)
+@settings(max_examples=property_examples(300))
 def test_a_valid_message_with_one_field_replaced_decodes_or_refuses(data: st.DataObject) -> None:
     kind = data.draw(st.sampled_from(sorted(VALID)))
     message = json.loads(json.dumps(VALID[kind]))
