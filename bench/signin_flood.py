@@ -8,18 +8,20 @@ Starts a real Mosquitto and a centre on SQLite (WAL, synchronous=FULL) serving r
 `TELECARE_TRUSTED_NETWORKS` = 127.0.0.1/32. A hub presses its pendant (MQTT QoS 1) again and
 again, each press once the last one is shown; the clock runs from the publish to the console's
 event stream (`GET /api/v1/alerts/stream`) announcing the changed alert, confirmed by the alert's
-repeat count. Measured in the same run:
+repeat count. Measured in the same run, the phases taking turns (`--rounds`, so that the load of
+a shared machine falls on each alike; a flood is stopped, and its last answer in, before the
+next quiet turn):
 - `quiet`: presses alone (the baseline);
 - `flood`: presses while a separate process runs 8 parallel clients from 127.0.0.2 (outside the
   trusted network), each sending a wrong password for the operator's account as soon as its last
   answer came back, whatever the answer (a script does not honour Retry-After);
 - with `--trusted-flood`, also `trusted_flood`: the same 8 clients from 127.0.0.1, where nothing
-  is throttled and every attempt costs a real Argon2 check: the lock alone, without the throttle.
-After each flood phase the operator signs in from 127.0.0.1 with the right password, and must get in.
+  is throttled and every attempt costs a real Argon2 check: the lock and the CPU, without the throttle.
+During each flood turn the operator signs in from 127.0.0.1 with the right password, and must get in.
 
 Target: press-to-alert p99 during the flood within 2× of p99 without. Prints a final JSON line.
 
-    .venv/bin/python bench/signin_flood.py [--presses 300] [--attackers 8] [--trusted-flood]
+    .venv/bin/python bench/signin_flood.py [--presses 300] [--rounds 3] [--attackers 8] [--trusted-flood]
 """
 
 import argparse
@@ -78,17 +80,27 @@ def percentiles(samples: list[float]) -> dict[str, float]:
             "max": round(ordered[-1], 2)}
 
 
-def attack(base_url: str, source: str, clients: int, stop: ProcessEvent, results: "multiprocessing.Queue[Any]") -> None:
+def attack(base_url: str, source: str, clients: int, go: ProcessEvent, stop: ProcessEvent,
+           in_flight: Any, results: "multiprocessing.Queue[Any]") -> None:
     """In its own process: `clients` threads, each posting a wrong password for `OPERATOR` from
-    `source` until `stop`, the next as soon as the last is answered. Puts {status: count} on `results`."""
+    `source` while `go` is set, the next as soon as the last is answered, until `stop`.
+    `in_flight` counts requests not yet answered. Puts {status: count} on `results` at the end."""
     counts: Counter[int] = Counter()
     lock = threading.Lock()
 
     def one_client() -> None:
         transport = httpx.HTTPTransport(local_address=source)
-        with httpx.Client(base_url=base_url, transport=transport, timeout=60) as client:
+        with httpx.Client(base_url=base_url, transport=transport, timeout=120) as client:
             while not stop.is_set():
-                answer = client.post("/api/v1/auth/token", data={"username": OPERATOR, "password": "wrong-guess"})
+                if not go.wait(0.1):
+                    continue
+                with in_flight.get_lock():
+                    in_flight.value += 1
+                try:
+                    answer = client.post("/api/v1/auth/token", data={"username": OPERATOR, "password": "wrong-guess"})
+                finally:
+                    with in_flight.get_lock():
+                        in_flight.value -= 1
                 with lock:
                     counts[answer.status_code] += 1
 
@@ -98,6 +110,37 @@ def attack(base_url: str, source: str, clients: int, stop: ProcessEvent, results
     for thread in threads:
         thread.join()
     results.put(dict(counts))
+
+
+class Flood:
+    """A process of attacking clients from one source address, started idle: `on()`, `off()`."""
+
+    def __init__(self, base_url: str, source: str, clients: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._go, self._stop = context.Event(), context.Event()
+        self._in_flight = context.Value("i", 0)
+        self._results: multiprocessing.Queue[Any] = context.Queue()
+        self._process = context.Process(target=attack, args=(base_url, source, clients, self._go, self._stop,
+                                                             self._in_flight, self._results))
+        self._process.start()
+
+    def on(self) -> None:
+        self._go.set()
+        time.sleep(1.0)  # under way, and past the throttle's free tries
+
+    def off(self) -> None:
+        """Stop sending, and wait for every answer: nothing of the flood reaches into the quiet presses."""
+        self._go.clear()
+        while self._in_flight.value:
+            time.sleep(0.05)
+        time.sleep(0.5)
+
+    def close(self) -> dict[int, int]:
+        """The attackers' answers, by HTTP status."""
+        self._stop.set()
+        answers: dict[int, int] = self._results.get(timeout=120)
+        self._process.join(60)
+        return answers
 
 
 class Console:
@@ -149,37 +192,21 @@ def presses(centre: Centre, broker: Mosquitto, hub: BrokerAccount, api: httpx.Cl
     return samples
 
 
-def flood_phase(centre: Centre, source: str, attackers: int, run: Any) -> tuple[list[float], dict[int, int], int]:
-    """`run()` while `attackers` clients flood from `source`; then the operator signs in from the
-    console's address. Returns the samples, the attackers' answers by status, and that sign-in's status."""
-    context = multiprocessing.get_context("spawn")
-    stop = context.Event()
-    results: multiprocessing.Queue[Any] = context.Queue()
-    process = context.Process(target=attack, args=(centre.url, source, attackers, stop, results))
-    process.start()
-    try:
-        time.sleep(2.0)  # the flood is under way, and the throttle has had its say
-        samples: list[float] = run()
-        operator = httpx.post(f"{centre.url}/api/v1/auth/token", data={"username": OPERATOR, "password": PASSWORD},
-                              timeout=60)
-    finally:
-        stop.set()
-        answers: dict[int, int] = results.get(timeout=120)
-        process.join(60)
-    return samples, answers, operator.status_code
-
-
 PASSWORD = "night-shift-" + secrets.token_urlsafe(12)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--presses", type=int, default=300)
+    parser.add_argument("--presses", type=int, default=300, help="per phase, over all rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="the phases take turns this many times")
     parser.add_argument("--attackers", type=int, default=8)
     parser.add_argument("--trusted-flood", action="store_true",
                         help="also flood from the trusted network (nothing throttled: every attempt hashed)")
     args = parser.parse_args()
-    phases: dict[str, dict[str, Any]] = {}
+    per_segment = max(1, args.presses // args.rounds)
+    samples: dict[str, list[float]] = {"quiet": []}
+    sign_ins: dict[str, list[int]] = {}
+    answers: dict[str, dict[int, int]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         accounts = [BrokerAccount(HUB, secrets.token_urlsafe(16), "hub"),
                     BrokerAccount("centre", secrets.token_urlsafe(16), "centre")]
@@ -198,39 +225,43 @@ def main() -> None:
                 bearer = api.post("/api/v1/auth/token", data={"username": OPERATOR, "password": PASSWORD})
                 api.headers["Authorization"] = f"Bearer {bearer.json()['access_token']}"
                 console = Console(centre.url, bearer.json()["access_token"])
+                floods = {"flood": Flood(centre.url, ATTACKER_ADDRESS, args.attackers)}
+                if args.trusted_flood:
+                    floods["trusted_flood"] = Flood(centre.url, CONSOLE_ADDRESS, args.attackers)
                 done = 0
 
                 def run(count: int) -> list[float]:
                     nonlocal done
-                    samples = presses(centre, broker, accounts[0], api, console, count, done)
+                    taken = presses(centre, broker, accounts[0], api, console, count, done)
                     done += count
-                    return samples
+                    return taken
 
-                run(5)  # warm-up: the alert opens, connections are made
-                phases["quiet"] = {"ms": percentiles(run(args.presses))}
-                floods = [("flood", ATTACKER_ADDRESS)] + ([("trusted_flood", CONSOLE_ADDRESS)]
-                                                          if args.trusted_flood else [])
-                for name, source in floods:
-                    samples, answers, operator = flood_phase(centre, source, args.attackers,
-                                                             lambda: run(args.presses))
-                    phases[name] = {"ms": percentiles(samples), "attacker_answers": answers,
-                                    "operator_sign_in": operator}
-                console.close()
-    quiet = phases["quiet"]["ms"]
-    for name, phase in phases.items():
-        print(f"{name:14} press→alert ms: {phase['ms']}"
-              + (f"  attackers: {phase['attacker_answers']}  operator: {phase['operator_sign_in']}"
-                 if name != "quiet" else ""))
-    line: dict[str, Any] = {"presses": args.presses, "attackers": args.attackers,
-                            "quiet_ms_p50": quiet["p50"], "quiet_ms_p99": quiet["p99"]}
-    for name, phase in phases.items():
-        if name == "quiet":
-            continue
-        line |= {f"{name}_ms_p50": phase["ms"]["p50"], f"{name}_ms_p99": phase["ms"]["p99"],
-                 f"{name}_attempts": sum(phase["attacker_answers"].values()),
-                 f"{name}_checked": phase["attacker_answers"].get(401, 0),
-                 f"{name}_operator_signed_in": phase["operator_sign_in"] == 200,
-                 f"ratio_p99_{name}_vs_quiet": round(phase["ms"]["p99"] / quiet["p99"], 2)}
+                try:
+                    run(5)  # warm-up: the alert opens, connections are made
+                    for _ in range(args.rounds):
+                        samples["quiet"] += run(per_segment)
+                        for name, flood in floods.items():
+                            flood.on()
+                            samples.setdefault(name, []).extend(run(per_segment))
+                            operator = httpx.post(f"{centre.url}/api/v1/auth/token", timeout=120,
+                                                  data={"username": OPERATOR, "password": PASSWORD})
+                            sign_ins.setdefault(name, []).append(operator.status_code)
+                            flood.off()
+                finally:
+                    answers = {name: flood.close() for name, flood in floods.items()}
+                    console.close()
+    quiet = percentiles(samples["quiet"])
+    line: dict[str, Any] = {"presses_per_phase": len(samples["quiet"]), "rounds": args.rounds,
+                            "attackers": args.attackers, "quiet_ms_p50": quiet["p50"], "quiet_ms_p99": quiet["p99"]}
+    print(f"{'quiet':14} press→alert ms: {quiet}")
+    for name in floods:
+        flooded = percentiles(samples[name])
+        print(f"{name:14} press→alert ms: {flooded}  attackers' answers: {answers[name]}  "
+              f"operator sign-ins from the console: {sign_ins[name]}")
+        line |= {f"{name}_ms_p50": flooded["p50"], f"{name}_ms_p99": flooded["p99"],
+                 f"{name}_attempts": sum(answers[name].values()), f"{name}_checked": answers[name].get(401, 0),
+                 f"{name}_operator_signed_in": all(status == 200 for status in sign_ins[name]),
+                 f"ratio_p99_{name}_vs_quiet": round(flooded["p99"] / quiet["p99"], 2)}
     print(json.dumps(line))
 
 

@@ -27,7 +27,7 @@ from centre_app.settings import CentreSettings
 from detection.engine import Engine
 from monitoring_centre import export
 from monitoring_centre.alerts import ACTIVE
-from monitoring_centre.detection_runner import EngineRunner
+from monitoring_centre.detection_runner import NO_SIGNAL_READINGS, EngineRunner
 from monitoring_centre.ingest import Ingest, IngestMetrics
 from monitoring_centre.live import AlertFeed
 from monitoring_centre.periodic import PeriodicWorker
@@ -108,6 +108,7 @@ class Centre:
         ), AlertingMetrics(self.registry), on_change=self.feed.publish)
         self.registry.register(OpenAlerts(self.sessions))
         self.registry.register(SETTINGS_IGNORED)  # stored settings beyond a floor, ignored at load
+        self.registry.register(NO_SIGNAL_READINGS)  # SpO2 0 %, pulse 0: flagged no_signal, never an alarm
         self.detection = EngineRunner(Engine([]), self.sessions, tick_s=settings.detection_tick_s,
                                       timezone=settings.timezone, on_alerts=self._alerts_changed,
                                       backlog=lambda: self.receiver.queue_depth >= settings.ingest_queue_size)

@@ -13,7 +13,8 @@ would be wrong for many people. Device locations come from the profile (`devices
   again for 45 min of night time. Clears when the bed is occupied again.
 - `no_morning_activity`: no activity since 05:00 by the person's deadline: the 90th
   percentile of their first-activity times over the last 14 days + 60 min, between 07:00
-  and 12:00; 10:00 while learning (< 7 days). Clears on the first activity.
+  and 12:00; 10:00 while learning (< 7 days). Held back while a worn oximeter measures a
+  pulse (a clean reading in the last hour; see "Readings" below). Clears on the first activity.
 - `house_unoccupied`: the last thing heard was an exit door, then nothing anywhere for
   longer than 1.5x the person's 90th-percentile outing (at least 3 h; 8 h while learning),
   or still nothing an hour into the night (unless the person came home that late at
@@ -22,6 +23,15 @@ would be wrong for many people. Device locations come from the profile (`devices
   10 min apart; bathroom devices when the home has no toilet devices) above the mean +
   2 SD of the person's last 28 nights and >= 3 (>= 4 while learning, < 7 nights). Once a
   night; never cleared by the engine.
+
+Readings (an oximeter, 1 Hz to one a minute, or a spot check) are signs of the person only
+when clean (no quality flag: a probe with no signal, a questionable or nonpulsatile reading is
+what a cold, still or lifeless finger gives too). A clean reading that starts a session (the
+first from its device `SESSION_GAP`, 10 min, after its last clean one: a spot check taken,
+the probe put on) is activity like any event, at the location "oximeter". A clean reading
+inside a session shows the person alive but says nothing of getting up (in bed, as a bed
+sensor is): it holds `no_morning_activity` back for `reading_alive_minutes` (60) after it,
+and feeds neither the learned first-activity times nor the night-time state.
 
 Planned absences pause every rule here, and their days and nights are left out of the
 baselines. No timer rule fires while a hub of the person is offline (the silence is the
@@ -47,7 +57,8 @@ ACTIVITY_CODES = frozenset({
 })
 KEEP = 35
 SESSION_GAP = timedelta(minutes=10)
-"""A reading this long after the previous one from its device starts a session: presence."""
+"""A clean reading this long after the previous clean one from its device starts a session: activity.
+Readings closer together (a stream, 1 Hz to one a minute) are one session: signs of life, not of being up."""
 
 
 def in_window(at: time, start: time, end: time) -> bool:
@@ -89,6 +100,9 @@ class ActivityRules:
         self.exit_night: date | None = None
         self.toilet_night: date | None = None
         self.session: dict[str, datetime] = {}
+        """Device → its latest clean reading."""
+        self.alive: datetime | None = None
+        """The latest clean reading from any device: the person was alive then (module docstring)."""
         self.in_bed = False
         self.first_seen: datetime | None = None
         self.exit_opened: datetime | None = None
@@ -119,9 +133,15 @@ class ActivityRules:
 
     # observing -------------------------------------------------------------------------
     def reading(self, reading: Reading) -> list[Decision]:
+        """A clean reading: activity when it starts a session, else a sign of life (module docstring).
+        A flagged one (no signal, probe off, questionable...) is the device's, not the person's: nothing."""
+        if reading.value is None or reading.quality:
+            return []
+        at = reading.source_ts
         previous = self.session.get(reading.device_id)
-        self.session[reading.device_id] = max(previous or reading.source_ts, reading.source_ts)
-        if previous is not None and timedelta(0) <= reading.source_ts - previous < SESSION_GAP:
+        self.session[reading.device_id] = max(previous or at, at)
+        self.alive = at if self.alive is None else max(self.alive, at)
+        if previous is not None and timedelta(0) <= at - previous < SESSION_GAP:
             return []
         return self._activity(reading.source_ts, "oximeter", "reading", str(reading.id))
 
@@ -368,10 +388,14 @@ class ActivityRules:
             return []
         if self.last_event is not None and self.last_event[1] in EXIT_DOORS:
             return []  # left the house: house_unoccupied's business
+        if self.alive is not None and now - self.alive <= timedelta(minutes=rule.i("reading_alive_minutes")):
+            return []  # a worn oximeter measures a pulse: alive, in bed (module docstring)
         return self.ctx.raise_(RuleId.NO_MORNING_ACTIVITY, "", rule.i("priority"),
                                f"No activity this morning by {deadline.strftime('%H:%M')}",
                                {"date": today.isoformat(), "baseline": baseline,
                                 "last_activity": self.last_live.isoformat() if self.last_live else None,
+                                "last_clean_reading": self.alive.isoformat() if self.alive else None,
+                                "reading_alive_minutes": rule.i("reading_alive_minutes"),
                                 "source": rule.source("default_deadline")}, now)
 
     def _late(self, departure: datetime, hours: float) -> bool:

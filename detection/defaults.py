@@ -265,6 +265,12 @@ NO_MORNING_ACTIVITY: dict[str, Param] = {
     "percentile": _p(90.0, DESIGN + ": 90th percentile of the person's first-activity times",
                      (50.0, _eng("the median: half the mornings later than it")), (100.0, _eng("the latest morning"))),
     "margin_minutes": _p(60, DESIGN, (0, _eng("none")), (180, _eng("3 h"))),
+    "reading_alive_minutes": _p(60, DESIGN + ": a clean reading from a worn oximeter shows the person alive (in bed, "
+                                "not up) for this long after it; as margin_minutes, how much later than usual a "
+                                "morning may run before anyone is asked",
+                                (10, _eng("a reading stream's readings are under 10 min apart (activity.py, "
+                                          "SESSION_GAP): a shorter hold would lapse between two of them")),
+                                (180, _eng("as margin_minutes' ceiling"))),
     "baseline_days": _p(14, ACTIVITY + ": products learn each person's normal pattern", (7, _eng("a week")),
                         (35, _eng("first-activity times are kept 35 days"))),
     "min_days": _p(7, DESIGN + ": learning period", (1, _eng("a day")), (35, _eng("as baseline_days' ceiling"))),
@@ -324,6 +330,14 @@ DEVICE_NOT_SEEN: dict[str, Param] = {
                   (0, _eng("none")), (3600, _eng("an hour"))),
     **_priority(RuleId.DEVICE_NOT_SEEN),
 }
+NO_SIGNAL: dict[str, Param] = {
+    "minutes": _p(60, DESIGN + ": an oximeter sending only readings with no signal for an hour has lost an hour of "
+                  "the record; a shorter gap (a probe re-seated, a trip out of bed; the simulator's 30 min probe-off "
+                  "gap is labelled must-not-alarm) shows on the nurses' chart as flagged readings",
+                  (10, _eng("a reading stream's session gap (activity.py): shorter is a probe being re-seated")),
+                  (240, _eng("half a night of overnight oximetry lost unnoticed is the most we accept"))),
+    **_priority(RuleId.NO_SIGNAL),
+}
 _ALARM_ALWAYS_ON = _p(True, ALARM_FLOOR, (True, ALARM_FLOOR), (True, ALARM_FLOOR))
 
 DEFAULTS: dict[str, dict[str, Param]] = {
@@ -345,6 +359,7 @@ DEFAULTS: dict[str, dict[str, Param]] = {
     RuleId.HUB_OFFLINE: HUB_OFFLINE,
     RuleId.HUB_CLOCK_WRONG: _priority(RuleId.HUB_CLOCK_WRONG),  # its bounds are the centre's: detection/clock.py
     RuleId.DEVICE_NOT_SEEN: DEVICE_NOT_SEEN,
+    RuleId.NO_SIGNAL: NO_SIGNAL,
     RuleId.BATTERY_LOW: _priority(RuleId.BATTERY_LOW),
     RuleId.TAMPER: _priority(RuleId.TAMPER),
     RuleId.POWER_FAILURE: _priority(RuleId.POWER_FAILURE),

@@ -23,9 +23,11 @@ reading but at most one a minute, kept 7 days (at most ~10,100 samples x 16 byte
 and nightly summaries are kept 35 days; the rest is a few dozen scalars per device.
 """
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 
 from detection.activity import ActivityRules
 from detection.alarms import AlarmRules
@@ -33,12 +35,15 @@ from detection.decisions import Clear, Decision, PersonContext, Raise
 from detection.people import PersonProfile
 from detection.rules import RuleId
 from detection.schedule import ScheduleRule
+from detection.signal import SignalRule, with_signal_flag
 from detection.supervision import SupervisionRules
 from detection.thresholds import ThresholdRules
 from detection.trends import TrendRules
-from telecare_protocol import DeviceEvent, Heartbeat, Message, Reading
+from telecare_protocol import DeviceEvent, Heartbeat, Message, QualityFlag, Reading
 
 __all__ = ["Clear", "Decision", "Engine", "PersonProfile", "Raise"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,23 +55,41 @@ class _Person:
     schedule: ScheduleRule
     trends: TrendRules
     activity: ActivityRules
+    signal: SignalRule
 
     @classmethod
     def build(cls, profile: PersonProfile) -> "_Person":
         ctx = PersonContext(profile)
         return cls(ctx, SupervisionRules(ctx), AlarmRules(ctx), ThresholdRules(ctx), ScheduleRule(ctx),
-                   TrendRules(ctx), ActivityRules(ctx))
+                   TrendRules(ctx), ActivityRules(ctx), SignalRule(ctx))
 
 
 @dataclass
 class EngineCounts:
-    """What the engine could not attribute: messages from hubs no person owns."""
+    """What the engine could not attribute (messages from hubs no person owns), and the readings with no
+    signal it saw (`signal.py`), by metric, flagged by their hub or by the engine. Counts only go up,
+    warm-up included (`monitoring_centre/detection_runner.py` exports what `observe` adds)."""
 
     unknown_hub: int = 0
     by_hub: dict[str, int] = field(default_factory=dict)
+    no_signal: dict[str, int] = field(default_factory=dict)
+    """Metric (`spo2`, `pulse_rate`) → readings flagged `no_signal` (SpO2 0 %, pulse 0)."""
+    rule_failures: dict[str, int] = field(default_factory=dict)
+    """Rule family (`alarms`, `thresholds`, ...) → times it raised an exception. Each family runs apart,
+    so one family's bug costs only its own decisions for that message, never another's (an alarm)."""
 
 
 class Engine:
+    def _isolated(self, family: str, rule: Callable[[], list[Decision]]) -> list[Decision]:
+        """One rule family's decisions for one message or tick; an exception in it is logged and counted
+        (`counts.rule_failures`), and costs only that family's decisions."""
+        try:
+            return rule()
+        except Exception:  # a bug in one rule must not swallow the alarm of another
+            self.counts.rule_failures[family] = self.counts.rule_failures.get(family, 0) + 1
+            log.exception("detection rule family %s failed; the other families' decisions stand", family)
+            return []
+
     def __init__(self, profiles: Iterable[PersonProfile]) -> None:
         self._people: dict[str, _Person] = {}
         self._hubs: dict[str, str] = {}
@@ -87,7 +110,7 @@ class Engine:
             return
         ctx = PersonContext(profile)
         ctx.open = old.ctx.open
-        for part in (old.supervision, old.alarms, old.thresholds, old.schedule, old.trends, old.activity):
+        for part in (old.supervision, old.alarms, old.thresholds, old.schedule, old.trends, old.activity, old.signal):
             part.ctx = ctx
         old.ctx = ctx
 
@@ -107,16 +130,24 @@ class Engine:
             self.counts.by_hub[original.hub_id] = self.counts.by_hub.get(original.hub_id, 0) + 1
             return []
         person = self._people[person_id]
+        if isinstance(original, Reading):  # SpO2 0 %, pulse 0: no signal, before any rule sees it (signal.py)
+            original = with_signal_flag(original)
+            if QualityFlag.NO_SIGNAL in original.quality:
+                metric = original.metric.value
+                self.counts.no_signal[metric] = self.counts.no_signal.get(metric, 0) + 1
         clock, message = person.supervision.place(original, received_at)
-        decisions = person.supervision.message(message, received_at)
+        decisions: list[Decision] = []
+        if isinstance(message, DeviceEvent):  # alarms first, and apart: nothing below can cost one
+            decisions += self._isolated("alarms", lambda: person.alarms.event(message, received_at))
+        decisions += self._isolated("supervision", lambda: person.supervision.message(message, received_at))
         if isinstance(message, Reading):
-            decisions += person.thresholds.reading(message)
-            decisions += person.schedule.reading(message)
-            decisions += person.trends.reading(message)
-            decisions += person.activity.reading(message)
+            decisions += self._isolated("thresholds", lambda: person.thresholds.reading(message))
+            decisions += self._isolated("schedule", lambda: person.schedule.reading(message))
+            decisions += self._isolated("trends", lambda: person.trends.reading(message))
+            decisions += self._isolated("activity", lambda: person.activity.reading(message))
+            decisions += self._isolated("signal", lambda: person.signal.reading(message))
         elif isinstance(message, DeviceEvent):
-            decisions += person.alarms.event(message, received_at)
-            decisions += person.activity.event(message)
+            decisions += self._isolated("activity", lambda: person.activity.event(message))
         elif isinstance(message, Heartbeat):
             pass
         if message is not original:
@@ -128,11 +159,12 @@ class Engine:
         decisions: list[Decision] = []
         for person_id in sorted(self._people):
             person = self._people[person_id]
-            decisions += person.supervision.tick(now)
+            decisions += self._isolated("supervision", partial(person.supervision.tick, now))
             in_doubt = person.supervision.clock_in_doubt()  # its times may be a slow clock's: wait
             if not in_doubt:
-                decisions += person.schedule.tick(now)
-            decisions += person.activity.tick(now, link_down=bool(person.supervision.offline) or in_doubt)
+                decisions += self._isolated("schedule", partial(person.schedule.tick, now))
+            link_down = bool(person.supervision.offline) or in_doubt
+            decisions += self._isolated("activity", partial(person.activity.tick, now, link_down=link_down))
         return decisions
 
     def warm_up(self, messages: Iterable[Message | tuple[Message, datetime | None]]) -> None:

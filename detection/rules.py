@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
+from typing import TypeGuard
 
 from telecare_protocol import EventCode, Priority
 
@@ -71,6 +72,8 @@ class RuleId(StrEnum):
     HUB_CLOCK_WRONG = "hub_clock_wrong"
     """A hub's clock is more than 2 min from the centre's (`clock.py`); its messages are placed on the centre's."""
     DEVICE_NOT_SEEN = "device_not_seen"
+    NO_SIGNAL = "no_signal"
+    """An oximeter that keeps sending readings with no signal (probe off; SpO2 0 %, pulse 0): `signal.py`."""
     BATTERY_LOW = "battery_low"
     TAMPER = "tamper"
     POWER_FAILURE = "power_failure"
@@ -177,6 +180,9 @@ _ENTRIES = (
          per_device=True),
     Rule(RuleId.DEVICE_NOT_SEEN, "Device not heard from", Priority.SUPERVISION, RuleKind.SUPERVISION, TSA,
          per_device=True, raised_by=(EventCode.DEVICE_NOT_SEEN,), cleared_by=(EventCode.DEVICE_SEEN_AGAIN,)),
+    Rule(RuleId.NO_SIGNAL, "Oximeter gives no signal (probe off?)", Priority.SUPERVISION, RuleKind.SUPERVISION,
+         TSA + "; a device that sends but does not measure has stopped watching as surely as one not heard from "
+         "(hazard log H3)", per_device=True),
     Rule(RuleId.BATTERY_LOW, "Device battery low", Priority.SUPERVISION, RuleKind.SUPERVISION, TSA,
          per_device=True, raised_by=(EventCode.BATTERY_LOW,), cleared_by=(EventCode.BATTERY_OK,)),
     Rule(RuleId.TAMPER, "Device tampered with", Priority.SUPERVISION, RuleKind.SUPERVISION, TSA,
@@ -191,6 +197,50 @@ _ENTRIES = (
 
 CATALOGUE: Mapping[RuleId, Rule] = MappingProxyType({entry.rule: entry for entry in _ENTRIES})
 """Every rule, in `RuleId` order. Looked up by a `RuleId` or by its plain string value."""
+
+HUB_FAULTS: Mapping[str, str] = MappingProxyType({
+    "bluetooth_adapter": "Bluetooth adapter unavailable, its Bluetooth devices cannot be heard",
+    "zigbee2mqtt": "Zigbee link lost, its Zigbee devices cannot be heard",
+    "alarm_unconfirmed": "an alarm was not confirmed by the centre in time",
+})
+"""What failed, in words, for each `fault` a hub reports about itself in a `device_fault` (its detail
+`fault`, as `hub_agent` sends it: `main.py` for the radios, `agent.py` for an unconfirmed alarm)."""
+
+
+def hub_title(rule: Rule, hub_id: str, detail: Mapping[str, object] | None = None) -> str:
+    """The title of an alert raised by what a hub says about itself (an event whose device id is the
+    hub's id, its heartbeat, its last will): the rule's, naming the hub and, from the event's
+    `detail`, what failed (`HUB_FAULTS`) or how many readings were shed.
+
+    E.g. "Hub hub-1 fault: Bluetooth adapter unavailable, ...", "Mains power lost at hub hub-1".
+    At most `_HUB_TITLE_MAX` characters whatever the detail says (an alert's title is stored in 200):
+    a fault name the catalogue does not know is cut short, and a number out of all reason left out."""
+    detail = detail or {}
+    if rule.rule == RuleId.DEVICE_FAULT:
+        fault = str(detail.get("fault") or "")
+        what = HUB_FAULTS.get(fault, fault.replace("_", " ")[:_UNKNOWN_FAULT_MAX] or "unspecified")
+        waited = detail.get("waited_s")
+        if fault == "alarm_unconfirmed" and _plausible(waited):
+            what = f"an alarm waited {waited:.0f} s for the centre's confirmation"
+        return f"Hub {hub_id} fault: {what}"[:_HUB_TITLE_MAX]
+    if rule.rule == RuleId.POWER_FAILURE:
+        return f"Mains power lost at hub {hub_id}"
+    if rule.rule == RuleId.HUB_OFFLINE:
+        return f"Hub {hub_id} offline: the home is not monitored"
+    if rule.rule == RuleId.DATA_DROPPED:
+        count = detail.get("readings_dropped")
+        shed = f"{count} stored readings" if isinstance(count, int) and _plausible(count) else "stored readings"
+        return f"Hub {hub_id} shed {shed} (outbox full)"
+    return f"Hub {hub_id}: {rule.title}"[:_HUB_TITLE_MAX]
+
+
+_HUB_TITLE_MAX = 200
+_UNKNOWN_FAULT_MAX = 60
+
+
+def _plausible(number: object) -> TypeGuard[int | float]:
+    """A count or a duration a title may show: a number from 0 to a billion (never bool, NaN or a 300-digit int)."""
+    return isinstance(number, int | float) and not isinstance(number, bool) and 0 <= number < 1e9
 
 
 def of_kind(*kinds: RuleKind) -> tuple[RuleId, ...]:

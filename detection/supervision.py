@@ -20,6 +20,9 @@
 - `battery_low`, `tamper`, `power_failure` clear on `battery_ok`, `tamper_cleared`,
   `power_restored` (a heartbeat on mains power also restores, one on battery also fails).
 - `device_fault` has no all-clear code in the protocol: an operator closes it.
+- What a hub says about itself (device id = hub id: power failure and restored, its Bluetooth
+  adapter or Zigbee link failing, an alarm the centre did not confirm in time, readings shed)
+  raises the same rules, under a title that names the hub and what failed (`rules.hub_title`).
 - `data_dropped` (priority 5: logged, never sent): the hub shed readings from its outbox.
   Each event is its own log entry with the counts in its detail; nothing to clear.
 
@@ -33,7 +36,7 @@ from uuid import UUID
 
 from detection.clock import MAX_CLOCK_OFFSET, PACE_TOLERANCE, WINDOW, WRONG, HubClock, Verdict, describe
 from detection.decisions import Decision, PersonContext
-from detection.rules import CATALOGUE, CLEARED_BY, RAISED_BY, RuleId, RuleKind
+from detection.rules import CATALOGUE, CLEARED_BY, RAISED_BY, RuleId, RuleKind, hub_title
 from telecare_protocol import DeviceEvent, Heartbeat, Message, Power
 
 _KINDS = (RuleKind.SUPERVISION, RuleKind.LOG)
@@ -123,7 +126,7 @@ class SupervisionRules:
         power = self.ctx.settings[RuleId.POWER_FAILURE]
         if beat.power == Power.BATTERY:
             decisions += self.ctx.raise_(RuleId.POWER_FAILURE, "", power.i("priority"),
-                                         CATALOGUE[RuleId.POWER_FAILURE].title,
+                                         hub_title(CATALOGUE[RuleId.POWER_FAILURE], beat.hub_id),
                                          {"why": "the hub's heartbeat says it runs on battery", "heartbeat": evidence,
                                           "source": power.source("priority")}, beat.source_ts)
         elif self.ctx.is_open(RuleId.POWER_FAILURE):
@@ -181,7 +184,10 @@ class SupervisionRules:
             if rule == RuleId.DEVICE_NOT_SEEN and event.hub_id in self.offline:
                 return []
             subject = event.device_id if raised.per_device else ""
-            title = f"{raised.title}: {subject}" if raised.per_device else raised.title
+            if event.device_id == event.hub_id:  # the hub about itself: its power, its radios, its outbox
+                title = hub_title(raised, event.hub_id, event.detail)
+            else:
+                title = f"{raised.title}: {subject}" if raised.per_device else raised.title
             if raised.kind is RuleKind.LOG:
                 self.ctx.end_quietly(rule)  # every one is its own log entry (data_dropped: each shedding)
             settings = self.ctx.settings[rule]

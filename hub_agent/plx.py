@@ -17,7 +17,10 @@ disconnected -> SENSOR_OFF. The other PLX status bits that say a value cannot be
 map conservatively: signal problems, questionable pulse, interference, unknown or
 displaced sensor and calibration -> QUESTIONABLE; equipment or sensor malfunction and
 demonstration or test data (not a measurement of this person) -> INVALID; signal analysis
-ongoing -> MEASUREMENT_ONGOING. A flag never deletes a value; the caller decides.
+ongoing -> MEASUREMENT_ONGOING. A flag never deletes a value; the caller decides. One flag
+comes from the value, not a bit: NO_SIGNAL, for a value outside what an oximeter measures
+(`telecare_protocol.codes.MEASURABLE`), as a device with no signal sends 0 % and 0 /min with
+no status bit set (`plx_readings`).
 """
 
 from collections.abc import Iterable
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from telecare_protocol.codes import METRICS, NO_VALUE_REASONS, Metric, QualityFlag
+from telecare_protocol.codes import METRICS, NO_VALUE_REASONS, Metric, QualityFlag, signal_quality
 from telecare_protocol.messages import Reading
 
 PLX_SERVICE_UUID = "00001822-0000-1000-8000-00805f9b34fb"
@@ -286,6 +289,7 @@ def _reading(metric: Metric, value: float | None, quality: tuple[QualityFlag, ..
         flags.add(QualityFlag.INVALID)
     if value is None and not NO_VALUE_REASONS.intersection(flags):
         flags.add(QualityFlag.DATA_UNAVAILABLE)  # a gap is never silent
+    flags.update(signal_quality(metric, value, ()))  # SpO2 0 %, pulse 0: no signal, whatever the status bits say
     fields: dict[str, object] = {"hub_id": hub_id, "device_id": device_id, "source_ts": source_ts, "metric": metric,
                                  "value": value, "unit": spec.unit, "quality": _ordered(flags)}
     if hub_ts is not None:
@@ -300,7 +304,9 @@ def plx_readings(measurement: PlxMeasurement, *, hub_id: str, device_id: str, so
     Both always come out, so a probe-off frame is a visible gap: a special value gives
     `value=None` with the measurement's quality flags, plus DATA_UNAVAILABLE when no flag
     already says why. A value outside the metric's possible range (SpO2 above 100 from a
-    broken device) becomes None + INVALID rather than an error.
+    broken device) becomes None + INVALID rather than an error. A value inside the possible range but
+    outside the measurable one (`telecare_protocol.codes.MEASURABLE`: SpO2 0 % and pulse 0 sent with no
+    status bit by a device with no signal) keeps its value and is flagged NO_SIGNAL.
     """
     return [
         _reading(metric, value, measurement.quality, hub_id=hub_id, device_id=device_id,

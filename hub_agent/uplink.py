@@ -9,8 +9,11 @@ a PUBACK says only that the broker has the message, and a broker can still lose 
 
 Per-hub credentials (the username is the hub id, so the broker's ACL lets it publish only
 under its own topics), MQTT 5 (3.1.1 for the demo's embedded broker), QoS 1, a persistent
-session (same client id, no clean start, a week's session expiry) and a retained last
-will saying "offline", so the centre knows when the home stops being monitored.
+session (same client id, no clean start, a week's session expiry) and a last will saying
+"offline", so the centre knows when the home stops being monitored. The status and the will
+are never retained: the centre's broker keeps no retained messages (`retain_available false`
+refuses a retained will at CONNECT), and the centre's persistent sessions get the will even
+when it is published while the centre is down.
 
 Resending, always with the same bytes (so the same message id; the centre deduplicates and
 acknowledges the copy): after a reconnect, every message the centre has not acknowledged
@@ -151,7 +154,7 @@ class Uplink:
             self.client.tls_set_context(tls_context(tls_ca, tls_cert, tls_key))
         self.client.max_inflight_messages_set(window)
         self.client.max_queued_messages_set(0)  # our window bounds it; paho must never refuse a row
-        self.client.will_set(status_topic(hub_id), "offline", qos=1, retain=True)
+        self.client.will_set(status_topic(hub_id), "offline", qos=1, retain=False)
         self.client.reconnect_delay_set(min_delay=1, max_delay=reconnect_max_delay_s)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -220,7 +223,7 @@ class Uplink:
             log.error("hub %s stopping with %d messages the centre has not acknowledged; they stay in the outbox",
                       self.hub_id, self.unacked)
         if self.connected.is_set():
-            info = self.client.publish(status_topic(self.hub_id), "offline", qos=1, retain=True)
+            info = self.client.publish(status_topic(self.hub_id), "offline", qos=1, retain=False)
             self._claim(info.mid, _STATUS)
             try:
                 info.wait_for_publish(timeout)
@@ -381,7 +384,7 @@ class Uplink:
             log.error("broker refused hub %s: %s", self.hub_id, reason)
             return
         client.subscribe(self._ack_topic, qos=1)  # before any message goes: the broker handles them in order
-        self._claim(client.publish(status_topic(self.hub_id), "online", qos=1, retain=True).mid, _STATUS)
+        self._claim(client.publish(status_topic(self.hub_id), "online", qos=1, retain=False).mid, _STATUS)
         with self._cond:
             # A reconnect may follow a broker crash that lost what it had PUBACKed: everything the centre
             # has not acknowledged goes again, in lane order (paho also resends what had no PUBACK).

@@ -15,6 +15,20 @@ ACL, on both brokers (`telecare_protocol.topics.HUB_ACL` and `CENTRE_ACL`):
 - centre accounts may read (subscribe to and receive) everything under `telecare/v1/hubs/`,
   and publish the acks under `telecare/v1/acks/`. Hubs cannot write there.
 - hubs read nothing else: one home must not see another home's alarms.
+
+Accounts: a hub's username is its hub id, checked by `monitoring_centre.enrolment.check_hub_id`
+(the protocol's id pattern, and never a reserved name such as `centre`); two accounts of one
+name are refused (`password_file_text`), because the broker would let only one of them in.
+
+No retained messages, on both brokers. Mosquitto has no per-topic retain ACL, and a broker that
+keeps retained messages keeps whatever a hub retains under its own prefix for ever, in memory
+and in every autosave (100 MB of them once meant 63 MB/s of writes and ten times the alarm
+latency). The protocol needs none: the hub's `status` and its last will are plain QoS 1
+messages, which the centre's persistent sessions receive even when published while it is
+down, and liveness is judged by heartbeats. So Mosquitto runs with `retain_available false`:
+a client that publishes a retained message is disconnected, and one whose last will is
+retained is refused at CONNECT ("Retain not supported"). The embedded broker keeps nothing
+retained either (`_NoRetainBroker`: the message is delivered, never kept).
 """
 
 import asyncio
@@ -22,6 +36,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import shutil
@@ -41,10 +56,12 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
+from monitoring_centre.enrolment import check_hub_id
 from telecare_protocol.codec import MAX_PAYLOAD_BYTES
 from telecare_protocol.topics import ACKS_ROOT, CENTRE_ACL, HUB_ACL, ROOT
 
 HOST = "127.0.0.1"
+_log = logging.getLogger(__name__)
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin")
 """Debian and Homebrew-style installs put mosquitto in sbin, which is often not on a user's PATH."""
 
@@ -53,6 +70,10 @@ PBKDF2_ITERATIONS = 101
 broker passwords are random tokens (`BrokerAccount.generate`), where it does not matter."""
 
 _FORBIDDEN_IN_USERNAME = frozenset("+#/:")
+
+RETAIN_AVAILABLE = "retain_available false"
+"""Mosquitto's setting for the no-retained-messages rule (module docstring); `deploy/centre/mosquitto.conf`
+sets the same."""
 
 MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 4096
 """Mosquitto's `max_packet_size`: the protocol's largest payload (64 KiB) plus room for the MQTT
@@ -74,11 +95,10 @@ class BrokerAccount:
     role: Literal["hub", "centre"]
 
     def __post_init__(self) -> None:
-        # `+`/`#` would turn `%u` in the ACL pattern into a wildcard (mosquitto #1610); `/` would
-        # let a hub claim a sub-tree; `:` and whitespace would break the password and ACL files.
         name = self.username
-        if not name or any(c in _FORBIDDEN_IN_USERNAME or c.isspace() or not c.isprintable() for c in name):
-            raise ValueError(f"invalid broker username {name!r}: no '+', '#', '/', ':', whitespace or control chars")
+        check_username(name)
+        if self.role == "hub":
+            check_hub_id(name)  # a hub's username is its id: the protocol's pattern, never a reserved name
         if not self.password:
             raise ValueError(f"broker account {name!r} has an empty password")
         if self.role not in ("hub", "centre"):
@@ -88,6 +108,32 @@ class BrokerAccount:
     def generate(cls, username: str, role: Literal["hub", "centre"]) -> "BrokerAccount":
         """An account with a fresh random password (there are no default passwords)."""
         return cls(username, secrets.token_urlsafe(24), role)
+
+
+def check_username(name: str) -> None:
+    """Raise `ValueError` for a username no broker account may have.
+
+    `+`/`#` would turn `%u` in the ACL pattern into a wildcard (mosquitto #1610); `/` would
+    let a hub claim a sub-tree; `:` and whitespace would break the password and ACL files."""
+    if not name or any(c in _FORBIDDEN_IN_USERNAME or c.isspace() or not c.isprintable() for c in name):
+        raise ValueError(f"invalid broker username {name!r}: no '+', '#', '/', ':', whitespace or control chars")
+
+
+def password_file_text(entries: Iterable[tuple[str, str]]) -> str:
+    """A mosquitto 2.x `password_file` from (username, `$7$` hash) pairs, one line each, in order.
+
+    Raises `ValueError` for a username `check_username` refuses, and for a second entry of a
+    name: Mosquitto would let only one of the two accounts in (a hub enrolled as `centre` shut
+    the real centre out that way)."""
+    seen: set[str] = set()
+    lines = []
+    for username, password_hash in entries:
+        check_username(username)
+        if username in seen:
+            raise ValueError(f"two broker accounts named {username!r}: the broker would let only one of them in")
+        seen.add(username)
+        lines.append(f"{username}:{password_hash}\n")
+    return "".join(lines)
 
 
 def _pbkdf2(password: str, salt: bytes, iterations: int) -> bytes:
@@ -108,7 +154,7 @@ def mosquitto_password_line(username: str, password: str) -> str:
 
     Hand-written so the demo does not need `mosquitto_passwd` on the PATH.
     """
-    BrokerAccount(username, password, "hub")  # same username rules as everywhere else
+    check_username(username)  # same username rules as everywhere else
     return f"{username}:{mosquitto_password_hash(password)}"
 
 
@@ -272,6 +318,7 @@ class Mosquitto:
             "max_queued_bytes 0",
             "max_inflight_messages 20",
             f"max_packet_size {MAX_PACKET_BYTES}",
+            RETAIN_AVAILABLE,  # no retained messages (module docstring)
             "log_dest stderr",  # captured to mosquitto.log, with errors from before logging starts
             "log_type error",
             "log_type warning",
@@ -296,7 +343,7 @@ class Mosquitto:
         return "\n".join(lines)
 
     def password_text(self) -> str:
-        return "".join(mosquitto_password_line(a.username, a.password) + "\n" for a in self.accounts.values())
+        return password_file_text((a.username, mosquitto_password_hash(a.password)) for a in self.accounts.values())
 
     def write_files(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -433,11 +480,26 @@ class _HubTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]
         return False
 
 
+class _NoRetainBroker(_AmqttBroker):  # type: ignore[misc]
+    """amqtt that keeps no retained message, as Mosquitto with `retain_available false`.
+
+    A retained publish or last will is still delivered to the clients subscribed at that
+    moment; it is never stored, so a later subscriber does not get it. (Mosquitto disconnects
+    the client instead: MQTT 3.1.1, which amqtt speaks, has no way to say "retain not supported".)"""
+
+    async def retain_message(self, source_session: Session | None, topic_name: str | None,
+                             data: bytes | bytearray | None, qos: int | None = None) -> None:
+        if data:
+            client = source_session.client_id if source_session is not None else "the broker"
+            _log.warning("not retaining a message from %s on %s: this broker keeps no retained messages",
+                         client, topic_name)
+
+
 class EmbeddedBroker:
     """amqtt in its own thread and event loop, for when mosquitto is not installed.
 
-    MQTT 3.1.1 only; nothing is persisted across a restart, and amqtt's retained messages
-    are unreliable, so nothing may depend on retained messages here.
+    MQTT 3.1.1 only; nothing is persisted across a restart, and nothing retained is kept
+    (`_NoRetainBroker`), as on Mosquitto.
     """
 
     mqtt5 = False
@@ -513,7 +575,7 @@ class EmbeddedBroker:
     async def _serve(self) -> None:
         self._stopping = asyncio.Event()
         try:
-            broker = _AmqttBroker(self.config())  # created on this loop: it binds to the running loop
+            broker = _NoRetainBroker(self.config())  # created on this loop: it binds to the running loop
             await broker.start()
         except Exception as e:  # reported to start(), in the caller's thread
             self._error = e

@@ -17,6 +17,10 @@ Applying decisions (`apply`): one active alert per person + rule + subject.
   it already reported (e.g. after a restart); there is no new evidence, so nothing is counted.
 - A `Clear` resolves the active alert with the outcome `all_clear`.
 Engine person ids are `str(Person.id)` (see `profiles.py`).
+
+Readings with no signal (SpO2 0 %, pulse 0: `detection/signal.py`) are counted by the engine
+(`EngineCounts.no_signal`); what each `observe` adds, not the warm-up's history, goes to
+`NO_SIGNAL_READINGS` (`telecare_detection_no_signal_readings_total{metric}` on /metrics).
 """
 
 import logging
@@ -25,10 +29,12 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from detection.decisions import Decision, Raise
+from detection.engine import EngineCounts
 from detection.people import PersonProfile
 from monitoring_centre import alerts
 from monitoring_centre.periodic import PeriodicWorker
@@ -42,6 +48,12 @@ log = logging.getLogger(__name__)
 
 Message = ReadingMessage | DeviceEvent | Heartbeat
 WARM_UP_CHUNK = 2000
+NO_SIGNAL_READINGS = Counter(
+    "telecare_detection_no_signal_readings", "Readings with no signal (a value outside what an oximeter measures, "
+    "e.g. SpO2 0 %, pulse 0), flagged no_signal by the hub or the engine: stored flagged, never an alarm",
+    ["metric"], registry=None)
+"""Counted as messages are observed (not in the warm-up). Not in any registry until the centre
+registers it (`Centre.registry`)."""
 
 
 def message_evidence(message: Message, received_at: datetime | None = None) -> dict[str, Any]:
@@ -70,6 +82,8 @@ class EngineLike(Protocol):
     def warm_up(self, messages: Iterable[tuple[Message, datetime | None]]) -> None: ...
     def set_profile(self, profile: PersonProfile) -> None: ...
     def person_for_hub(self, hub_id: str) -> str | None: ...
+    @property
+    def counts(self) -> EngineCounts: ...
 
 
 def apply(session: Session, decisions: Iterable[Decision], *, hub: Hub | None = None,
@@ -213,7 +227,11 @@ class EngineRunner:
                     self.engine.set_profile(profile)
                     self.people.add(profile.id)
         with self.lock:
+            before = dict(self.engine.counts.no_signal)
             decisions = self.engine.observe(message, received_at)
+            for metric, count in self.engine.counts.no_signal.items():
+                if count > before.get(metric, 0):
+                    NO_SIGNAL_READINGS.labels(metric).inc(count - before.get(metric, 0))
         return apply(session, decisions, hub=hub, message=message, received_at=received_at)
 
     def tick(self, now: datetime | None = None) -> set[int]:

@@ -47,6 +47,10 @@ bookkeeping uses the receive time (`Hub.last_heartbeat_at`), and a device's `las
 never later than the receipt. Detection gets the receive time with each message and judges
 the hub's clock itself (`detection/clock.py`).
 
+A reading whose value lies outside what an oximeter measures (SpO2 0 %, pulse 0 sent by a
+device with no signal; `telecare_protocol.codes.MEASURABLE`) is stored with its value, flagged
+`no_signal` if its hub did not flag it: the nurses' chart counts it as flagged, never charts it.
+
 A replay of a message id already stored is not an error: it is the broker redelivering
 after a lost PUBACK, or the hub resending for want of an ack, dropped and counted in
 `telecare_ingest_duplicates_total`.
@@ -62,7 +66,7 @@ import time
 import uuid
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -71,12 +75,13 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from detection.rules import CATALOGUE, RuleId
+from detection.rules import CATALOGUE, RuleId, hub_title
 from monitoring_centre import alerts
 from monitoring_centre.storage import DeadLetter, Device, Event, Hub, InboundMessage, Reading, utc_now
 from telecare_protocol import DeviceEvent, Heartbeat, ProtocolError, decode
 from telecare_protocol import Reading as ReadingMessage
 from telecare_protocol.codec import CLOCK_TOLERANCE, MAX_PAYLOAD_BYTES
+from telecare_protocol.codes import signal_quality
 from telecare_protocol.topics import KINDS, STATUS, parse_topic
 
 log = logging.getLogger(__name__)
@@ -338,7 +343,8 @@ class Ingest:
                 reading_rows.append({"message_id": message_id, "person_id": person_of[message.hub_id],
                                      "device_id": message.device_id, "metric": message.metric.value,
                                      "value": message.value, "unit": message.unit,
-                                     "quality": [flag.value for flag in message.quality],
+                                     "quality": [flag.value for flag in  # SpO2 0 %: stored flagged no_signal
+                                                 signal_quality(message.metric, message.value, message.quality)],
                                      "source_ts": message.source_ts, "received_at": now,
                                      "clock_suspect": stamped_ahead(message, now)})
             elif isinstance(message, DeviceEvent):
@@ -417,13 +423,15 @@ class Ingest:
                 device.battery_pct = status.battery_pct
 
     def _hub_status(self, session: Session, hub: Hub, state: str, now: datetime) -> set[int]:
-        """The hub's retained online/offline state; "offline" is its last will, an alert of its own.
+        """The hub's online/offline state; "offline" is its last will, an alert of its own (never retained:
+        a will published while the centre was down waits in the centre's persistent sessions).
 
         The fast path for a lost hub: the broker publishes the will as soon as the hub's
         keepalive lapses. The detection engine's heartbeat rule raises the same `hub_offline`
         condition when heartbeats stop, so whichever comes first opens the one alert."""
         hub.link = state
         hub_offline = CATALOGUE[RuleId.HUB_OFFLINE]
+        hub_offline = replace(hub_offline, title=hub_title(hub_offline, hub.id))  # names the hub, as the tick's
         evidence = {"topic": f"hub {hub.id}", "state": state, "received_at": now.isoformat()}
         if state == "offline":
             alert = alerts.raise_alert(session, person_id=hub.person_id, hub_id=hub.id, rule=hub_offline, subject="",

@@ -25,7 +25,7 @@ from sqlalchemy import (
     event,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -81,7 +81,7 @@ class Hub(Base):
     heartbeat_interval_s: Mapped[int | None]
     power: Mapped[str | None] = mapped_column(String(16))
     link: Mapped[str | None] = mapped_column(String(16))
-    """`online` or `offline`, from the hub's retained status topic (its last will)."""
+    """`online` or `offline`, from the hub's status topic (its last will says `offline`)."""
     broker_password_hash: Mapped[str | None] = mapped_column(String(200))
     """The hub's broker password, hashed as Mosquitto's password file wants it; never the password."""
 
@@ -268,6 +268,23 @@ class AuditEntry(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
 
 
+READ_ONLY = "telecare_read_only"
+"""The execution option `begin_read` sets on a session's connection."""
+
+
+def begin_read(session: Session) -> None:
+    """Begin `session`'s next transaction as a read only. On SQLite it is then a plain (deferred)
+    BEGIN, which takes no write lock: in WAL mode it reads a snapshot while writers go on, where
+    every other transaction begins IMMEDIATE and holds the write lock the alarm path needs. For a
+    long read done for an HTTP request (a month of readings, a whole record). The transaction
+    must not write (on SQLite, a write in it may fail at once with "database is locked"): commit
+    or roll back to end it, and the next one is ordinary again. PostgreSQL: no difference.
+    Raises `RuntimeError` if the session has a transaction open."""
+    if session.in_transaction():
+        raise RuntimeError("begin_read: end the session's transaction first (commit or roll back)")
+    session.connection(execution_options={READ_ONLY: True})
+
+
 def make_engine(url: str) -> Engine:
     """An engine; for SQLite, WAL journalling and foreign keys on every connection."""
     if url.startswith("sqlite"):
@@ -291,8 +308,10 @@ def make_engine(url: str) -> Engine:
             # has committed, fails at once with "database is locked" (SQLite cannot
             # upgrade a stale snapshot, and does not wait). Taking the write lock at
             # BEGIN makes every transaction queue on busy_timeout instead. Reads take
-            # the lock too, so sessions stay short (routes end theirs before responding).
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # the lock too, so sessions stay short (routes end theirs before responding),
+            # and a long read begins as a read (`begin_read`).
+            read = connection.get_execution_options().get(READ_ONLY, False)
+            connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

@@ -111,7 +111,8 @@ def _admin(session: Session, args: argparse.Namespace, settings: CentreSettings)
     if args.task == "enrol":
         devices = [admin.parse_device(text) for text in args.device]
         person, hub = admin.enrol(session, name=args.name, address=args.address, hub_id=args.hub_id,
-                                  devices=devices, nhs_number=args.nhs_number, service=args.service,
+                                  devices=devices, centre_username=settings.mqtt_username,
+                                  nhs_number=args.nhs_number, service=args.service,
                                   allow_test_nhs_numbers=settings.allow_test_nhs_numbers)
         session.flush()
         return {"person_id": person.id, "hub_id": hub.hub_id, "hub_password": hub.password,
@@ -121,10 +122,16 @@ def _admin(session: Session, args: argparse.Namespace, settings: CentreSettings)
                                   person_id=args.person_id)
         return {"username": args.username, "role": args.role, "password": password}
     if args.task == "rotate-hub-password":
+        refused = admin.hubs_left_out(session, centre_username=settings.mqtt_username).get(args.hub_id)
+        if refused is not None:
+            raise admin.AdminError(f"{refused}; it gets no broker account, so no password")
         hub = admin.rotate_hub_password(session, args.hub_id)
         return {"hub_id": hub.hub_id, "hub_password": hub.password,
                 "next": "run `telecare admin broker-files` and reload the broker"}
+    left_out = admin.hubs_left_out(session, centre_username=settings.mqtt_username)
     written = admin.broker_files(session, args.out, centre_username=settings.mqtt_username,
                                  centre_password=settings.mqtt_password.get_secret_value(), owner=args.owner)
-    return {"written": [str(path) for path in written], "owner": args.owner,
+    for hub_id, why in left_out.items():  # enrolled before such ids were refused: loud, but the files are right
+        print(f"telecare admin broker-files: hub {hub_id!r} left out, it cannot log in: {why}", file=sys.stderr)
+    return {"written": [str(path) for path in written], "owner": args.owner, "left_out": left_out,
             "next": "reload the broker (systemctl reload mosquitto)"}

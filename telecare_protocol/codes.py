@@ -115,7 +115,7 @@ DEFAULT_PRIORITY: dict[EventCode, Priority] = {
 
 
 class QualityFlag(StrEnum):
-    """Why a reading may not be trusted on its own (from the BLE PLX status bits)."""
+    """Why a reading may not be trusted on its own: the BLE PLX status bits, and `no_signal` from the value."""
 
     QUESTIONABLE = "questionable"
     INVALID = "invalid"
@@ -125,6 +125,11 @@ class QualityFlag(StrEnum):
     DATA_UNAVAILABLE = "data_unavailable"
     MEASUREMENT_ONGOING = "measurement_ongoing"
     EARLY_ESTIMATE = "early_estimate"
+    NO_SIGNAL = "no_signal"
+    """The value lies outside what an oximeter measures on a living person (`MEASURABLE`): a device's
+    placeholder when it finds no signal (SpO2 0 %, pulse 0, with no status bit saying so), not a
+    measurement. Set by the hub (`hub_agent/plx.py`), and by the centre for a sender that did not
+    (`signal_quality`). Added to version 2's vocabulary after its release: upgrade a centre before its hubs."""
 
 
 NO_VALUE_REASONS = frozenset({QualityFlag.INVALID, QualityFlag.SENSOR_OFF, QualityFlag.DATA_UNAVAILABLE})
@@ -156,6 +161,50 @@ METRICS: dict[Metric, MetricSpec] = {
     Metric.PULSE_RATE: MetricSpec(unit="/min", low=0.0, high=300.0),
     Metric.PERFUSION_INDEX: MetricSpec(unit="%", low=0.0, high=100.0),
 }
+
+
+@dataclass(frozen=True)
+class MeasurableRange:
+    """What an oximeter measures on a living person. A value inside `METRICS`' possible range but outside
+    this one is delivered and stored, flagged `NO_SIGNAL`: a probe with no signal, never a reading to alarm on."""
+
+    low: float
+    high: float
+    source: str
+
+
+MEASURABLE: dict[Metric, MeasurableRange] = {
+    Metric.SPO2: MeasurableRange(50.0, 100.0, (
+        "pulse oximeters' SpO2 accuracy is specified over 70-100 % only, '0-69 %: not specified' (ISO 80601-2-61 "
+        "accuracy claims, e.g. FDA 510(k) K202173, and the Masimo and Mindray SpO2 module specifications); our "
+        "design choice: 50-69 % is kept, unverified but reached by a real severe desaturation (and it alarms), "
+        "while below 50 %, far under any verified range, a value from a person at home is a probe with no "
+        "signal (a monitor in the field sent 0 % with no status bit when it had none)")),
+    Metric.PULSE_RATE: MeasurableRange(20.0, 250.0, (
+        "declared pulse-rate ranges of home oximeters: 25-250 /min (FDA 510(k) K202173), 30-250 /min "
+        "(K212665); bedside modules display 20-300 (Mindray, ISO 80601-2-61); our design choice: below 20 /min "
+        "no oximeter reports a pulse, so 0 is its placeholder for none found; above 250 a fingertip or wrist "
+        "oximeter does not measure. NEWS2's bands (<=40, >=131 /min) lie wholly inside")),
+}
+"""Per metric the engine's rules read; `perfusion_index` has none (no rule reads it). Distinct from the
+possible range (`METRICS`), which stays the wire's: a value outside that one is refused as impossible."""
+
+
+def measurable(metric: Metric, value: float | None) -> bool:
+    """Whether `value` is a measurement and not a placeholder for no signal: inside the metric's
+    `MEASURABLE` range (any value of a metric without one). None (no value) is not measurable."""
+    if value is None:
+        return False
+    bounds = MEASURABLE.get(metric)
+    return bounds is None or bounds.low <= value <= bounds.high
+
+
+def signal_quality(metric: Metric, value: float | None, quality: tuple[QualityFlag, ...]) -> tuple[QualityFlag, ...]:
+    """`quality`, with `NO_SIGNAL` added (last) when `value` lies outside the metric's measurable range.
+    Unchanged for a null value (its own flags say why) and for a value that is measurable."""
+    if value is None or measurable(metric, value) or QualityFlag.NO_SIGNAL in quality:
+        return quality
+    return (*quality, QualityFlag.NO_SIGNAL)
 
 
 class DeviceKind(StrEnum):

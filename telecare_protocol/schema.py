@@ -14,6 +14,7 @@ from telecare_protocol import codec, topics
 from telecare_protocol.ack import ACK_VERSION, MAX_ACK_ENTRIES, Ack, Refusal
 from telecare_protocol.codes import (
     DEFAULT_PRIORITY,
+    MEASURABLE,
     METRICS,
     NO_VALUE_REASONS,
     SCAIP_STATUS,
@@ -82,6 +83,8 @@ _PLX_SOURCE = {
     QualityFlag.DATA_UNAVAILABLE: "Measurement Status bit 13, measurement unavailable",
     QualityFlag.MEASUREMENT_ONGOING: "Measurement Status bit 5, measurement ongoing",
     QualityFlag.EARLY_ESTIMATE: "Measurement Status bit 6, early estimated data",
+    QualityFlag.NO_SIGNAL: "none: a value outside the metric's measurable range (Metrics), e.g. SpO2 0 % or pulse 0 "
+                           "sent with no status bit; set by the hub, and by the centre when a sender did not",
 }
 
 _T0 = datetime(2025, 3, 1, 7, 30, tzinfo=UTC)
@@ -142,6 +145,11 @@ def _json(value: Any) -> str:
 def _range(metric: Metric) -> str:
     spec = METRICS[metric]
     return f"{spec.low:g}–{spec.high:g} {spec.unit}"
+
+
+def _measurable(metric: Metric) -> str:
+    bounds = MEASURABLE.get(metric)
+    return "—" if bounds is None else f"{bounds.low:g}–{bounds.high:g} {METRICS[metric].unit}"
 
 
 def render_protocol_doc() -> str:
@@ -214,10 +222,17 @@ an id, so substituting a username can never widen the ACL or reach another hub's
 Messages are published with QoS 1 (at least once). Duplicates are therefore normal, and
 receivers drop them by `id`.
 
-`{topics.STATUS}` is retained and is not a protocol message: plain text `online` or `offline`.
-The hub publishes `online` when it connects and registers `offline` as its MQTT last will,
-which the broker publishes when the hub's connection dies. The will is a fast hint; the
-heartbeat deadline (`interval_s`) is the authority, because every link must be supervised.""",
+`{topics.STATUS}` is not a protocol message: plain text `online` or `offline`. The hub publishes
+`online` when it connects, `offline` when it stops, and registers `offline` as its MQTT last
+will, which the broker publishes when the hub's connection dies. The will is a fast hint; the
+heartbeat deadline (`interval_s`) is the authority, because every link must be supervised.
+
+Nothing is retained, the status and the will included. The centre's broker keeps no retained
+messages (Mosquitto's `retain_available false`): a client that publishes one is disconnected,
+and one whose will is retained is refused at CONNECT. A broker cannot allow retention on some
+topics only, and whatever a hub retained under its own topics would be kept for ever. The
+centre's sessions are persistent, so a will published while the centre is down still reaches
+it when it is back.""",
         f"""## Acknowledgements
 
 A broker's PUBACK means only that the broker has a message: a broker that crashes before it
@@ -290,9 +305,12 @@ makes a message look younger than it is.""",
                   for c in EventCode]),
         "## Metrics\n\nUnits are UCUM, as FHIR uses them with LOINC 59408-5 (SpO2, `%`) and 8867-4 "
         "(heart rate, `/min`). A reading's `unit` must be its metric's unit. The range is what is physically "
-        "possible, not what is clinically normal: clinical thresholds belong to the centre.\n\n"
-        + _table(("Metric", "Unit", "Possible range"),
-                 [(f"`{m}`", f"`{METRICS[m].unit}`", _range(m)) for m in Metric]),
+        "possible, not what is clinically normal: clinical thresholds belong to the centre. Inside it, a value "
+        "outside the measurable range is what an oximeter sends when it finds no signal (SpO2 0 %, pulse 0): it "
+        "is delivered and stored, flagged `no_signal`, and never taken as a measurement.\n\n"
+        + _table(("Metric", "Unit", "Possible range", "Measurable range"),
+                 [(f"`{m}`", f"`{METRICS[m].unit}`", _range(m), _measurable(m)) for m in Metric])
+        + "\n\n" + "\n".join(f"- `{m}` measurable: {MEASURABLE[m].source}." for m in Metric if m in MEASURABLE),
         "## Quality flags\n\nA reading carries its quality in `quality`, taken from the status bits of the "
         "Bluetooth SIG Pulse Oximeter Service (PLX, 0x1822) spot-check and continuous measurements. A flagged "
         "reading is delivered and stored, never silently dropped, and a questionable reading must not fire a "

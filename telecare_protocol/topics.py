@@ -15,7 +15,9 @@ ACKS_ROOT = f"{PREFIX}/acks"
 """The centre's end-to-end acks, one topic per hub (`ack_topic`)."""
 KINDS = {"reading": "readings", "event": "events", "heartbeat": "heartbeat"}
 STATUS = "status"
-"""Retained online/offline state, set by the hub's last will (not a protocol message)."""
+"""The hub's online/offline state (not a protocol message): "online" when it connects, "offline" when it
+stops or, as its last will, when its connection dies. Never retained: the centre's broker keeps no
+retained messages, and the centre's persistent sessions get a will published while it is down."""
 
 SUBSCRIPTION = f"{ROOT}/+/+"
 BROKER_ACL_PATTERN = f"pattern write {ROOT}/%u/#"

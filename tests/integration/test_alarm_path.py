@@ -152,8 +152,8 @@ def test_bad_input_is_dead_lettered_and_good_input_survives(centre: Any, mosquit
                            code=EventCode.MANUAL_ALARM, source_ts=datetime.now(UTC))
     unknown_device = DeviceEvent.new(hub_id="hub-1", device_id="kettle-9", device_type=DeviceType.OCCUPANCY,
                                      code=EventCode.DOOR_OPENED, source_ts=datetime.now(UTC))
-    bad_payloads = [b"\xff\xfe not json", b"[]", b'{"version": 2}', encode(unknown_device),
-                    encode(good).replace(b'"version":1', b'"version":1,"extra":1')]
+    bad_payloads = [b"\xff\xfe not json", b"[]", b'{"version": 3}', encode(unknown_device),
+                    encode(good).replace(b'"version":2', b'"version":2,"extra":1')]
     hub = mqtt_client(mosquitto, broker_accounts["hub-1"])
     try:
         for payload in bad_payloads[:3]:

@@ -1,5 +1,5 @@
 """The operator's console in a real headless Chromium: sign in, see a pendant alarm arrive
-live (no reload), acknowledge it."""
+live (no reload), acknowledge it; on a full disk, the queue stays and a banner says why."""
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,10 +10,13 @@ from sqlalchemy import func, select
 from centre_app.centre import Centre, CentreThread
 from monitoring_centre.broker import BrokerAccount
 from monitoring_centre.storage import Reading as StoredReading
+from monitoring_centre.storage import utc_now
+from monitoring_centre.storage_health import QUIET_S
 from telecare_protocol import Reading, encode
 from telecare_protocol.codes import Metric, QualityFlag
 from telecare_protocol.topics import topic_for
 from tests.support.centre import OPERATOR, centre_settings, enrol_test_homes, press_pendant
+from tests.support.full_disk import Disk
 from tests.support.helpers import mqtt_client
 from tests.support.waiting import wait_for
 
@@ -100,3 +103,35 @@ def test_readings_show_clean_values_and_count_flagged_ones(tmp_path: Path, mosqu
 def _stored(centre: Centre, count: int) -> bool:
     with centre.sessions() as session:
         return (session.scalar(select(func.count()).select_from(StoredReading)) or 0) >= count
+
+
+def test_a_full_disk_shows_a_banner_and_the_queue_stays_readable(tmp_path: Path, mosquitto: Any,
+                                                                 broker_accounts: dict[str, BrokerAccount],
+                                                                 browser_page: Any) -> None:
+    centre = Centre(centre_settings(tmp_path / "centre.db", mosquitto, broker_accounts))
+    enrol_test_homes(centre)
+    page = browser_page
+    with CentreThread(centre):
+        page.goto(f"{centre.url}/")
+        page.fill("input[name=username]", OPERATOR[0])
+        page.fill("input[name=password]", OPERATOR[1])
+        page.click("button[type=submit]")
+        page.wait_for_selector("#link.up", timeout=10_000)
+        press_pendant(mosquitto, broker_accounts)
+        page.locator("#queue tbody tr[data-rule=pendant_alarm]").wait_for(timeout=10_000)
+        assert page.locator("#storage-fault").is_hidden()
+
+        disk = Disk(centre)
+        disk.fill()
+        page.wait_for_selector("#storage-fault:not([hidden])", timeout=10_000)  # told live, no reload
+        assert "Storage fault since" in page.locator("#storage-fault").inner_text()
+        assert page.locator("#link").inner_text() == "live: storage fault"
+        page.reload()  # the queue is read again, its audit rows kept in memory
+        page.locator("#queue tbody tr[data-rule=pendant_alarm]").wait_for(timeout=10_000)
+        page.wait_for_selector("#storage-fault:not([hidden])", timeout=10_000)
+
+        disk.free()
+        centre.storage.clock = lambda: utc_now() + timedelta(seconds=QUIET_S)
+        assert centre.storage.retry(centre.sessions)
+        page.wait_for_selector("#storage-fault[hidden]", state="attached", timeout=10_000)
+        assert page.locator("#link").inner_text() == "live"

@@ -30,6 +30,7 @@ class Listener:
         self.lines: queue.Queue[str] = queue.Queue()
         self.notices: list[list[int]] = []
         self.opened = threading.Event()
+        self._event = "message"  # the type of the event being read (SSE's default)
         self._thread = threading.Thread(target=self._read, args=(base_url, headers), daemon=True)
         self._thread.start()
 
@@ -42,11 +43,16 @@ class Listener:
                 self.lines.put(line)
 
     def heard(self, alert_id: int) -> bool:
-        """Takes in what has arrived; whether a notice with `alert_id` is among it."""
+        """Takes in what has arrived; whether a notice with `alert_id` is among it. Events of
+        another type (`event: storage`) are not notices of alerts."""
         while not self.lines.empty():
             line = self.lines.get_nowait()
-            if line.startswith("data: "):
+            if line.startswith("event: "):
+                self._event = line[7:]
+            elif line.startswith("data: ") and self._event == "message":
                 self.notices.append(json.loads(line[6:])["alert_ids"])
+            elif line == "":
+                self._event = "message"
         return any(alert_id in notice for notice in self.notices)
 
 
@@ -61,8 +67,8 @@ def test_each_console_hears_only_of_the_alerts_its_user_may_see(
         for listener in listeners.values():
             assert listener.opened.wait(10), "a stream did not open"
 
-        centre.alerts_changed({ada, bob})
-        centre.alerts_changed({bob})
+        centre.feed.publish({ada, bob})
+        centre.feed.publish({bob})
         # Then a marker everyone may see: Cy, on the nurse's caseload, who consents to the daughter.
         # Notices arrive in order, so whatever came before it has arrived once it has.
         with centre.sessions() as session, session.begin():
@@ -71,7 +77,7 @@ def test_each_console_hears_only_of_the_alerts_its_user_may_see(
                 grant(session, session.scalars(select(User).where(User.username == username)).one(), cy, basis)
             marker = raise_alert(session, person_id=cy.id, hub_id="hub-cy", rule=PENDANT_ALARM, subject="",
                                  at=utc_now(), evidence={}, why="test").id
-        centre.alerts_changed({marker})
+        centre.feed.publish({marker})
         for who, listener in listeners.items():
             wait_for(lambda listener=listener: listener.heard(marker), what=f"the {who}'s console to hear of Cy")
 

@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitoring_centre.storage import Alert, Event, InboundMessage
-from tests.support.waiting import wait_for
 from tests.support.helpers import free_port
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_CENTRE = ("import asyncio\n"

@@ -36,7 +36,7 @@ def test_every_kind_a_hub_supports_can_be_enrolled(kind: DeviceKind) -> None:
 def test_a_device_can_be_given_its_place_in_the_home(session: Session) -> None:
     devices = [admin.parse_device("pir-1:motion:kitchen"), admin.parse_device("front-door:door:front_door"),
                admin.parse_device("pendant-1:pendant")]
-    admin.enrol(session, name="Ada", address="", hub_id="hub-1", devices=devices)
+    admin.enrol(session, name="Ada", address="", hub_id="hub-1", devices=devices, centre_username="centre")
     session.flush()
     stored = {d.id: (d.kind, d.location) for d in session.scalars(select(Device))}
     assert stored == {"pir-1": ("motion", "kitchen"), "front-door": ("door", "front_door"),

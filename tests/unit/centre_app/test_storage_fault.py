@@ -1,61 +1,25 @@
 """A full disk: the alarm queue stays readable, sign-in works, the answers, `/health`, the live
 stream and `/metrics` say there is a storage fault; the audit rows of the reads wait in memory
-and are written, with the episode, once space is back.
-
-The disk is filled honestly: SQLite is told the database may not grow (`PRAGMA max_page_count`
-at its current size, on every connection), then rows are added until SQLite answers SQLITE_FULL
-("database or disk is full"), as it does when the file system is full."""
+and are written, with the episode, once space is back. The disk is filled honestly, until SQLite
+answers SQLITE_FULL (`tests/support/full_disk.py`)."""
 
 import secrets
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import select
 
 from centre_app.centre import Centre
 from centre_app.settings import CentreSettings
 from monitoring_centre.storage import AuditEntry, utc_now
-from monitoring_centre.storage_health import QUIET_S, is_storage_fault
+from monitoring_centre.storage_health import QUIET_S
 from tests.support.api_world import PASSWORD, World, bearer, populate
+from tests.support.full_disk import Disk
 
 FAULT = "Telecare-Storage-Fault"
-
-
-class Disk:
-    """The database's disk, which a test can fill and then free."""
-
-    def __init__(self, centre: Centre) -> None:
-        self.centre = centre
-        self.pages = 0
-
-    def _limit(self, dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.execute(f"PRAGMA max_page_count={self.pages}")
-
-    def fill(self) -> None:
-        engine = self.centre.engine
-        with engine.connect() as connection:
-            self.pages = int(connection.exec_driver_sql("PRAGMA page_count").scalar_one())
-        event.listen(engine, "connect", self._limit)
-        engine.dispose()  # every connection from now on has the limit
-        for size in (4000, 500, 50, 1):  # then take what room is left in the last pages
-            while True:
-                try:
-                    with self.centre.sessions() as session:
-                        session.add(AuditEntry(at=utc_now(), actor="test:disk", action="filler", person_id=None,
-                                               detail="x" * size))
-                        session.commit()
-                except OperationalError as full:
-                    assert is_storage_fault(full), full
-                    break
-
-    def free(self) -> None:
-        event.remove(self.centre.engine, "connect", self._limit)
-        self.centre.engine.dispose()
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ STORED_NAMES = [
     "pendant_alarm", "fall", "spo2_low", "pulse_high", "pulse_low", "missed_measurement", "spo2_trend_spc",
     "spo2_trend_slope", "spo2_variability", "night_exit", "out_of_bed_at_night", "no_morning_activity",
     "house_unoccupied", "door_left_open", "night_toilet_frequency", "hub_offline", "hub_clock_wrong", "device_not_seen",
-    "battery_low",
+    "no_signal", "battery_low",
     "tamper", "power_failure", "device_fault", "data_dropped",
 ]
 """What `alerts.rule` and `rule_settings.rule` already hold: renaming a rule would orphan them (adding one,
-as `hub_clock_wrong` was, orphans nothing)."""
+as `hub_clock_wrong` and `no_signal` were, orphans nothing)."""
 
 
 def _event(code: EventCode) -> DeviceEvent:
@@ -57,5 +57,5 @@ def test_per_device_rules_are_the_device_supervision_rules() -> None:
     (for `hub_clock_wrong`, the hub itself: the device that beats)."""
     per_device = {rule.rule for rule in CATALOGUE.values() if rule.per_device}
     assert per_device == {RuleId.DEVICE_NOT_SEEN, RuleId.BATTERY_LOW, RuleId.TAMPER, RuleId.DEVICE_FAULT,
-                          RuleId.HUB_CLOCK_WRONG}
+                          RuleId.HUB_CLOCK_WRONG, RuleId.NO_SIGNAL}
     assert per_device == PER_DEVICE

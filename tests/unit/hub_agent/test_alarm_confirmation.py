@@ -5,7 +5,7 @@ hub fault, while it keeps being resent; one refused is signalled as refused."""
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -58,7 +58,7 @@ class ConfirmingUplink:
     def waiting_events(self) -> list[DeviceEvent]:
         return self.waiting
 
-    def confirm(self, stored: list[Message] = (), refused: list[tuple[Message, str]] = ()) -> None:  # type: ignore[assignment]
+    def confirm(self, stored: Sequence[Message] = (), refused: Sequence[tuple[Message, str]] = ()) -> None:
         for listener in self.listeners:
             listener(Confirmation(tuple(str(m.id) for m in stored), tuple((str(m.id), r) for m, r in refused)))
 

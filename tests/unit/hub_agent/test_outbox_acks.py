@@ -67,11 +67,11 @@ def test_a_message_handed_out_stays_until_its_ack_however_often_it_is_released(o
 
 
 def test_requeued_rows_go_again_ahead_of_their_lanes_unsent_rows(outbox: Outbox) -> None:
-    first = [door(0), door(1), reading(2)]
+    first: list[Message] = [door(0), door(1), reading(2)]
     for message in first:
         outbox.put(message)
     assert len(outbox.next_batch(10)) == 3
-    later = [door(3), reading(4), alarm(5, device="pendant-2")]
+    later: list[Message] = [door(3), reading(4), alarm(5, device="pendant-2")]
     for message in later:
         outbox.put(message)
     found = outbox.requeue([str(first[1].id), str(first[2].id), "00000000-0000-4000-8000-000000000000"])

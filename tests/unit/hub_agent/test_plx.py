@@ -227,7 +227,7 @@ def test_random_bytes_raise_nothing_but_plx_error(data: bytes) -> None:
     (None, oximeter.EQUIPMENT_MALFUNCTION, (QualityFlag.INVALID,)),
     (None, oximeter.POOR_SIGNAL | oximeter.SENSOR_DISPLACED, (QualityFlag.QUESTIONABLE,)),
     (None, oximeter.EXTENDED_DISPLAY_UPDATE_ONGOING, ()),
-    (0xFFFF, 0xFFFFFF, tuple(QualityFlag)),
+    (0xFFFF, 0xFFFFFF, tuple(f for f in QualityFlag if f is not QualityFlag.NO_SIGNAL)),  # no_signal: the value's
     (None, None, ()),
 ])
 def test_status_bits_become_quality_flags(measurement: int | None, device: int | None,
@@ -333,6 +333,38 @@ def test_out_of_range_value_is_marked_invalid() -> None:
 
 @given(st.integers(0, 100), st.integers(0, 300))
 def test_readings_carry_the_encoded_values(spo2: int, pulse: int) -> None:
+    """Every value is kept; one outside what an oximeter measures (SpO2 50-100 %, pulse 20-250 /min) is flagged."""
     frame = encode_continuous(ContinuousMeasurement(spo2=spo2, pulse_rate=pulse))
     readings = plx_readings(parse_continuous(frame), **IDS)
-    assert [(r.value, r.quality) for r in readings] == [(spo2, ()), (pulse, ())]
+    no_signal = (QualityFlag.NO_SIGNAL,)
+    assert [(r.value, r.quality) for r in readings] == [(spo2, () if 50 <= spo2 else no_signal),
+                                                        (pulse, () if 20 <= pulse <= 250 else no_signal)]
+
+
+def test_zeros_with_no_status_bits_are_flagged_no_signal_at_source() -> None:
+    """A monitor with no signal sends SpO2 0 % and pulse 0 and sets no status bit: the hub keeps the values
+    (what the device said) and flags them, so nothing downstream takes them for a desaturation or a
+    bradycardia."""
+    for frame in (bytes.fromhex("00 0000 0000"), encode_spot_check(SpotCheckMeasurement(spo2=0, pulse_rate=0))):
+        spo2, pulse = plx_readings(parse(CONTINUOUS_UUID if len(frame) == 5 else SPOT_CHECK_UUID, frame), **IDS)
+        assert (spo2.value, spo2.quality) == (0.0, (QualityFlag.NO_SIGNAL,))
+        assert (pulse.value, pulse.quality) == (0.0, (QualityFlag.NO_SIGNAL,))
+
+
+@pytest.mark.parametrize(("spo2", "pulse", "flagged"), [
+    (50, 20, (False, False)), (100, 250, (False, False)), (49, 19, (True, True)), (97, 251, (False, True)),
+    (97, 255, (False, True)),  # 255: the largest value of a byte, a common "no pulse" placeholder
+])
+def test_the_measurable_range_edges(spo2: int, pulse: int, flagged: tuple[bool, bool]) -> None:
+    readings = plx_readings(parse_continuous(encode_continuous(ContinuousMeasurement(spo2=spo2, pulse_rate=pulse))),
+                            **IDS)
+    assert tuple(QualityFlag.NO_SIGNAL in r.quality for r in readings) == flagged
+    assert [r.value for r in readings] == [spo2, pulse]
+
+
+def test_a_zero_with_a_probe_off_bit_says_both() -> None:
+    frame = encode_continuous(ContinuousMeasurement(spo2=0, pulse_rate=0,
+                                                    device_sensor_status=oximeter.PROBE_OFF_DEVICE_STATUS))
+    for reading in plx_readings(parse_continuous(frame), **IDS):
+        assert reading.value == 0.0
+        assert reading.quality == (QualityFlag.SENSOR_OFF, QualityFlag.NO_SIGNAL)

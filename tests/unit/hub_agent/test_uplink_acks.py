@@ -2,6 +2,7 @@
 PUBACKs and acks are played to the uplink's callbacks, as paho's network thread would."""
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,7 +95,7 @@ def puback_all(link: Uplink, paho: FakePaho) -> None:
         link._on_publish(link.client, None, mid, None, None)
 
 
-def ack(link: Uplink, stored: list[Message] = (), refused: list[tuple[Message, str]] = (),  # type: ignore[assignment]
+def ack(link: Uplink, stored: Sequence[Message] = (), refused: Sequence[tuple[Message, str]] = (),
         hub_id: str = HUB) -> None:
     payload = encode(Ack(hub_id=hub_id, stored=tuple(m.id for m in stored),
                          refused=tuple(Refusal(id=m.id, reason=r) for m, r in refused)))
@@ -209,7 +210,7 @@ def test_an_unreadable_or_misaddressed_ack_is_ignored(uplink: Any, payload: byte
     link, _paho = uplink
     link.send(press())
     pump(link)
-    link._on_message(link.client, None, Wire(ack_topic(HUB), payload))  # type: ignore[arg-type]
+    link._on_message(link.client, None, Wire(ack_topic(HUB), payload))
     pump(link)
     assert link.bad_acks == 1 and link.unacked == 1
 

@@ -1,6 +1,7 @@
 """The centre's end-to-end `Ack` (schema version 2) and `decode_ack`, on real byte strings; and
 that a version 1 hub's messages still decode."""
 
+import contextlib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -163,10 +164,8 @@ def test_the_ack_topic_is_the_hubs_own_and_outside_what_hubs_may_write() -> None
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300) | st.text(max_size=300).map(lambda t: t.encode()))
 def test_random_bytes_never_raise_anything_but_protocol_error(raw: bytes) -> None:
-    try:
+    with contextlib.suppress(ProtocolError):
         decode_ack(raw)
-    except ProtocolError:
-        pass
 
 
 @settings(max_examples=200, deadline=None)
@@ -174,7 +173,5 @@ def test_random_bytes_never_raise_anything_but_protocol_error(raw: bytes) -> Non
                        st.none() | st.booleans() | st.integers() | st.text(max_size=40)
                        | st.lists(st.text(max_size=40), max_size=3)))
 def test_random_ack_shaped_objects_never_raise_anything_but_protocol_error(data: dict[str, Any]) -> None:
-    try:
+    with contextlib.suppress(ProtocolError):
         decode_ack(json.dumps({"version": 2, "type": "ack"} | data))
-    except ProtocolError:
-        pass
