@@ -25,7 +25,7 @@ from centre_app.api.app import create_app
 from centre_app.api.deps import CentreState
 from centre_app.settings import CentreSettings
 from detection.engine import Engine
-from monitoring_centre import export
+from monitoring_centre import export, kpis
 from monitoring_centre.alerts import ACTIVE
 from monitoring_centre.detection_runner import NO_SIGNAL_READINGS, EngineRunner
 from monitoring_centre.ingest import Ingest, IngestMetrics
@@ -94,6 +94,7 @@ class Centre:
         schema.upgrade(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.registry = CollectorRegistry()
+        kpis.observe_answer_times(self.sessions, self.registry)  # answer, accept, resolve histograms
         self.feed = AlertFeed()
         # a full disk: reads go on, the consoles and /health say so, audit rows wait in memory
         self.storage = StorageHealth(registry=self.registry, on_change=lambda: self.feed.publish(set()))

@@ -18,6 +18,10 @@ same device (a hub replaying its outbox after an outage, interleaved with live t
 persistence on a stream of their own and feed the trends, late activity events feed the
 learned baselines but not the night-time state machines (which follow the live stream).
 
+A reading whose value no oximeter measures on a living person (SpO2 0 %, pulse 0: a device
+with no signal) is flagged `no_signal` before any rule sees it, whoever sent it, and counted
+(`EngineCounts.no_signal`): a flagged reading, never an alarm (`signal.py`).
+
 Memory per person is bounded (see docs/detection.md): trend samples are one per clean
 reading but at most one a minute, kept 7 days (at most ~10,100 samples x 16 bytes); daily
 and nightly summaries are kept 35 days; the rest is a few dozen scalars per device.

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitoring_centre import alert_observers
 from monitoring_centre.storage import Alert, AlertTransition, utc_now
 
 
@@ -139,6 +140,7 @@ def transition(session: Session, alert: Alert, to: AlertState, by: str, note: st
     if to == AlertState.RESOLVED and not outcome:
         raise TransitionRefused("resolving an alert needs an outcome code")
     _log(session, alert, alert.status, to, by, note)
+    alert_observers.written(session, alert, AlertState(alert.status), to, by)  # told once committed
     alert.status = to
     if outcome:
         alert.outcome = outcome

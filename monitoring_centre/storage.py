@@ -156,7 +156,8 @@ class Reading(Base):
     value: Mapped[float | None] = mapped_column(Float)
     unit: Mapped[str] = mapped_column(String(16))
     quality: Mapped[list[Any]]
-    """The device's quality flags (`telecare_protocol.QualityFlag`), as sent."""
+    """The device's quality flags (`telecare_protocol.QualityFlag`), as sent, with `no_signal` added when the
+    sender did not flag a value outside what an oximeter measures (SpO2 0 %, pulse 0: `ingest.py`)."""
     source_ts: Mapped[datetime] = mapped_column(index=True)
     """When the device measured it, by the hub's clock: as sent, never corrected."""
     received_at: Mapped[datetime] = mapped_column(index=True)

@@ -6,7 +6,9 @@ a flagged value as a result and never hides that there were some.
 
 A reading is placed by its `source_ts`, except one stored `clock_suspect` (stamped after
 its own receipt: the hub's clock was ahead), which is placed by its receive time and counted
-as flagged: its value is kept and seen, never charted at a time the hub made up.
+as flagged: its value is kept and seen, never charted at a time the hub made up. A value outside what
+an oximeter measures (SpO2 0 %, pulse 0: `telecare_protocol.codes.MEASURABLE`) is counted as flagged
+too, also in rows stored before ingest flagged such values `no_signal`.
 """
 
 import statistics
@@ -17,7 +19,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from monitoring_centre.storage import Reading
-from telecare_protocol.codes import Metric
+from telecare_protocol.codes import Metric, measurable
 
 MAX_BUCKETS = 500
 
@@ -46,7 +48,7 @@ def summarise(session: Session, person_id: int, metric: Metric, since: datetime,
     flagged: dict[int, int] = {}
     for source_ts, received_at, clock_suspect, value, quality in rows:
         index = int(((received_at if clock_suspect else source_ts) - since) / bucket)
-        if value is None or quality or clock_suspect:
+        if value is None or quality or clock_suspect or not measurable(metric, value):
             flagged[index] = flagged.get(index, 0) + 1
         else:
             values.setdefault(index, []).append(value)

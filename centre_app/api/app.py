@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from centre_app.api import accept, alerts, auth, consent, escalations, health, patients, person_settings, responders
 from centre_app.api.deps import CentreState
+from centre_app.api.kpis import router as kpis_router
 
 log = logging.getLogger(__name__)
 CONSOLE = Path(__file__).parent.parent / "console"
@@ -128,6 +129,7 @@ def create_app(state: CentreState) -> FastAPI:
     app.include_router(person_settings.router)
     app.include_router(accept.router)
     app.include_router(health.router)
+    app.include_router(kpis_router)
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
     app.mount(DOCS_ASSETS, StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
     docs_page = swagger_page("/openapi.json", f"{app.title}: API")

@@ -12,7 +12,7 @@ from alerting.policy import Audience
 from centre_app.api.deps import CurrentUser, Db, DocumentedRoute, VisiblePerson, invalid
 from monitoring_centre import audit, trends
 from monitoring_centre.access import visible_people
-from monitoring_centre.storage import Hub, utc_now
+from monitoring_centre.storage import Hub, begin_read, utc_now
 from telecare_protocol.codes import METRICS, Metric
 
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"], route_class=DocumentedRoute)
@@ -41,8 +41,12 @@ def list_patients(user: CurrentUser, session: Db) -> list[PatientOut]:
             responses={200: {"content": {"application/fhir+json": {}}}})
 def record(person: VisiblePerson, user: CurrentUser, session: Db) -> JSONResponse:
     """The person's record as the centre wrote it: FHIR R4 (a collection Bundle of every
-    alert, its outcome and who was told)."""
+    alert, its outcome and who was told). Read in a read-only transaction (`begin_read`: a whole
+    record is no reason to hold up the alarm path's writes), audited in a short one of its own."""
+    session.commit()
+    begin_read(session)
     bundle = patient_record.person_record(session, person.id)
+    session.commit()
     audit.record(session, user.username, "view_record", [person.id])
     session.commit()
     return JSONResponse(bundle, media_type="application/fhir+json")
@@ -107,13 +111,18 @@ class ReadingsOut(BaseModel):
 def readings(person: VisiblePerson, user: CurrentUser, session: Db, metric: Metric,
              hours: Annotated[int, Query(ge=1, le=24 * 31)] = 72,
              bucket_minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 15) -> ReadingsOut:
-    """A person's readings of one metric over the last `hours`, one summary per bucket."""
+    """A person's readings of one metric over the last `hours`, one summary per bucket. Read in a
+    read-only transaction (`begin_read`: up to a month of readings, summarised in Python, must not
+    hold up the alarm path's writes), audited in a short one of its own."""
     until = utc_now()
     since = until - timedelta(hours=hours)
+    session.commit()
+    begin_read(session)
     try:
         buckets = trends.summarise(session, person.id, metric, since, until, timedelta(minutes=bucket_minutes))
     except ValueError as problem:
         raise invalid(("query", "bucket_minutes"), str(problem)) from None
+    session.commit()
     audit.record(session, user.username, "view_readings", [person.id], f"{metric.value}, {hours} h")
     session.commit()
     return ReadingsOut(metric=metric, unit=METRICS[metric].unit, since=since, bucket_minutes=bucket_minutes,

@@ -297,6 +297,11 @@ function start() {
 $("#login").addEventListener("submit", async (event) => {
   event.preventDefault();
   const response = await fetch("/api/v1/auth/token", { method: "POST", body: new URLSearchParams(new FormData(event.target)) });
+  if (response.status === 429) {  // a wait after failed sign-ins from here (centre_app/signin_throttle.py)
+    const wait = Math.max(1, Number(response.headers.get("Retry-After")) || 1);
+    $("#login-error").textContent = `Too many failed sign-ins: try again in ${wait} s.`;
+    return;
+  }
   if (!response.ok) { $("#login-error").textContent = "Wrong username or password."; return; }
   const body = await response.json();
   token = body.access_token;

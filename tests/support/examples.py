@@ -1,6 +1,7 @@
-"""How many examples a Hypothesis property test runs. The profiles are registered in
-tests/conftest.py: `ci` runs every property test at full strength, `dev` (the default)
-runs a share of that so that `pytest -m "not integration"` stays quick on a small machine.
+"""How many examples a Hypothesis property test runs. The profiles are chosen in
+tests/conftest.py: Hypothesis's own `ci` runs every property test at full strength; `dev`
+(the default off CI) runs a share of that, so that `pytest -m "not integration"` stays
+quick on a small machine.
 
 A test that needs more (or fewer) examples than the profile's default says how many it
 runs at full strength: `@settings(max_examples=property_examples(300))`."""

@@ -76,7 +76,7 @@ class Collector:
 
     def on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic.endswith("/" + STATUS):
-            return  # the hub's retained online/offline, not a protocol message
+            return  # the hub's online/offline, not a protocol message
         try:
             decoded = decode(bytes(message.payload))
         except ValueError:

@@ -100,7 +100,7 @@ def test_a_person_plans_their_own_absence_and_a_bad_one_is_refused_with_its_reas
     assert made.status_code == 201, made.text
     backwards = api.post(url, headers=ada, json={"starts_at": "2026-12-20T10:00:00Z",
                                                  "ends_at": "2026-12-19T10:00:00Z"})
-    assert backwards.status_code == 422 and "end after it starts" in backwards.json()["detail"]
+    assert backwards.status_code == 422 and "end after it starts" in backwards.json()["detail"][0]["msg"]
     assert api.post(f"/api/v1/patients/{ids['bob']}/absences", headers=ada,
                     json={"starts_at": "2026-12-20T10:00:00Z", "ends_at": "2026-12-21T10:00:00Z"}).status_code == 403
     listed = api.get(url, headers=login(api, "operator")).json()
@@ -119,7 +119,7 @@ def test_a_setting_the_engine_would_not_understand_is_refused_with_its_reason(
     nurse = login(api, "nurse")
     unknown_rule = api.put(f"/api/v1/patients/{ids['ada']}/rules/no_such_rule", headers=nurse,
                            json={"params": {"x": 1}, "reason": "typo"})
-    assert unknown_rule.status_code == 422 and "not a detection rule" in unknown_rule.json()["detail"]
+    assert unknown_rule.status_code == 422 and "not a detection rule" in unknown_rule.json()["detail"][0]["msg"]
     scale_2 = api.put(f"/api/v1/patients/{ids['ada']}/rules/profile", headers=nurse,
                       json={"params": {"spo2_scale": 2}, "reason": "COPD: target 88-92% (Dr Patel)"})
     assert scale_2.status_code == 200, scale_2.text

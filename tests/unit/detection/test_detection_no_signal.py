@@ -120,8 +120,8 @@ def test_an_hour_of_no_signal_is_a_supervision_alert_cleared_by_a_reading() -> N
 def test_a_probe_off_stream_is_no_signal_too_but_a_half_hour_gap_is_not_an_alert() -> None:
     probe_off = minutes(at(0, 1), at(0, 2, 1), None, None, QualityFlag.SENSOR_OFF)
     assert [a.rule for a in raised(run(Engine([profile()]), probe_off))] == ["no_signal"]
-    gap = [*minutes(at(0, 1), at(0, 1, 30), None, None, QualityFlag.SENSOR_OFF), *minutes(at(0, 1, 30), at(0, 2), 96, 70),
-           *minutes(at(0, 2), at(0, 2, 30), 0, 0)]
+    gap = [*minutes(at(0, 1), at(0, 1, 30), None, None, QualityFlag.SENSOR_OFF),
+           *minutes(at(0, 1, 30), at(0, 2), 96, 70), *minutes(at(0, 2), at(0, 2, 30), 0, 0)]
     assert raised(run(Engine([profile()]), gap)) == []
 
 
@@ -137,7 +137,8 @@ def test_a_questionable_reading_is_a_signal_and_late_readings_are_left_out() -> 
 # --- an oximeter as a sign of life in the morning -----------------------------------------------------
 
 
-def overnight(start: datetime, end: datetime, every_s: float, *quality: QualityFlag, value: float = 95) -> list[Reading]:
+def overnight(start: datetime, end: datetime, every_s: float, *quality: QualityFlag,
+              value: float = 95) -> list[Reading]:
     """SpO2 only (the activity rules read any metric alike), to keep 1 Hz cheap."""
     out, when = [], start
     while when < end:
@@ -149,10 +150,16 @@ def overnight(start: datetime, end: datetime, every_s: float, *quality: QualityF
 @pytest.mark.parametrize("every_s", [1, 4, 60, 300])
 def test_an_oximeter_streaming_through_the_morning_prevents_no_morning_activity(every_s: float) -> None:
     """The field fault: a pulse every minute and "no morning activity" at 10:00. A worn oximeter measuring
-    shows the person alive (in bed), at any cadence from 1 Hz to one reading every 5 min."""
+    shows the person alive (in bed), at any cadence from 1 Hz to one reading every 5 min. Once it stops and
+    nothing else is heard, the rule fires when the last reading is an hour old (`reading_alive_minutes`)."""
     start = at(0, 4) if every_s < 60 else at(-1, 22)  # put on before the morning began (05:00), then nothing else
-    stream = overnight(start, at(0, 11), every_s)
-    assert raised(run(Engine([profile()]), stream, until=at(0, 12)), "no_morning_activity") == []
+    stream = overnight(start, at(0, 12), every_s)
+    engine = Engine([profile()])
+    assert raised(run(engine, stream, until=at(0, 12)), "no_morning_activity") == []
+    last = stream[-1].source_ts
+    after = [engine.tick(at(0, 12) + timedelta(minutes=m)) for m in range(1, 62)]
+    [morning] = raised([d for decisions in after for d in decisions], "no_morning_activity")
+    assert last + timedelta(minutes=60) < morning.at <= last + timedelta(minutes=61)
 
 
 def test_a_stream_of_no_signal_through_the_morning_is_no_sign_of_life() -> None:

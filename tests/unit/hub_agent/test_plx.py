@@ -337,7 +337,7 @@ def test_readings_carry_the_encoded_values(spo2: int, pulse: int) -> None:
     frame = encode_continuous(ContinuousMeasurement(spo2=spo2, pulse_rate=pulse))
     readings = plx_readings(parse_continuous(frame), **IDS)
     no_signal = (QualityFlag.NO_SIGNAL,)
-    assert [(r.value, r.quality) for r in readings] == [(spo2, () if 50 <= spo2 else no_signal),
+    assert [(r.value, r.quality) for r in readings] == [(spo2, () if spo2 >= 50 else no_signal),
                                                         (pulse, () if 20 <= pulse <= 250 else no_signal)]
 
 
