@@ -70,6 +70,19 @@ class AlertingMetrics:
 
 
 class Escalator:
+    """Alertmanager-style pipeline for every alert: start its chain, step it, send, write the record.
+
+    `sessions`: the centre's database sessions (every stage reads and writes there, so a restart
+    resumes). `settings`: public URL for accept links, this worker's name for send leases, SMTP and
+    Apprise channels, the FHIR record server, `poll_s` (seconds between passes). `metrics`: counters
+    on the centre's registry. `clock`: UTC now (tests drive it). `on_change`: told the ids of alerts
+    whose escalation moved (thread-safe consumers only).
+
+    Threads: `start()` runs three `PeriodicWorker`s ("escalator", "notifier", "record-writer");
+    `wake()` (any thread) runs them now; `stop()` (any thread) waits up to 30 s for each;
+    `run_once()` runs every stage on the caller's thread, for tests.
+    """
+
     def __init__(self, sessions: sessionmaker[Session], settings: AlertingSettings, metrics: AlertingMetrics,
                  clock: Callable[[], datetime] = utc_now,
                  on_change: Callable[[set[int]], None] | None = None) -> None:

@@ -142,9 +142,10 @@ def main() -> None:
                     advert = Advertisement(address=PENDANT.address, service_data={BTHOME_SERVICE_UUID: frame},
                                            rssi=-60, received_at=datetime.now(UTC), monotonic=time.monotonic())
                     start = time.perf_counter()
-                    [alarm] = agent.handle(advert)
-                    agent.send(alarm)
-                    alarm_id = str(alarm.id)
+                    messages = agent.handle(advert)  # the press, and on the first frame the battery state
+                    for message in messages:
+                        agent.send(message)
+                    [alarm_id] = [str(m.id) for m in messages if m.type == "event" and m.code == "manual_alarm"]
                     with signalled:
                         if not signalled.wait_for(lambda: alarm_id in received, timeout=10):  # noqa: B023
                             raise SystemExit(f"press {press} was never confirmed")

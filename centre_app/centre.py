@@ -88,6 +88,23 @@ def data_dir(settings: CentreSettings) -> Path | None:
 
 
 class Centre:
+    """One monitoring-centre process: database, receiver, ingest, detection, escalation, HTTP API.
+
+    `settings`: every setting (`CentreSettings`, read from `TELECARE_*`). Building it migrates the
+    database to the current schema (Alembic) and wires the parts; nothing runs until `serve()`.
+
+    Threads, and who calls what:
+    - the event loop (`serve`, `serve_until_signalled`): uvicorn's HTTP server and the consoles' live
+      streams; `stop()` may be called from any thread or a signal handler;
+    - the receiver's two paho network threads and its ingest thread (`Receiver`): messages in, one
+      transaction per batch, `Ingest.process` → `EngineRunner.observe`, PUBACK after commit;
+    - `PeriodicWorker` threads: the detection tick (`detection_tick_s`), retention (hourly by default),
+      the InfluxDB export, the audit retry after a storage fault (5 s), and the escalator's three loops;
+    - `_alerts_changed` is called by ingest, the tick and the API when alerts change: it tells the
+      consoles (`AlertFeed`, thread-safe) and wakes the escalator.
+    On stop the receiver stops first (its persistent sessions kept at the broker), then the timers.
+    """
+
     def __init__(self, settings: CentreSettings) -> None:
         self.settings = settings
         self.engine = make_engine(settings.database_url)

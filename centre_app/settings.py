@@ -30,6 +30,11 @@ def refuse_placeholder(value: SecretStr, what: str) -> SecretStr:
 
 
 class CentreSettings(BaseSettings):
+    """Every setting of one centre process, from `TELECARE_<NAME>` environment variables (nested:
+    `TELECARE_SMTP__HOST`). Times are in seconds (`_s`) or days (`_days`), ports are TCP ports.
+    Invalid or placeholder values are refused at start, one line per variable
+    (`telecare centre --help` lists them all). Read once, on the main thread; immutable after."""
+
     model_config = SettingsConfigDict(env_prefix="TELECARE_", env_nested_delimiter="__", extra="forbid")
 
     database_url: str = Field(description="SQLAlchemy URL, e.g. sqlite:///data/centre.db or postgresql+psycopg://…")

@@ -18,12 +18,12 @@ Past its allowance, each further failure doubles that counter's wait, `BASE_WAIT
 approaches its maximum allowance for consecutive failed attempts" of NIST SP 800-63B §5.2.2,
 which also bounds failures on one account to 100 (hence `ACCOUNT_ALLOWANCE`); the OWASP
 Authentication Cheat Sheet ("Account Lockout") prefers such a growing delay to a lockout, which
-an attacker can use to deny service. An attempt that comes within a wait is refused at once
-(HTTP 429 with `Retry-After`): no password is checked, nothing waits in the server, no database
-transaction is open (the route pauses the answer up to `REFUSAL_PAUSE_S`, asleep on the event
-loop, so that a script that ignores Retry-After cannot make the centre answer as fast as it asks).
-The attempt is counted as failed as it is admitted, and un-counted when the
-password proves right, so parallel attempts cannot slip through one wait together.
+an attacker can use to deny service. An attempt that comes within a wait is refused (HTTP 429
+with `Retry-After`): no password is checked, no worker thread or database transaction waits;
+the answer comes after a pause of up to `REFUSAL_PAUSE_S`, asleep on the event loop, so that a
+script that ignores Retry-After cannot make the centre answer as fast as it asks. An attempt is
+counted as failed as it is admitted, and un-counted when the password proves right, so parallel
+attempts cannot slip through one wait together.
 
 A right password ends the run of failures for its account at that address and for the account
 (NIST counts *consecutive* failures); the address's counter only loses this attempt, so a
@@ -41,7 +41,7 @@ Where the state lives: in memory, in this process, not in the database. A centre
 counter would put a write (on SQLite, the write lock) on every refused guess, which is the
 fault this module exists to remove, and would let an attacker grow the audit table without
 bound. The cost: a restart forgets the counters, giving an attacker one more allowance per
-restart, and restarts are rare, audited in the system journal, and not theirs to cause. The
+restart; restarts are rare, logged by systemd, and not an attacker's to cause. The
 audit log keeps the record: every checked attempt (`login`, `login_failed`, with the address)
 and the first refusal of each wait (`login_refused`), later refusals counted into the next row
 for that account and address. Memory is bounded: each counter table keeps the

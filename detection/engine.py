@@ -84,6 +84,15 @@ class EngineCounts:
 
 
 class Engine:
+    """Every detection rule over every person: messages and ticks in, raise / clear decisions out.
+
+    `profiles`: the people to watch (`PersonProfile`: hubs, devices, rule settings, absences).
+    Not thread-safe: the centre holds one lock around it (`EngineRunner`); a replay calls it from
+    one thread. `observe(message, received_at)` is called in arrival order (UTC datetimes; no
+    receive time in a replay), `tick(now)` about once a minute for timer rules, `warm_up` at start
+    with history. Each rule family runs apart (`_isolated`): a failure costs only its own decisions.
+    """
+
     def _isolated(self, family: str, rule: Callable[[], list[Decision]]) -> list[Decision]:
         """One rule family's decisions for one message or tick; an exception in it is logged and counted
         (`counts.rule_failures`), and costs only that family's decisions."""

@@ -61,11 +61,11 @@ Level 4 is supervision or low battery, level 5 restorals (alarm-receiving softwa
 TSA; domain brief): about the equipment, not a person asking for help, so not the "alarm calls"
 TEC Quality's call-answer targets are about (docs/kpis.md)."""
 DEFAULT_WINDOW = timedelta(days=7)
-"""The window when `from` is not given: the week before `to` (issue "The operator's workstation",
-item 4: a week's figures for a weekly service review)."""
+"""The window when `from` is not given: the 7 days before `to` (issue "The operator's workstation",
+item 4)."""
 MAX_WINDOW = timedelta(days=400)
-"""The longest window: a year with a month to spare, enough for an annual return (issue "The
-operator's workstation", item 4); the query reads every transition of the window's alerts."""
+"""The longest window (issue "The operator's workstation", item 4): a year with a month to spare;
+the query reads every transition of the window's alerts in one read-only transaction."""
 HISTOGRAM_BUCKETS_S: tuple[float, ...] = (10, 30, 60, 120, 180, 300, 600, 1800, 2700, 3600, 4 * 3600, 24 * 3600)
 """Upper bounds (s) of the /metrics histograms: 60 and 180 are TEC Quality's answer targets; 300 a
 keyholder's step (`alerting/policy.py`); 1800 the forgotten-acknowledgement reminder; 2700 and 3600
@@ -88,12 +88,17 @@ def as_utc(moment: datetime) -> datetime:
 
 def window(start: datetime | None, end: datetime | None, now: datetime) -> tuple[datetime, datetime]:
     """The window `[from, to)` in UTC: `to` defaults to `now`, `from` to `DEFAULT_WINDOW` before `to`.
-    Raises `WindowRefused` when `from` is not before `to` or the window is longer than `MAX_WINDOW`."""
-    end = as_utc(end) if end is not None else now
+    Raises `WindowRefused` when a bound is beyond the calendar in UTC, `from` is not before `to`,
+    or the window is longer than `MAX_WINDOW`."""
+    try:
+        end = as_utc(end) if end is not None else now
+    except OverflowError:
+        raise WindowRefused("to", "`to` is beyond the calendar in UTC") from None
     try:
         start = as_utc(start) if start is not None else end - DEFAULT_WINDOW
     except OverflowError:
-        raise WindowRefused("to", "`to` is too early for a window before it: give `from`") from None
+        raise WindowRefused("from" if start is not None else "to",
+                            "the window begins before the calendar does (UTC)") from None
     if start >= end:
         raise WindowRefused("to", "`to` must be after `from`")
     if end - start > MAX_WINDOW:
@@ -308,12 +313,12 @@ def report(calls: Sequence[Call], start: datetime, end: datetime, now: datetime)
         PriorityFigures(**vars(figures([c for c in calls if c.priority == p], as_of, is_alarm_call(p))), priority=p)
         for p in priorities)
     days = []
-    day, last = start.date(), (end - timedelta(microseconds=1)).date()
-    while day <= last:
+    first, last = start.date(), (end - timedelta(microseconds=1)).date()
+    for n in range((last - first).days + 1):  # never a day past `last`: the window may end with the calendar
+        day = first + timedelta(days=n)
         on_day = [c for c in calls if c.raised_at.astimezone(UTC).date() == day]
         days.append(DayFigures(day, figures([c for c in on_day if is_alarm_call(c.priority)], as_of, True),
                                figures([c for c in on_day if not is_alarm_call(c.priority)], as_of, False)))
-        day += timedelta(days=1)
     return KpiReport(start=start, end=end, as_of=as_of, targets=ANSWER_TARGETS,
                      alarm_calls=figures(alarm_calls, as_of, True), supervision=figures(supervision, as_of, False),
                      by_priority=by_priority, by_day=tuple(days))

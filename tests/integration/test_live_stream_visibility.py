@@ -5,6 +5,7 @@ one else even learns the id of another person's alert. Over a running centre, wi
 import json
 import queue
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ def test_each_console_hears_only_of_the_alerts_its_user_may_see(
                                  at=utc_now(), evidence={}, why="test").id
         centre.feed.publish({marker})
         for who, listener in listeners.items():
-            wait_for(lambda listener=listener: listener.heard(marker), what=f"the {who}'s console to hear of Cy")
+            wait_for(partial(listener.heard, marker), what=f"the {who}'s console to hear of Cy")
 
     def before_marker(who: str) -> list[list[int]]:
         notices = listeners[who].notices

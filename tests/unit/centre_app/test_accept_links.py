@@ -3,6 +3,8 @@ rotated), dead once the alarm is over, and good for one acceptance per responder
 audited. A real centre on SQLite and PostgreSQL, its escalator on a test clock; the messages
 are caught at the channel (`tests/support/alerting_home.py`)."""
 
+import base64
+import hashlib
 import re
 import secrets
 from collections.abc import Iterator
@@ -132,3 +134,19 @@ def test_a_link_expires_when_the_alarm_is_over_and_the_page_says_so(
     with centre.sessions() as session:
         alert = session.get(Alert, alert_id)
         assert alert is not None and alert.status == "resolved"
+
+
+def test_the_page_styles_itself_only_with_what_its_own_policy_allows(
+        centre: Centre, home: Home, channel: FakeChannel) -> None:
+    """No inline `style=` (the centre's policy refuses it); its one <style> is allowed by hash."""
+    with centre.sessions() as session:
+        press(session, home.person_id)
+    centre.escalator.run_once()
+    [link] = [token_in(m) for m in channel.to(KIM[0])][:1]
+    with TestClient(centre.app) as client:
+        page = client.get(f"/accept/{link}")
+    assert page.status_code == 200 and "style=" not in page.text
+    [style] = re.findall(r"<style>(.*?)</style>", page.text)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    policy = page.headers["content-security-policy"]
+    assert f"style-src 'sha256-{digest}'" in policy and "frame-ancestors 'none'" in policy

@@ -19,6 +19,9 @@ from detection.events import PENDANT_ALARM
 from monitoring_centre.alerts import raise_alert
 from monitoring_centre.enrolment import enrol_home
 from monitoring_centre.storage import utc_now
+from tests.support.alerting_home import KIM, T0, FakeChannel, channel, enrol_keyholder_home, press
+
+__all__ = ["channel"]  # the fixture, used by name
 
 PASSWORD = "a-long-test-password-" + secrets.token_hex(4)
 
@@ -126,7 +129,8 @@ def test_a_window_is_read_in_utc_with_dates_as_their_midnight(api: tuple[TestCli
     ({"from": "2025-03-02", "to": "2025-03-02"}, "to"),
     ({"from": "2025-03-03", "to": "2025-03-02"}, "to"),
     ({"from": "2024-01-01", "to": "2025-03-02"}, "from"),
-    ({"to": "0001-01-01"}, "to"),
+    ({"to": "0001-01-01"}, "to"),  # no week before it
+    ({"to": "0001-01-01T00:30:00+01:00"}, "to"),  # before the calendar in UTC
 ])
 def test_a_backwards_or_overlong_window_is_a_422_in_the_declared_shape(
         api: tuple[TestClient, int], params: dict[str, str], bound: str) -> None:
@@ -137,8 +141,38 @@ def test_a_backwards_or_overlong_window_is_a_422_in_the_declared_shape(
     assert problem["loc"] == ["query", bound] and problem["type"] == "value_error" and problem["msg"]
 
 
+def test_a_window_that_ends_with_the_calendar_is_answered(api: tuple[TestClient, int]) -> None:
+    client, _alert_id = api
+    response = client.get("/api/v1/kpis", params={"to": "9999-12-31T23:00:00"}, headers=login(client, "operator"))
+    assert response.status_code == 200, response.text
+    assert response.json()["by_day"][-1]["day"] == "9999-12-31"
+
+
 def test_the_route_documents_its_refusals(api: tuple[TestClient, int]) -> None:
     client, _alert_id = api
     operation = client.get("/openapi.json").json()["paths"]["/api/v1/kpis"]["get"]
     assert {"200", "401", "403", "422"} <= set(operation["responses"])
     assert {p["name"] for p in operation["parameters"]} == {"from", "to"}
+
+
+def test_a_responder_accepting_by_link_feeds_the_accept_histogram_and_answers_nothing(
+        tmp_path: Path, channel: FakeChannel) -> None:
+    """Ada is on the keyholder-only service: Kim is messaged at once and accepts by her link. The
+    link acknowledges and puts the alert in progress, but no operator answered: the accept histogram
+    has it, the answer histogram does not."""
+    centre = Centre(CentreSettings(database_url=f"sqlite:///{tmp_path / 'centre.db'}",
+                                   jwt_secret=secrets.token_urlsafe(48), mqtt_password=secrets.token_urlsafe(16),
+                                   public_url="http://centre.test"))
+    centre.escalator.clock = lambda: T0
+    with centre.sessions() as session:
+        home = enrol_keyholder_home(session)
+        press(session, home.person_id)
+    centre.escalator.run_once()
+    link = re.fullmatch(r"http://centre\.test/accept/([A-Za-z0-9_-]+)", channel.to(KIM[0])[0].links["accept"])
+    assert link is not None
+    with TestClient(centre.app, client=("127.0.0.1", 50000)) as client:
+        assert client.post(f"/accept/{link.group(1)}").status_code == 200
+        metrics = client.get("/metrics").text
+    centre.engine.dispose()
+    assert sample(metrics, "telecare_alert_accept_seconds_count", priority="1") == 1
+    assert sample(metrics, "telecare_alert_answer_seconds_count", priority="1") == 0

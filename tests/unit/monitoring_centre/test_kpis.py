@@ -1,10 +1,10 @@
-"""The answer-time KPIs (docs/kpis.md) over a real SQLite database of hand-written alerts and
-transitions with known times: every fraction, median and 90th percentile below is worked out by
-hand in the comments. No wall clock: `now` is given to `report`, and every time is written."""
+"""The answer-time KPIs (docs/kpis.md) over a real database (SQLite, and PostgreSQL with the
+integration tests) of hand-written alerts and transitions with known times: every fraction,
+median and 90th percentile below is worked out by hand in the comments. No wall clock: `now` is
+given to `report`, and every time is written."""
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,8 +27,9 @@ ENGINE = "system:pendant_alarm"
 
 
 @pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'centre.db'}")
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    """A migrated database (SQLite; PostgreSQL too when integration tests run) with Ada and an operator."""
+    engine = make_engine(database_url)
     schema.upgrade(engine)
     made = sessionmaker(engine, expire_on_commit=False)
     with made() as session, session.begin():
