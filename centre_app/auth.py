@@ -13,11 +13,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitoring_centre.roles import ROLES
 from monitoring_centre.storage import User, utc_now
 
-ROLES = ("admin", "operator", "nurse", "family", "person")
-"""`person` is someone at home, with their own account: they see their own record and
-decide which family members may see it."""
 _hasher = PasswordHasher()
 
 PASSWORD_CHECKS_AT_ONCE = 2

@@ -5,10 +5,15 @@ Just Checking): typical fixed rules, with baselines learnt per person where a fi
 would be wrong for many people. Device locations come from the profile (`devices`).
 
 - `door_left_open`: a front or back door open > 15 min. Clears when it closes.
-- `night_exit`: a front or back door opened at night (22:00-06:00) after the person went
-  to bed (bed occupied, or else a bedroom door or bedroom event, tonight; no requirement
-  when the home has neither) with indoor activity in the 15 min before: an exit, not a
-  return to an empty house. Once a night; never cleared by the engine.
+- `night_exit`: a front or back door opened in the person's night window, with indoor
+  activity in the 15 min before (an exit, not a return to an empty house), and no sign of
+  anyone indoors for `return_minutes` (15) after it: raised then; a return in time is no
+  alert. The window runs from the person's learned bedtime (the median of their last 14
+  bedtimes: the bed occupied, or with no bed sensor a bedroom door or bedroom event, from
+  18:00, with nothing elsewhere for `BEDTIME_SETTLED` after it; 22:00 while learning, < 7
+  nights, or with neither sensor) to 06:00; a person's own `night_start` replaces the
+  learned one. Whether or not the person has gone to bed yet. The first departure of a
+  night is a new alert, later ones repeats; never cleared by the engine.
 - `out_of_bed_at_night` (needs a bed sensor): the bed vacated at night and not occupied
   again for 45 min of night time. Clears when the bed is occupied again.
 - `no_morning_activity`: no activity since 05:00 by the person's deadline: the 90th
@@ -46,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from detection.decisions import Decision, PersonContext
+from detection.defaults import NIGHT_EXIT, parse_hhmm
 from detection.people import EXIT_DOORS
 from detection.rules import CATALOGUE, RuleId
 from telecare_protocol import DeviceEvent, DeviceType, EventCode, Reading
@@ -59,6 +65,33 @@ KEEP = 35
 SESSION_GAP = timedelta(minutes=10)
 """A clean reading this long after the previous clean one from its device starts a session: activity.
 Readings closer together (a stream, 1 Hz to one a minute) are one session: signs of life, not of being up."""
+BEDTIME_SETTLED = timedelta(hours=1)
+"""Going to bed (the bed occupied; a bedroom door or bedroom event in a home with no bed sensor) is the
+night's bedtime when nothing happens elsewhere in the home for this long after it (design: a toilet
+visit or a last drink after going to bed comes sooner; the first night-time get-up in van Kasteren
+house A comes later)."""
+EVENING_FROM = parse_hhmm(str(NIGHT_EXIT["night_start"].floor.value), "night_exit.night_start")
+"""The earliest going to bed that can be a bedtime: `night_exit.night_start`'s floor (18:00)."""
+SLEEPING_PLACES = frozenset({"bed", "bedroom", "bedroom_door", "oximeter"})
+"""Where activity does not undo going to bed (an overnight oximeter put on in bed starts a session)."""
+NOON = time(12)
+"""Nights are taken by the date they began: a time before noon belongs to the night before."""
+
+
+def night_date(local: datetime) -> date:
+    """The date of the night `local` belongs to: its own date from noon, the day before until noon."""
+    return local.date() if local.time() >= NOON else local.date() - timedelta(days=1)
+
+
+@dataclass
+class PendingExit:
+    """An exit door opened in the night window; a night exit unless someone is seen indoors in time."""
+
+    at: datetime
+    night: date
+    evidence: dict[str, Any]
+    window: dict[str, Any]
+    last_indoor: datetime
 
 
 def in_window(at: time, start: time, end: time) -> bool:
@@ -106,6 +139,11 @@ class ActivityRules:
         self.in_bed = False
         self.first_seen: datetime | None = None
         self.exit_opened: datetime | None = None
+        self.bed_candidate: datetime | None = None
+        """The latest going to bed this evening, not yet the night's bedtime (`BEDTIME_SETTLED`)."""
+        self.bedtimes: dict[date, datetime] = {}
+        """Night (the date it began) → when the person went to bed; kept `KEEP` nights."""
+        self.pending_exit: PendingExit | None = None
 
     # where things are ------------------------------------------------------------------
     def _location(self, device: str, device_type: DeviceType | None) -> str:
@@ -159,11 +197,14 @@ class ActivityRules:
         if self.last_live is not None and at < self.last_live:
             self._count_toilet(at, local, where, late=True)
             return []
-        decisions: list[Decision] = []
+        decisions: list[Decision] = self._exit_overdue(at)
         evidence = {"message_id": message_id, "device_id": device, "location": where, "code": code,
                     "source_ts": at.isoformat()}
         if self.last_event is not None:
             decisions += self._returned(at, evidence)
+        self._learn_bedtime(at, local, where, code)
+        if where not in EXIT_DOORS:
+            self.pending_exit = None  # someone is indoors: whoever opened the door came back, or never left
         self.last_live = at
         self.last_event = (at, where, code)
         if where not in EXIT_DOORS:
@@ -220,28 +261,95 @@ class ActivityRules:
                 del self.first_activity[old]
 
     # rules -----------------------------------------------------------------------------
-    def _night_exit(self, at: datetime, local: datetime, evidence: dict[str, Any]) -> list[Decision]:
+    def _learn_bedtime(self, at: datetime, local: datetime, where: str, code: str) -> None:
+        """Going to bed from 18:00 (`EVENING_FROM`) is the night's bedtime once nothing has happened
+        elsewhere for `BEDTIME_SETTLED`; activity elsewhere sooner undoes it (up again)."""
+        candidate = self.bed_candidate
+        if candidate is not None and at - candidate >= BEDTIME_SETTLED:
+            night = night_date(self._local(candidate))
+            if night not in self.bedtimes and self.ctx.profile.absent(candidate) is None:
+                self.bedtimes[night] = candidate
+                for old in sorted(self.bedtimes)[:-KEEP]:
+                    del self.bedtimes[old]
+            self.bed_candidate = candidate = None
+        has_bed = bool(self.ctx.profile.devices_at("bed"))
+        to_bed = (where == "bed" and code == EventCode.BED_OCCUPIED.value) or (
+            not has_bed and where in ("bedroom_door", "bedroom"))
+        end = self.ctx.settings[RuleId.NIGHT_EXIT].t("night_end")
+        evening = local.time() >= EVENING_FROM or local.time() < end
+        if to_bed and evening and night_date(local) not in self.bedtimes:
+            self.bed_candidate = at
+        elif where not in SLEEPING_PLACES:
+            self.bed_candidate = None
+
+    def night_window(self, night: date) -> tuple[time, time, dict[str, Any]]:
+        """(start, end, how the start was chosen) of the night exit window of the night that began on
+        `night`: the person's own `night_start`; else the median of their bedtimes over the
+        `bedtime_nights` before (absences left out), kept within `night_start`'s floor and ceiling;
+        else, while learning (fewer than `bedtime_min_nights`), the default `night_start`."""
         rule = self.ctx.settings[RuleId.NIGHT_EXIT]
-        night = night_of(local, rule.t("night_start"), rule.t("night_end"))
-        if night is None or self.ctx.profile.absent(at) is not None or self.exit_night == night:
+        end = rule.t("night_end")
+        if "night_start" in rule.overridden:
+            return rule.t("night_start"), end, {"start": rule.s("night_start"), "end": rule.s("night_end"),
+                                                "from": "the person's own night_start"}
+        first = night - timedelta(days=rule.i("bedtime_nights"))
+        minutes = []  # after noon, so that 23:30 and 00:30 are an hour apart
+        for day in sorted(self.bedtimes):
+            if first <= day < night:
+                local = self._local(self.bedtimes[day])
+                minutes.append((local.hour * 60 + local.minute - NOON.hour * 60) % 1440)
+        if len(minutes) < rule.i("bedtime_min_nights"):
+            return rule.t("night_start"), end, {"start": rule.s("night_start"), "end": rule.s("night_end"),
+                                                "from": "default while learning", "bedtimes": len(minutes)}
+        param = NIGHT_EXIT["night_start"]
+        floor, ceiling = (parse_hhmm(str(bound.value), "night_start") for bound in (param.floor, param.ceiling))
+        median = float(np.median(minutes))
+        value = min(max(median, _after_noon(floor)), _after_noon(ceiling))
+        total = int(value + NOON.hour * 60) % 1440
+        start = time(total // 60, total % 60)
+        usual = int(median + NOON.hour * 60) % 1440
+        return start, end, {"start": start.strftime("%H:%M"), "end": rule.s("night_end"),
+                            "from": "learned bedtime", "bedtimes": len(minutes),
+                            "median_bedtime": f"{usual // 60:02d}:{usual % 60:02d}"}
+
+    def _night_exit(self, at: datetime, local: datetime, evidence: dict[str, Any]) -> list[Decision]:
+        """An exit door opened: in the night window, after indoor activity, it waits for a return."""
+        rule = self.ctx.settings[RuleId.NIGHT_EXIT]
+        if self.ctx.profile.absent(at) is not None or self.pending_exit is not None:
             return []
-        profile = self.ctx.profile
-        needs_bed = bool(profile.devices_at("bed", "bedroom_door", "bedroom"))
-        night_began = datetime.combine(night, rule.t("night_start"), profile.zone) - timedelta(hours=2)
-        if needs_bed and (self.went_to_bed is None or self.went_to_bed < night_began):
+        night = night_date(local)
+        start, end, window = self.night_window(night)
+        if not (local.time() >= start if local.time() >= NOON else local.time() < end):
             return []
         recent = timedelta(minutes=rule.i("preceding_activity_minutes"))
         if self.last_indoor is None or at - self.last_indoor > recent:
+            return []  # nobody was about indoors: a return to an empty house, not an exit
+        self.pending_exit = PendingExit(at, night, evidence, window, self.last_indoor)
+        return []
+
+    def _exit_overdue(self, now: datetime) -> list[Decision]:
+        """The night exit, once `return_minutes` have passed since the door with nobody seen indoors."""
+        pending = self.pending_exit
+        rule = self.ctx.settings[RuleId.NIGHT_EXIT]
+        wait = rule.i("return_minutes")
+        if pending is None or now - pending.at < timedelta(minutes=wait):
             return []
-        self.exit_night = night
-        self.ctx.end_quietly(RuleId.NIGHT_EXIT)
-        title = CATALOGUE[RuleId.NIGHT_EXIT].title
+        self.pending_exit = None
+        repeat = self.exit_night == pending.night
+        if not repeat:
+            self.exit_night = pending.night
+            self.ctx.end_quietly(RuleId.NIGHT_EXIT)
+        door = str(pending.evidence["location"]).replace("_", " ")
+        opened = self._local(pending.at).strftime("%H:%M")
+        title = f"{CATALOGUE[RuleId.NIGHT_EXIT].title} ({door} at {opened}, nobody seen indoors for {wait} min)"
+        went_to_bed = self.bedtimes.get(pending.night) or self.bed_candidate
         return self.ctx.raise_(RuleId.NIGHT_EXIT, "", rule.i("priority"), title,
-                               {"event": evidence, "local_time": local.isoformat(),
-                                "went_to_bed": self.went_to_bed.isoformat() if self.went_to_bed else None,
-                                "last_indoor_activity": self.last_indoor.isoformat(),
-                                "night": [rule.s("night_start"), rule.s("night_end")],
-                                "source": rule.source("priority")}, at)
+                               {"event": pending.evidence, "local_time": self._local(pending.at).isoformat(),
+                                "night": pending.window, "return_minutes": wait,
+                                "last_indoor_activity": pending.last_indoor.isoformat(),
+                                "went_to_bed": went_to_bed.isoformat() if went_to_bed else None,
+                                "checked_at": now.isoformat(), "source": rule.source("return_minutes"),
+                                "window_source": rule.source("night_start")}, now, repeat=repeat)
 
     def _count_toilet(self, at: datetime, local: datetime, where: str, *, late: bool) -> list[Decision]:
         if where not in self._toilet_locations():
@@ -341,6 +449,7 @@ class ActivityRules:
                     {"device_id": device, "opened_at": opened.isoformat(), "minutes": door.i("minutes"),
                      "checked_at": now.isoformat(), "source": door.source("minutes")}, now)
         decisions += self._out_of_bed(now)
+        decisions += self._exit_overdue(now)
         return decisions
 
     def _out_of_bed(self, now: datetime) -> list[Decision]:
@@ -453,6 +562,11 @@ class ActivityRules:
                                {"why": why, "last_event": {"at": since.isoformat(), "location": where, "code": code},
                                 "limit_hours": round(limit, 2), "baseline": baseline, "checked_at": now.isoformat(),
                                 "source": rule.source("priority")}, now)
+
+
+def _after_noon(moment: time) -> int:
+    """Minutes from noon to `moment` (the next morning's times after the evening's)."""
+    return (moment.hour * 60 + moment.minute - NOON.hour * 60) % 1440
 
 
 def night_toilet_visits(rules: ActivityRules) -> dict[date, list[datetime]]:

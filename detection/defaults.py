@@ -236,9 +236,26 @@ _NIGHT = {
     "night_end": _p("06:00", ACTIVITY, *_NIGHT_END),
 }
 NIGHT_EXIT: dict[str, Param] = {
-    **_NIGHT,
+    "night_start": _p("22:00", DESIGN + ": the night window starts at the person's learned bedtime (the median of "
+                      "their bedtimes over bedtime_nights); 22:00 while learning or with no bed or bedroom sensor "
+                      "(" + ACTIVITY + ": 22:00-06:00); a person's own value replaces the learned one",
+                      *_NIGHT_START),
+    "night_end": _p("06:00", ACTIVITY, *_NIGHT_END),
+    "return_minutes": _p(15, DESIGN + ": an exit door opened in the night window and no sign of anyone indoors "
+                         "this long after it is a departure; a return in time is not (docs/detection.md: "
+                         "minutes against false alarms per week on van Kasteren house A and Ordonez A and B)",
+                         (2, _eng("opening a door, stepping out and coming back in takes a minute or two: a "
+                                  "shorter wait alarms on every door opened")),
+                         (60, _eng("house_unoccupied asks about a person still out an hour into the night; a "
+                                   "night exit must be told sooner"))),
     "preceding_activity_minutes": _p(15, DESIGN + ": indoor activity this recent means the door was an exit",
                                      (1, _eng("a minute")), (120, _eng("2 h: older activity says nothing of an exit"))),
+    "bedtime_nights": _p(14, ACTIVITY + ": products learn each person's normal pattern; the bedtimes of this "
+                         "many nights make the learned night_start", (7, _eng("a week")),
+                         (35, _eng("bedtimes are kept 35 nights"))),
+    "bedtime_min_nights": _p(7, DESIGN + ": learning period: nights with a bedtime before the learned one is used",
+                             (3, _eng("three nights make a median")),
+                             (35, _eng("as bedtime_nights' ceiling"))),
     **_priority(RuleId.NIGHT_EXIT),
 }
 OUT_OF_BED_AT_NIGHT: dict[str, Param] = {

@@ -6,6 +6,12 @@ Bands (values are rounded to the whole percent or beat an oximeter displays):
 - `spo2_low` on NEWS2 Scale 2 (clinician-set 88-92% target only): <=83 urgent, 84-85
   review; on oxygen also >=97 urgent and 95-96 review (over-oxygenation; same rule name).
 - `pulse_high`: >=131 urgent (NEWS2 3), 111-130 review (NEWS2 2). `pulse_low`: <=40 urgent.
+Every band is one row of `BANDS` (table, name, side, the `defaults.py` parameter at its edge,
+action); the decision (which band a reading is in, at which priority) and the alert's title and
+explanation all read that row, so a title always names the band that fired: "SpO2 91 %: urgent,
+999/A&E now (NEWS2 Scale 1 ≤ 92 %)". A review band that fires on a run holding a reading of the
+urgent band (93 % then 91 %: the urgent band is not yet confirmed) says so: "SpO2 93 %: review
+today, GP or 111 today (NEWS2 Scale 1 93–94 %); 91 % seen, urgent if confirmed".
 
 Persistence: a band fires only when clean readings stay in it.
 - Continuous oximetry (clean readings <= `continuous_gap_s` apart): for
@@ -23,8 +29,11 @@ Late readings (older than the device's latest) run on a persistence stream of th
 """
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -43,36 +52,190 @@ def displayed(value: float) -> int:
     return int(value + 0.5)
 
 
-def band(rule: RuleId, value: float, settings: Settings, scale: int, on_oxygen: bool) -> tuple[int, str] | None:
-    """(priority, description) of the band a clean value falls in, or None when in range."""
-    v = displayed(value)
-    if rule == RuleId.SPO2_LOW:
-        if scale == 2:
-            if v <= settings.i("scale2_urgent_at_or_below"):
-                return URGENT, f"SpO2 {v}% (NEWS2 Scale 2: score 3)"
-            if v <= settings.i("scale2_review_at_or_below"):
-                return REVIEW, f"SpO2 {v}% (NEWS2 Scale 2: score 2)"
-            if on_oxygen and v >= settings.i("scale2_oxygen_urgent_at_or_above"):
-                return URGENT, f"SpO2 {v}% on oxygen (NEWS2 Scale 2: score 3, above target)"
-            if on_oxygen and v >= settings.i("scale2_oxygen_review_at_or_above"):
-                return REVIEW, f"SpO2 {v}% on oxygen (NEWS2 Scale 2: score 2, above target)"
-            return None
-        if v <= settings.i("urgent_at_or_below"):
-            return URGENT, f"SpO2 {v}% (oximetry @home: 999/A&E now; NEWS2 Scale 1)"
-        if v <= settings.i("review_at_or_below"):
-            return REVIEW, f"SpO2 {v}% (oximetry @home: GP or 111 today; NEWS2 Scale 1)"
-        return None
+class BandName(StrEnum):
+    """What a band asks for, as its alert says it: the name of the band in every title."""
+
+    URGENT = "urgent"
+    REVIEW = "review today"
+
+
+class Side(StrEnum):
+    """Which way a band lies from normal: `low` bands are "at or below" their edge, `high` "at or above"."""
+
+    LOW = "low"
+    HIGH = "high"
+
+
+class BandTable(StrEnum):
+    """The table a person's readings are judged by (chosen by rule, `spo2_scale` and `on_oxygen`)."""
+
+    SPO2_SCALE_1 = "NEWS2 Scale 1"
+    SPO2_SCALE_2 = "NEWS2 Scale 2, on air"
+    SPO2_SCALE_2_OXYGEN = "NEWS2 Scale 2, on oxygen"
+    PULSE_HIGH = "NEWS2 pulse, high"
+    PULSE_LOW = "NEWS2 pulse, low"
+
+
+@dataclass(frozen=True)
+class BandSpec:
+    """One row of the band table (`BANDS`): the single source of every threshold band's name, edge,
+    action and source. Both the decision (`band_of`: which band a reading is in, at which priority)
+    and the alert's title and explanation (`title`) read it.
+
+    `edge` is the parameter (`defaults.py`) whose value bounds the band on its normal side, inclusive
+    ("at or below" for a low band, "at or above" for a high one); the other bound is the next more
+    urgent band's edge on the same side. The band's source is that parameter's source (`Band.source`),
+    so a band cites exactly what `defaults.py` cites for its edge."""
+
+    table: BandTable
+    name: BandName
+    side: Side
+    edge: str
+    action: str
+    """What the guideline asks for in this band, as the title says it ("999/A&E now")."""
+
+    @property
+    def priority(self) -> Priority:
+        return URGENT if self.name == BandName.URGENT else REVIEW
+
+
+_NOW_999 = "999/A&E now"
+_TODAY_GP = "GP or 111 today"
+_NOW_NEWS2 = "urgent clinical review now (NEWS2 score 3)"
+_TODAY_NEWS2 = "clinical review today"
+BANDS: Mapping[BandTable, tuple[BandSpec, ...]] = MappingProxyType({
+    BandTable.SPO2_SCALE_1: (
+        BandSpec(BandTable.SPO2_SCALE_1, BandName.URGENT, Side.LOW, "urgent_at_or_below", _NOW_999),
+        BandSpec(BandTable.SPO2_SCALE_1, BandName.REVIEW, Side.LOW, "review_at_or_below", _TODAY_GP),
+    ),
+    BandTable.SPO2_SCALE_2: (
+        BandSpec(BandTable.SPO2_SCALE_2, BandName.URGENT, Side.LOW, "scale2_urgent_at_or_below", _NOW_NEWS2),
+        BandSpec(BandTable.SPO2_SCALE_2, BandName.REVIEW, Side.LOW, "scale2_review_at_or_below",
+                 _TODAY_NEWS2 + " (NEWS2 score 2)"),
+    ),
+    BandTable.SPO2_SCALE_2_OXYGEN: (
+        BandSpec(BandTable.SPO2_SCALE_2_OXYGEN, BandName.URGENT, Side.LOW, "scale2_urgent_at_or_below", _NOW_NEWS2),
+        BandSpec(BandTable.SPO2_SCALE_2_OXYGEN, BandName.REVIEW, Side.LOW, "scale2_review_at_or_below",
+                 _TODAY_NEWS2 + " (NEWS2 score 2)"),
+        BandSpec(BandTable.SPO2_SCALE_2_OXYGEN, BandName.URGENT, Side.HIGH, "scale2_oxygen_urgent_at_or_above",
+                 "urgent clinical review now: above the 88-92 % target on oxygen (NEWS2 score 3)"),
+        BandSpec(BandTable.SPO2_SCALE_2_OXYGEN, BandName.REVIEW, Side.HIGH, "scale2_oxygen_review_at_or_above",
+                 "clinical review today: above the 88-92 % target on oxygen (NEWS2 score 2)"),
+    ),
+    BandTable.PULSE_HIGH: (
+        BandSpec(BandTable.PULSE_HIGH, BandName.URGENT, Side.HIGH, "urgent_at_or_above", _NOW_NEWS2),
+        BandSpec(BandTable.PULSE_HIGH, BandName.REVIEW, Side.HIGH, "review_at_or_above",
+                 _TODAY_NEWS2 + " (NEWS2 score 2)"),
+    ),
+    BandTable.PULSE_LOW: (
+        BandSpec(BandTable.PULSE_LOW, BandName.URGENT, Side.LOW, "urgent_at_or_below", _NOW_NEWS2),
+        BandSpec(BandTable.PULSE_LOW, BandName.REVIEW, Side.LOW, "review_at_or_below",
+                 _TODAY_NEWS2 + " (NEWS2 score 1)"),
+    ),
+})
+"""Every threshold band, per table, the most urgent first on each side (see `BandSpec`)."""
+UNITS: Mapping[RuleId, str] = MappingProxyType({RuleId.SPO2_LOW: "%", RuleId.PULSE_HIGH: "/min",
+                                                RuleId.PULSE_LOW: "/min"})
+
+
+def table_for(rule: RuleId, scale: int, on_oxygen: bool) -> BandTable:
+    """The table a rule judges a person's readings by (`scale` 1 or 2; `on_oxygen` counts on Scale 2 only)."""
     if rule == RuleId.PULSE_HIGH:
-        if v >= settings.i("urgent_at_or_above"):
-            return URGENT, f"pulse {v}/min (NEWS2: score 3)"
-        if v >= settings.i("review_at_or_above"):
-            return REVIEW, f"pulse {v}/min (NEWS2: score 2)"
-        return None
-    if v <= settings.i("urgent_at_or_below"):
-        return URGENT, f"pulse {v}/min (NEWS2: score 3)"
-    if settings.i("review_at_or_below") and v <= settings.i("review_at_or_below"):
-        return REVIEW, f"pulse {v}/min (NEWS2)"
-    return None
+        return BandTable.PULSE_HIGH
+    if rule == RuleId.PULSE_LOW:
+        return BandTable.PULSE_LOW
+    if scale == 2:
+        return BandTable.SPO2_SCALE_2_OXYGEN if on_oxygen else BandTable.SPO2_SCALE_2
+    return BandTable.SPO2_SCALE_1
+
+
+@dataclass(frozen=True)
+class Band:
+    """A band of the table with a person's settings applied: displayed values `low` to `high`,
+    inclusive (None: no bound on that side). A band whose `low` is above its `high` is empty (a
+    person's review edge set inside the urgent band; pulse_low's review band, off at 0)."""
+
+    spec: BandSpec
+    rule: RuleId
+    low: int | None
+    high: int | None
+    source: str
+
+    @property
+    def name(self) -> BandName:
+        return self.spec.name
+
+    @property
+    def priority(self) -> Priority:
+        return self.spec.priority
+
+    @property
+    def key(self) -> tuple[Side, Priority]:
+        return self.spec.side, self.spec.priority
+
+    def contains(self, value: int) -> bool:
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+    def empty(self) -> bool:
+        return self.low is not None and self.high is not None and self.low > self.high
+
+    def range_text(self) -> str:
+        """"≤ 92 %", "93–94 %", "≥ 131 /min"."""
+        unit = UNITS[self.rule]
+        if self.low is None:
+            return f"≤ {self.high} {unit}"
+        if self.high is None:
+            return f"≥ {self.low} {unit}"
+        if self.low == self.high:
+            return f"{self.low} {unit}"
+        return f"{self.low}–{self.high} {unit}"
+
+    def describe(self) -> dict[str, Any]:
+        """For an explanation: the band's table, name, range, action and source."""
+        return {"table": self.spec.table.value, "name": self.name.value, "side": self.spec.side.value,
+                "range": self.range_text(), "low": self.low, "high": self.high, "edge": self.spec.edge,
+                "action": self.spec.action, "source": self.source}
+
+
+def bands(rule: RuleId, settings: Settings, scale: int, on_oxygen: bool) -> tuple[Band, ...]:
+    """A person's bands for `rule`, the most urgent first on each side; empty bands left out."""
+    out: list[Band] = []
+    inner: dict[Side, int | None] = {Side.LOW: None, Side.HIGH: None}
+    for spec in BANDS[table_for(rule, scale, on_oxygen)]:
+        edge = settings.i(spec.edge)
+        before = inner[spec.side]
+        if spec.side == Side.LOW:
+            found = Band(spec, rule, None if before is None else before + 1, edge, settings.source(spec.edge))
+        else:
+            found = Band(spec, rule, edge, None if before is None else before - 1, settings.source(spec.edge))
+        if spec.name == BandName.REVIEW and spec.side == Side.LOW and edge == 0:
+            continue  # 0 = no review band (pulse_low's default)
+        inner[spec.side] = edge if before is None else (min(before, edge) if spec.side == Side.LOW
+                                                        else max(before, edge))
+        if not found.empty():
+            out.append(found)
+    return tuple(out)
+
+
+def band_of(rule: RuleId, value: float, settings: Settings, scale: int, on_oxygen: bool) -> Band | None:
+    """The band a clean value falls in (as displayed), or None when it is in range."""
+    shown = displayed(value)
+    return next((b for b in bands(rule, settings, scale, on_oxygen) if b.contains(shown)), None)
+
+
+def title(band: Band, shown: int, beyond: int | None) -> str:
+    """The alert's title, from the band that fired: `shown`, the latest reading in the band; `beyond`,
+    the most extreme reading of the run in a more urgent band of the same side, not confirmed there.
+
+    E.g. "SpO2 91 %: urgent, 999/A&E now (NEWS2 Scale 1 ≤ 92 %)"; "SpO2 93 %: review today, GP or 111
+    today (NEWS2 Scale 1 93–94 %); 91 % seen, urgent if confirmed"."""
+    what = _WHAT[band.rule]
+    unit = UNITS[band.rule]
+    text = (f"{what} {shown} {unit}: {band.name.value}, {band.spec.action} "
+            f"({band.spec.table.value} {band.range_text()})")
+    if beyond is not None:
+        text += f"; {beyond} {unit} seen, urgent if confirmed"
+    return text
 
 
 class Ref(NamedTuple):
@@ -92,7 +255,9 @@ class Ref(NamedTuple):
 
 @dataclass
 class Run:
-    """Consecutive clean readings in one band (or in range)."""
+    """Consecutive clean readings in one band, or in a more urgent band of the same side (an urgent
+    reading also counts toward the review band), or in range. `shown` is the latest displayed value
+    inside the run's own band, `beyond` the most extreme one in a more urgent band (for the title)."""
 
     first: Ref
     last: Ref
@@ -101,18 +266,31 @@ class Run:
     low: float = 0.0
     high: float = 0.0
     fired: bool = False
+    shown: int | None = None
+    beyond: int | None = None
 
     @classmethod
-    def start(cls, reading: Reading) -> "Run":
+    def start(cls, reading: Reading, band: Band | None = None) -> "Run":
         value = float(reading.value or 0.0)
         ref = Ref.of(reading)
-        return cls(ref, ref, low=value, high=value)
+        run = cls(ref, ref, low=value, high=value)
+        run._note(displayed(value), band)
+        return run
 
-    def extend(self, reading: Reading, continuous: bool) -> None:
+    def extend(self, reading: Reading, continuous: bool, band: Band | None = None) -> None:
         value = float(reading.value or 0.0)
         self.last, self.count = Ref.of(reading), self.count + 1
         self.continuous = self.continuous or continuous
         self.low, self.high = min(self.low, value), max(self.high, value)
+        self._note(displayed(value), band)
+
+    def _note(self, shown: int, band: Band | None) -> None:
+        if band is None:
+            return
+        if band.contains(shown):
+            self.shown = shown
+        elif self.beyond is None or (shown < self.beyond if band.spec.side == Side.LOW else shown > self.beyond):
+            self.beyond = shown
 
     def seconds(self) -> float:
         return (self.last.source_ts - self.first.source_ts).total_seconds()
@@ -135,7 +313,8 @@ class Stream:
     """Persistence state of one rule over one device's readings of one metric."""
 
     last_clean: datetime | None = None
-    runs: dict[int, Run] = field(default_factory=dict)
+    runs: dict[tuple[Side, Priority], Run] = field(default_factory=dict)
+    """(side, priority) of a band → the run of readings in it (`Run`)."""
     in_range: Run | None = None
     flagged: deque[Ref] = field(default_factory=lambda: deque(maxlen=MAX_LISTED))
     flagged_count: int = 0
@@ -143,7 +322,7 @@ class Stream:
 
 RULES_BY_METRIC = {Metric.SPO2: (RuleId.SPO2_LOW,), Metric.PULSE_RATE: (RuleId.PULSE_HIGH, RuleId.PULSE_LOW)}
 _WHAT = {RuleId.SPO2_LOW: "SpO2", RuleId.PULSE_HIGH: "Pulse high", RuleId.PULSE_LOW: "Pulse low"}
-"""How a title starts: "SpO2 91%: urgent", "Pulse high 135/min: urgent"."""
+"""How a title starts (`title`): "SpO2 91 %: urgent, ...", "Pulse high 135 /min: urgent, ..."."""
 
 
 class ThresholdRules:
@@ -186,7 +365,9 @@ class ThresholdRules:
             if stream.in_range is not None and stream.in_range.continuous:
                 stream.in_range = None
         scale, on_oxygen = self._scale(settings)
-        found = band(rule, float(reading.value), settings, scale, on_oxygen)
+        person_bands = bands(rule, settings, scale, on_oxygen)
+        shown = displayed(float(reading.value))
+        found = next((b for b in person_bands if b.contains(shown)), None)
         if found is None:
             stream.runs.clear()
             if stream.in_range is None:
@@ -198,21 +379,20 @@ class ThresholdRules:
                 stream.flagged.clear()
             return []
         stream.in_range = None
-        priority, description = found
-        for level in (URGENT, REVIEW):
-            if level >= priority:  # an urgent reading also counts toward the review band
-                run = stream.runs.get(level)
+        for each in person_bands:
+            if each.spec.side == found.spec.side and each.priority >= found.priority:
+                run = stream.runs.get(each.key)  # an urgent reading also counts toward the review band
                 if run is None:
-                    stream.runs[level] = Run.start(reading)
+                    stream.runs[each.key] = Run.start(reading, each)
                 else:
-                    run.extend(reading, continuous)
+                    run.extend(reading, continuous, each)
             else:
-                stream.runs.pop(level, None)
-        for level in (URGENT, REVIEW):
-            run = stream.runs.get(level)
+                stream.runs.pop(each.key, None)
+        for each in sorted(person_bands, key=lambda b: b.priority):
+            run = stream.runs.get(each.key)
             if run is not None and not run.fired and run.persists(settings):
                 run.fired = True
-                return self._raise(rule, level, run, stream, settings, scale, on_oxygen, description, late)
+                return self._raise(rule, each, run, stream, settings, scale, on_oxygen, late)
         return []
 
     def _scale(self, settings: Settings) -> tuple[int, bool]:
@@ -221,17 +401,8 @@ class ThresholdRules:
         on_oxygen = settings.b("on_oxygen") if "on_oxygen" in settings.overridden else profile.on_oxygen
         return (2 if scale == 2 else 1), on_oxygen and scale == 2
 
-    def _raise(self, rule: RuleId, level: int, run: Run, stream: Stream, settings: Settings, scale: int,
-               on_oxygen: bool, description: str, late: bool) -> list[Decision]:
-        what = _WHAT[rule]
-        urgency = "urgent" if level == URGENT else "review today"
-        if rule == RuleId.SPO2_LOW and scale == 1:
-            source = settings.source("urgent_at_or_below" if level == URGENT else "review_at_or_below")
-        elif rule == RuleId.SPO2_LOW:
-            source = settings.source("scale2_urgent_at_or_below")
-        else:
-            side = "above" if rule == RuleId.PULSE_HIGH else "below"
-            source = settings.source(f"{'urgent' if level == URGENT else 'review'}_at_or_{side}")
+    def _raise(self, rule: RuleId, fired: Band, run: Run, stream: Stream, settings: Settings, scale: int,
+               on_oxygen: bool, late: bool) -> list[Decision]:
         first_flagged = run.first.source_ts
         flagged = [_reading_ref(r) for r in stream.flagged if r.source_ts >= first_flagged]
         persistence = (
@@ -241,14 +412,17 @@ class ThresholdRules:
             {"mode": "spot_check", "readings": run.count, "needed": settings.i("persistence_readings"),
              "source": settings.source("persistence_readings")}
         )
+        shown = run.shown if run.shown is not None else displayed(float(run.last.value or 0.0))
         explanation: dict[str, Any] = {
-            "band": description, "urgency": urgency, "scale": scale if rule == RuleId.SPO2_LOW else None,
-            "on_oxygen": on_oxygen if rule == RuleId.SPO2_LOW else None, "source": source,
+            "band": fired.describe(), "urgency": fired.name.value,
+            "scale": scale if rule == RuleId.SPO2_LOW else None,
+            "on_oxygen": on_oxygen if rule == RuleId.SPO2_LOW else None, "source": fired.source,
             "settings": settings.describe(), "persistence": persistence,
             "readings": {"device_id": run.first.device_id, "count": run.count, "first": _reading_ref(run.first),
-                         "last": _reading_ref(run.last), "lowest": run.low, "highest": run.high},
+                         "last": _reading_ref(run.last), "lowest": run.low, "highest": run.high,
+                         "latest_in_band": shown, "beyond_band_unconfirmed": run.beyond},
             "flagged_readings_not_counted": {"count_in_run": len(flagged), "listed": flagged},
             "late": late,
         }
-        title = f"{what} {description.split(' (')[0].split(' ', 1)[1]}: {urgency}"
-        return self.ctx.raise_(rule, "", level, title, explanation, run.last.source_ts)
+        return self.ctx.raise_(rule, "", fired.priority, title(fired, shown, run.beyond), explanation,
+                               run.last.source_ts)

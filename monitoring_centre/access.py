@@ -1,18 +1,22 @@
 """Who may see whom ("nothing about me without me").
 
 Centre operators and administrators see everyone the centre monitors: they provide
-direct care on every alarm. A nurse sees her caseload (direct care). A family member
+direct care on every alarm. A nurse or team lead sees her caseload: the people assigned to
+her, and those on the caseload of each team she is a member of (direct care; `teams.py`). A family member
 sees only the people who have consented to it. The person sees their own record, and
 they (or an administrator recording their decision) give and withdraw that consent.
 """
+
+from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from monitoring_centre import audit
-from monitoring_centre.storage import CareRelationship, Person, User, utc_now
+from monitoring_centre.roles import CLINICIANS, Role
+from monitoring_centre.storage import CareRelationship, Person, Team, TeamCaseload, TeamMember, User, utc_now
 
-SEES_EVERYONE = frozenset({"admin", "operator"})
+SEES_EVERYONE = frozenset({Role.ADMIN.value, Role.OPERATOR.value})
 BASES = ("direct_care", "consent")
 
 
@@ -20,15 +24,30 @@ def visible_person_ids(session: Session, user: User) -> set[int] | None:
     """The ids of the people `user` may see; None means everyone."""
     if user.role in SEES_EVERYONE:
         return None
-    if user.role == "person":
+    if user.role == Role.PERSON:
         return {user.person_id} if user.person_id is not None else set()
-    allowed = ("direct_care",) if user.role == "nurse" else ("consent",)
-    rows = session.scalars(
+    clinician = user.role in CLINICIANS
+    allowed = ("direct_care",) if clinician else ("consent",)
+    rows = set(session.scalars(
         select(CareRelationship.person_id).where(
             CareRelationship.user_id == user.id, CareRelationship.basis.in_(allowed)
         )
-    )
-    return set(rows)
+    ))
+    if clinician:
+        rows |= set(session.scalars(select(TeamCaseload.person_id).join(
+            TeamMember, TeamMember.team_id == TeamCaseload.team_id).where(TeamMember.user_id == user.id)))
+    return rows
+
+
+def team_access(session: Session, person_id: int) -> list[tuple[User, str, datetime]]:
+    """The members of the teams whose caseload the person is on: (member, team name, since when
+    she sees them: the later of the assignment and her joining), by team, then username."""
+    rows = session.execute(
+        select(User, Team.name, TeamCaseload.assigned_at, TeamMember.added_at)
+        .join(TeamMember, TeamMember.user_id == User.id).join(Team, Team.id == TeamMember.team_id)
+        .join(TeamCaseload, TeamCaseload.team_id == Team.id)
+        .where(TeamCaseload.person_id == person_id).order_by(Team.name, User.username))
+    return [(member, name, max(assigned, added)) for member, name, assigned, added in rows.tuples()]
 
 
 def visible_people(session: Session, user: User) -> list[Person]:

@@ -257,6 +257,55 @@ class CareRelationship(Base):
     granted_at: Mapped[datetime]
 
 
+class Team(Base):
+    """A team of nurses (`team_members`) sharing a caseload (`team_caseloads`): each member sees
+    the people on it. Administrators make teams and choose their members (`teams.py`)."""
+
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime]
+
+
+class TeamMember(Base):
+    """A nurse or team lead (`roles.CLINICIANS`) on a team."""
+
+    __tablename__ = "team_members"
+    __table_args__ = (UniqueConstraint("team_id", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    added_at: Mapped[datetime]
+
+
+class TeamCaseload(Base):
+    """A person on a team's caseload: direct care by every member of the team."""
+
+    __tablename__ = "team_caseloads"
+    __table_args__ = (UniqueConstraint("team_id", "person_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    assigned_at: Mapped[datetime]
+    assigned_by: Mapped[str] = mapped_column(String(100))
+
+
+class FrailtyAssessment(Base):
+    """A person's electronic Frailty Index category as entered or read from the GP record
+    (`frailty.py`); the latest is the current one, the earlier ones its trajectory."""
+
+    __tablename__ = "frailty_assessments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    category: Mapped[str] = mapped_column(String(16))
+    """`fit`, `mild`, `moderate` or `severe` (eFI categories, Clegg et al., Age and Ageing 2016)."""
+    source: Mapped[str] = mapped_column(String(16))
+    """`entered` (by a clinician or an administrator) or `gp_record` (read from the GP record)."""
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
 class AuditEntry(Base):
     """Who saw or changed a person's data, when, and why."""
 

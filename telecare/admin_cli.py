@@ -16,8 +16,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from centre_app import admin, schema
-from centre_app.auth import ROLES
 from centre_app.settings import CentreSettings, explain_errors, settings_help
+from monitoring_centre.roles import ROLES
 from monitoring_centre.storage import make_engine
 
 log = logging.getLogger("telecare.centre")

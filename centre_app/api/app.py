@@ -26,7 +26,19 @@ from sqlalchemy.exc import DataError
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from centre_app.api import accept, alerts, auth, consent, escalations, health, patients, person_settings, responders
+from centre_app.api import (
+    accept,
+    alerts,
+    auth,
+    caseloads,
+    consent,
+    escalations,
+    frailty,
+    health,
+    patients,
+    person_settings,
+    responders,
+)
 from centre_app.api.deps import CentreState
 from centre_app.api.kpis import router as kpis_router
 
@@ -127,6 +139,8 @@ def create_app(state: CentreState) -> FastAPI:
     app.include_router(responders.router)
     app.include_router(consent.router)
     app.include_router(person_settings.router)
+    app.include_router(frailty.router)
+    app.include_router(caseloads.router)
     app.include_router(accept.router)
     app.include_router(health.router)
     app.include_router(kpis_router)

@@ -48,6 +48,9 @@ def who_can_see(person: PersonDecidedFor, user: CurrentUser, session: Db) -> lis
                            .where(CareRelationship.person_id == person.id).order_by(CareRelationship.granted_at))
     result += [AccessOut(who=member.display_name or member.username, role=member.role, basis=link.basis,
                          since=link.granted_at) for member, link in rows]
+    result += [AccessOut(who=f"{member.display_name or member.username} (team {team})", role=member.role,
+                         basis="direct_care", since=since)
+               for member, team, since in access.team_access(session, person.id)]
     audit.record(session, user.username, "view_access_list", [person.id])
     session.commit()
     return result

@@ -233,7 +233,7 @@ def require_roles(*roles: str) -> Callable[..., User]:
     return guard
 
 
-CentreStaff = Annotated[User, Depends(require_roles("operator", "nurse", "admin"))]
+CentreStaff = Annotated[User, Depends(require_roles("operator", "nurse", "team_lead", "admin"))]
 """The centre's own staff: they own alerts (acknowledge, resolve); never the person or their family."""
 AdminOrOperator = Annotated[User, Depends(require_roles("admin", "operator"))]
 Admin = Annotated[User, Depends(require_roles("admin"))]

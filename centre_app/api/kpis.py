@@ -2,9 +2,9 @@
 per priority and per UTC day. The figures are computed in `monitoring_centre.kpis`; every
 definition and formula is in docs/kpis.md.
 
-Operators and administrators only (the centre's roles: `centre_app.auth.ROLES`; there is no team
-lead role): the figures are about the operators' call handling across every person the centre
-monitors, whom both roles see anyway. A nurse, a family member or a person is refused (403, audited).
+Operators and administrators only (the centre's roles: `monitoring_centre.roles.Role`; a team lead
+leads nurses, not operators): the figures are about the operators' call handling across every person
+the centre monitors, whom both roles see anyway. A nurse, a family member or a person is refused (403, audited).
 
 Not written to the audit log as a view of anyone's data: the answer is aggregate (counts, times,
 outcome codes) with alert ids only, never a name; whoever follows an id to its alert does so through

@@ -25,11 +25,11 @@ from monitoring_centre.storage import Person, User
 
 router = APIRouter(prefix="/api/v1/patients", tags=["detection settings"], route_class=DocumentedRoute)
 
-CHANGES_RULES = ("admin", "nurse")
+CHANGES_RULES = ("admin", "nurse", "team_lead")
 """Thresholds are clinical decisions: a nurse with the person on their caseload, or an admin
 recording a clinician's instruction."""
-PLANS_ABSENCES = ("admin", "operator", "nurse", "person")
-READS_RULES = ("admin", "operator", "nurse", "person")
+PLANS_ABSENCES = ("admin", "operator", "nurse", "team_lead", "person")
+READS_RULES = ("admin", "operator", "nurse", "team_lead", "person")
 """Everyone but family: the person sees their own settings, the centre's staff those of the people they may see."""
 
 RuleReader = Annotated[User, Depends(require_roles(*READS_RULES))]

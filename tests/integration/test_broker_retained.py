@@ -15,7 +15,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from monitoring_centre.broker import RETAIN_AVAILABLE, Broker, BrokerAccount, EmbeddedBroker, Mosquitto
 from telecare_protocol.topics import ROOT, status_topic, topic_for
-from tests.support.helpers import MQTTv311, TIMEOUT, Inbox, close, mqtt_client, publish, state, subscribe
+from tests.support.helpers import TIMEOUT, Inbox, MQTTv311, close, mqtt_client, publish, state, subscribe
+from tests.support.waiting import wait_for
 
 SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "centre" / "mosquitto.conf"
 
@@ -46,11 +47,7 @@ def connect_with_will(broker: Broker, account: BrokerAccount, *, retain: bool, c
     client.on_connect = lambda _c, _u, _f, reason, _p: answered.append(reason)
     client.connect(broker.host, broker.port, keepalive=30)
     client.loop_start()
-    deadline = time.monotonic() + TIMEOUT
-    while not answered and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert answered, "no CONNACK"
-    client.user_data_set(answered[0])
+    client.user_data_set(wait_for(lambda: answered, TIMEOUT, "the CONNACK")[0])
     return client
 
 

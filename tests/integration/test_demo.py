@@ -34,6 +34,16 @@ class Demo:
     """The console URL it printed, without the trailing slash."""
     credentials: dict[str, Any]
     bearer: str
+    lines: list[str]
+    """Everything it printed so far, read by a thread of its own (`communicate` after `readline`
+    would skip what the text buffer already holds)."""
+    reader: threading.Thread
+
+    def finish(self, timeout: float) -> str:
+        """Wait for the demo to end by itself; everything it printed."""
+        self.process.wait(timeout=timeout)
+        self.reader.join(timeout=10)
+        return "".join(self.lines)
 
 
 @contextmanager
@@ -48,12 +58,16 @@ def running_demo(tmp_path: Path, *args: str) -> Iterator[Demo]:
         assert process.stdout is not None
         first_line = process.stdout.readline()
         assert f"http://127.0.0.1:{port}/" in first_line, first_line
+        lines = [first_line]
+        stdout = process.stdout
+        reader = threading.Thread(target=lambda: lines.extend(stdout), daemon=True)
+        reader.start()
         credentials_file = data_dir / "demo-credentials.json"
         assert stat.S_IMODE(os.stat(credentials_file).st_mode) == 0o600
         credentials = json.loads(credentials_file.read_text())
         url = f"http://127.0.0.1:{port}"
         bearer = wait_for(lambda: _token(url, credentials), timeout=20, what="the centre's API")
-        yield Demo(process, url, credentials, bearer)
+        yield Demo(process, url, credentials, bearer, lines, reader)
     finally:
         if process.poll() is None:
             process.kill()
@@ -71,7 +85,7 @@ def run_demo(tmp_path: Path, broker: str) -> None:
 
         rules = wait_for(scripted_alarms, timeout=20, what="the scripted pendant alarm and fall")
         assert "hub_offline" not in rules  # the hub is connected while the demo runs
-        output, _ = demo.process.communicate(timeout=60)
+        output = demo.finish(timeout=60)
     assert demo.process.returncode == 0, output
     assert "Help button pressed x1" in output and "Fall detected" in output
     assert "Traceback" not in output
@@ -117,7 +131,7 @@ def test_the_demo_outbox_keeps_each_mail_and_shows_its_accept_link(tmp_path: Pat
 def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
     with running_demo(tmp_path) as demo:
         demo.process.send_signal(signal.SIGINT)
-        output, _ = demo.process.communicate(timeout=30)
+        output = demo.finish(timeout=30)
     assert demo.process.returncode == 0, output
     assert "Alerts in the centre:" in output and "Traceback" not in output
     assert not _listening(int(demo.url.rsplit(":", 1)[1]))  # everything it started has stopped
@@ -141,7 +155,7 @@ def test_the_demo_shows_the_scripted_alarms_in_the_browser(tmp_path: Path, brows
         for rule in ("pendant_alarm", "fall"):
             page.locator(f"#queue tbody tr[data-rule={rule}]").wait_for(timeout=20_000)
         assert "Margaret Hughes" in page.locator("#queue tbody").inner_text()
-        output, _ = demo.process.communicate(timeout=60)
+        output = demo.finish(timeout=60)
     assert demo.process.returncode == 0, output
 
 
@@ -162,7 +176,7 @@ def _run_until_the_pendant_alarm(tmp_path: Path, *args: str) -> str:
             return any(alert["rule"] == "pendant_alarm" for alert in alerts.json())
 
         wait_for(pressed, timeout=30, what="the scripted pendant alarm")
-        output, _ = demo.process.communicate(timeout=60)
+        output = demo.finish(timeout=60)
     assert demo.process.returncode == 0, output
     return output
 
@@ -199,7 +213,7 @@ def test_ctrl_c_with_a_console_open_stops_cleanly(tmp_path: Path) -> None:
         threading.Thread(target=console, daemon=True).start()
         assert opened.wait(20), "the console's stream did not open"
         demo.process.send_signal(signal.SIGINT)
-        output, _ = demo.process.communicate(timeout=30)
+        output = demo.finish(timeout=30)
     assert demo.process.returncode == 0, output
     assert "Traceback" not in output and "CancelledError" not in output, output
     assert ended.wait(10), "the server did not end the console's stream"

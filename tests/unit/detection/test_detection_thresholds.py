@@ -70,7 +70,7 @@ def test_spot_check_near_miss_stays_quiet() -> None:
 def test_gp_today_band_is_priority_3() -> None:
     alarms = raised(run(Engine([profile()]), [spo2(at(hours=9), 94), spo2(at(hours=14), 93.4)]), "spo2_low")
     assert [a.priority for a in alarms] == [3]
-    assert "GP" in alarms[0].explanation["band"]
+    assert "GP" in alarms[0].explanation["band"]["action"]
 
 
 def test_scale2_quiet_where_scale1_alarms() -> None:
