@@ -27,6 +27,7 @@ lint: setup
 
 bench: setup
 	$(PYTHON) bench/alarm_latency.py
+	$(PYTHON) bench/alarm_received.py
 	$(PYTHON) bench/signin_flood.py
 	$(PYTHON) bench/escalation.py
 	$(PYTHON) bench/ingest.py

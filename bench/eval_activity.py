@@ -1,165 +1,164 @@
-"""The activity rules on a real home: van Kasteren house A (28 days, one resident).
+"""The activity rules on real homes: van Kasteren house A, Ordóñez A and B, through `telecare replay` and `score`.
 
-Data: `shared/data/vankasteren_houseA` (van Kasteren et al., UbiComp 2008; see its
-SOURCE.md). Binary sensors as activation intervals; timestamps are local wall-clock time
-written as if UTC, so the person's profile uses timezone "UTC" and the times are taken as
-they are. Sensors map to our devices:
+Data (`shared/data`, see its README and each folder's SOURCE.md; never copied into the repo):
+van Kasteren house A (UbiComp 2008; 28 days, doors and switches, no bed sensor) and Ordóñez
+homes A and B (UCI ADL binary sensors, Sensors 2013; 14 and 21 days, bed and seat mats, the
+main door, flush, PIRs). `device_sims.recordings` converts each into a protocol stream, a
+people file and labels in the simulator's format (its docstring gives the sensor mapping and
+the labels: a "leave the house" interval starting from 22:00, or from the usual labelled
+bedtime if earlier, to 06:00 is a `night_exit`; any other is an `outing`, expecting
+`house_unoccupied`). Every home absent from `shared/data` is skipped.
 
-- Front door → `front_door` (door_opened at the start of the interval, door_closed at its end);
-- Hall-Bedroom door → `bedroom_door`, Hall-Toilet door → `toilet_door`, Hall-Bathroom door →
-  `bathroom_door` (opened/closed the same way);
-- Toilet Flush → `toilet` activity; fridge, freezer, microwave, dishwasher and cupboards →
-  `kitchen` activity; washing machine → `hall` activity (only "someone is in"). Sensor id 4
-  has no name in the converted files; by its event count it is the original's id 7, the
-  cups cupboard (kitchen).
+1. Night exits against `night_exit.return_minutes` (N): for each N, each home is replayed
+   with `telecare replay` (N set in its people file, `[person.rules.night_exit]`) and scored with
+   `telecare score`; printed per N, over the homes together: labelled night exits detected
+   (recall), `night_exit` false alarms and false alarms per week (per home-week), and per home.
+   Twice: with the night window learnt from the person's bedtimes (the default) and with it
+   fixed at 22:00 (the person's own `night_start`), which exposes the evening's departures.
+2. Every rule at the defaults, per home: `telecare score`'s false alarms per week by rule.
+3. Night toilet visits in house A (the counter behind `night_toilet_frequency`, read from the
+   engine in process): labelled use-toilet inside a go-to-bed interval, counted when a visit was
+   counted from 5 min before the label to 5 min after it.
 
-House A has no bed sensor: the rules see only doors and switches. `night_exit` takes the
-bedroom door used tonight as "went to bed"; `out_of_bed_at_night` needs a bed sensor and
-does not run. The go-to-bed labels are used only for SCORING, never as detector input.
+    .venv/bin/python bench/eval_activity.py [--minutes 5 10 15 ...]
 
-Scored:
-- night exits: labelled leave-house starting 22:00-06:00; detected by a `night_exit` alert
-  from 5 min before to 30 min after the label's start;
-- night toilet visits: labelled use-toilet inside a go-to-bed interval; detected when the
-  night toilet counter (the input of `night_toilet_frequency`) counted a visit from 5 min
-  before the label to 5 min after it;
-- the same night-time leave-house labels, detected by `night_exit` or `house_unoccupied`
-  while the person is out (reported apart: house A's one such label is a weekend away that
-  began at 22:03 after dinner, not a wandering exit from bed);
-- false alarms: every alert (new episode) that is not a detected night exit, per week
-  `house_unoccupied` alerts raised while a leave-house label says the home really was empty
-  are counted apart (true, but an outing longer than learnt is not an emergency).
-
-    .venv/bin/python bench/eval_activity.py
+A replay of house A's four weeks takes about half a minute (a tick a minute), so the whole
+table takes several minutes.
 """
 
+import argparse
 import json
+import subprocess
 import sys
-from collections import Counter
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from detection.activity import night_toilet_visits
-from detection.engine import Decision, Engine, Raise
-from detection.people import PersonProfile
-from telecare_protocol import DeviceEvent, DeviceType, EventCode
+from detection.engine import Engine
+from detection.people import load_people
+from device_sims.recordings import Recording, ordonez, vankasteren
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "vankasteren_houseA"
-HUB = "hub-housea"
-DOORS = {"Front door": "front_door", "Hall-Bedroom door": "bedroom_door", "Hall-Toilet door": "toilet_door",
-         "Hall-Bathroom door": "bathroom_door"}
-SWITCHES = {"Toilet Flush": "toilet", "Washing machine": "hall"}
-"""Everything else in house A is a kitchen appliance or cupboard."""
-NIGHT_START, NIGHT_END = 22, 6
-
-
-def local(epoch: float) -> datetime:
-    """Local wall-clock time written as if UTC (SOURCE.md): taken as it is, in a UTC profile."""
-    return datetime.fromtimestamp(epoch, tz=UTC)
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RETURN_MINUTES = (2, 5, 10, 15, 20, 30, 45, 60)
+"""N from `night_exit.return_minutes`' floor to its ceiling (detection/defaults.py)."""
+WINDOWS: dict[str, dict[str, str]] = {"learned": {}, "fixed 22:00": {"night_start": "22:00"}}
+"""The night window: learnt from the person's bedtimes (default), or the person's own 22:00."""
 
 
-def names(path: Path) -> dict[int, str]:
-    rows = (line.split("\t", 1) for line in path.read_text().splitlines() if line.strip())
-    return {int(key): name.strip() for key, name in rows}
+def recordings() -> list[Recording]:
+    found = []
+    if (DATA / "vankasteren_houseA").exists():
+        found.append(vankasteren(DATA / "vankasteren_houseA"))
+    folder = DATA / "ordonez_adl_binary" / "UCI_ADL_Binary_Dataset"
+    if folder.exists():
+        found += [ordonez(folder, "A"), ordonez(folder, "B")]
+    return found
 
 
-def intervals(path: Path) -> list[tuple[datetime, datetime, int]]:
-    out = []
-    for line in path.read_text().splitlines():
+def cli(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "telecare.cli", *args], check=True, capture_output=True, text=True,
+                          cwd=ROOT)
+    return done.stdout
+
+
+def replay_and_score(recording: Recording, tmp: Path, rules: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """`telecare replay` then `telecare score` of one home with these rule settings."""
+    stream = tmp / f"{recording.name}.jsonl"
+    recording.write(stream, rules)
+    alerts = tmp / f"{recording.name}.alerts.jsonl"
+    cli("replay", "--input", str(stream), "--people", str(tmp / f"{recording.name}.people.toml"),
+        "--output", str(alerts))
+    result: dict[str, Any] = json.loads(cli("score", "--alerts", str(alerts),
+                                            "--labels", str(tmp / f"{recording.name}.labels.jsonl")))
+    return result
+
+
+def night_exit_row(scores: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The homes' `night_exit` results together: recall, false alarms, per home-week."""
+    labels = detected = false = 0
+    weeks = 0.0
+    by_home = {}
+    latencies: list[float] = []
+    for home, result in scores.items():
+        kind = result["kinds"].get("night_exit", {})
+        home_false = result["false_alarms_by_rule"].get("night_exit", 0)
+        labels += kind.get("labels", 0)
+        detected += kind.get("detected", 0)
+        false += home_false
+        weeks += result["weeks"]
+        if kind.get("latency_s"):
+            latencies.append(kind["latency_s"]["max"])
+        by_home[home] = {"detected": f"{kind.get('detected', 0)}/{kind.get('labels', 0)}", "false_alarms": home_false}
+    return {"detected": f"{detected}/{labels}", "recall": round(detected / labels, 3) if labels else None,
+            "false_alarms": false, "false_alarms_per_week": round(false / weeks, 3) if weeks else None,
+            "max_latency_s": max(latencies) if latencies else None, "weeks": round(weeks, 2), "by_home": by_home}
+
+
+def toilet_visits(house_a: Recording, tmp: Path) -> dict[str, Any]:
+    """House A's night toilet visits as the engine counts them, against the use-toilet labels in go-to-bed."""
+    house_a.write(tmp / "toilets.jsonl")
+    engine = Engine(load_people(tmp / "toilets.people.toml"))
+    next_tick = house_a.messages[0].source_ts + timedelta(seconds=60)
+    for message in house_a.messages:
+        while message.source_ts >= next_tick:
+            engine.tick(next_tick)
+            next_tick += timedelta(seconds=60)
+        engine.observe(message)
+    names = dict(line.split("\t", 1) for line in (DATA / "vankasteren_houseA" / "houseA.activity_names")
+                 .read_text().splitlines() if line.strip())
+    labels = []
+    for line in (DATA / "vankasteren_houseA" / "houseA.activities").read_text().splitlines():
         if line.strip():
             start, duration, ident = line.split("\t")
-            out.append((local(float(start)), local(float(start) + float(duration)), int(ident)))
-    return out
-
-
-def device_id(name: str) -> str:
-    return "s-" + "".join(c if c.isalnum() else "-" for c in name.lower())
-
-
-def events(sensor_names: dict[int, str]) -> tuple[list[DeviceEvent], dict[str, str]]:
-    devices: dict[str, str] = {}
-    out: list[DeviceEvent] = []
-    for start, end, ident in intervals(DATA / "houseA.sensors"):
-        name = sensor_names.get(ident, f"sensor {ident}")  # id 4 is unnamed: by its count, the cups cupboard
-        device = device_id(name)
-        if name in DOORS:
-            devices[device] = DOORS[name]
-            out += [DeviceEvent.new(hub_id=HUB, device_id=device, device_type=DeviceType.DOOR_SENSOR,
-                                    code=EventCode.DOOR_OPENED, source_ts=start),
-                    DeviceEvent.new(hub_id=HUB, device_id=device, device_type=DeviceType.DOOR_SENSOR,
-                                    code=EventCode.DOOR_CLOSED, source_ts=end)]
-        else:
-            devices[device] = SWITCHES.get(name, "kitchen")
-            out.append(DeviceEvent.new(hub_id=HUB, device_id=device, device_type=DeviceType.MOTION_SENSOR,
-                                       code=EventCode.ACTIVITY, source_ts=start))
-    out.sort(key=lambda e: e.source_ts)
-    return out, devices
-
-
-def at_night(when: datetime) -> bool:
-    return when.hour >= NIGHT_START or when.hour < NIGHT_END
+            begin = datetime.fromtimestamp(float(start), tz=UTC)
+            labels.append((begin, begin + timedelta(seconds=float(duration)), names[ident].strip()))
+    beds = [(s, e) for s, e, name in labels if name == "go-to-bed"]
+    toilets = [(s, e) for s, e, name in labels if name == "use-toilet" and any(b <= s and e <= f for b, f in beds)]
+    counted = [v for visits in night_toilet_visits(engine._people[house_a.person_id].activity).values() for v in visits]
+    slack = timedelta(minutes=5)
+    hits = [any(s - slack <= v <= e + slack for v in counted) for s, e in toilets]
+    night = [hit for hit, (s, _) in zip(hits, toilets, strict=True) if s.hour >= 22 or s.hour < 6]
+    return {"labelled": len(toilets), "recall": round(sum(hits) / len(hits), 3) if hits else None,
+            "labelled_22_06": len(night), "recall_22_06": round(sum(night) / len(night), 3) if night else None,
+            "counted": len(counted)}
 
 
 def main() -> int:
-    if not DATA.exists():
-        print(json.dumps({"skipped": "vankasteren_houseA not found (shared data absent)"}))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=int, nargs="*", default=list(RETURN_MINUTES),
+                        help="values of night_exit.return_minutes to try")
+    args = parser.parse_args()
+    homes = recordings()
+    if not homes:
+        print(json.dumps({"skipped": "no van Kasteren or Ordonez data (shared data absent)"}))
         return 0
-    sensor_names = names(DATA / "houseA.sensor_names")
-    activity_names = names(DATA / "houseA.activity_names")
-    stream, devices = events(sensor_names)
-    person = PersonProfile(id="house-a", hubs=(HUB,), timezone="UTC", devices=devices)
-    engine = Engine([person])
-    decisions: list[Decision] = []
-    next_tick = stream[0].source_ts + timedelta(seconds=60)
-    for event in stream:
-        while event.source_ts >= next_tick:
-            decisions += engine.tick(next_tick)
-            next_tick += timedelta(seconds=60)
-        decisions += engine.observe(event)
-    decisions += engine.tick(stream[-1].source_ts)
-    alerts = [d for d in decisions if isinstance(d, Raise) and d.explanation.get("episode") == "new"]
-
-    labels = [(s, e, activity_names[i]) for s, e, i in intervals(DATA / "houseA.activities")]
-    beds = [(s, e) for s, e, name in labels if name == "go-to-bed"]
-    exits = [s for s, _, name in labels if name == "leave-house" and at_night(s)]
-    night_outings = [(s, e) for s, e, name in labels if name == "leave-house" and at_night(s)]
-    toilets = [(s, e) for s, e, name in labels if name == "use-toilet" and any(b <= s and e <= f for b, f in beds)]
-    counted = [v for visits in night_toilet_visits(engine._people["house-a"].activity).values() for v in visits]
-    slack = timedelta(minutes=5)
-    toilet_hits = [any(s - slack <= v <= e + slack for v in counted) for s, e in toilets]
-    in_window = [hit for hit, (s, _) in zip(toilet_hits, toilets, strict=True) if at_night(s)]
-    exit_alerts = [a for a in alerts if a.rule == "night_exit"]
-    matched: set[int] = set()
-    exit_hits = []
-    for start in exits:
-        hits = [i for i, a in enumerate(alerts) if a.rule == "night_exit"
-                and start - slack <= a.at <= start + timedelta(minutes=30)]
-        matched.update(hits)
-        exit_hits.append(bool(hits))
-    any_rule = [any(a.rule in ("night_exit", "house_unoccupied") and s - slack <= a.at <= e for a in alerts)
-                for s, e in night_outings]
-    outings = [(s, e) for s, e, name in labels if name == "leave-house"]
-    really_out = {i for i, a in enumerate(alerts)
-                  if a.rule == "house_unoccupied" and any(s <= a.at <= e for s, e in outings)}
-    false = [a for i, a in enumerate(alerts) if i not in matched and i not in really_out]
-    weeks = (stream[-1].source_ts - stream[0].source_ts).total_seconds() / (7 * 86400)
-    for alert in alerts:
-        print(f"{alert.at.isoformat()} {alert.rule} p{alert.priority}: {alert.title}")
-    print(json.dumps({
-        "recall": {"night_exit": round(sum(exit_hits) / len(exit_hits), 3) if exit_hits else None,
-                   "night_toilet_visit": round(sum(toilet_hits) / len(toilet_hits), 3) if toilet_hits else None,
-                   "night_toilet_visit_22_06": round(sum(in_window) / len(in_window), 3) if in_window else None,
-                   "night_leave_house_by_any_rule": round(sum(any_rule) / len(any_rule), 3) if any_rule else None},
-        "labelled": {"night_exits": len(exits), "night_toilet_visits": len(toilets),
-                     "night_toilet_visits_22_06": len(in_window)},
-        "counted_night_toilet_visits": len(counted), "night_exit_alerts": len(exit_alerts),
-        "house_unoccupied_while_really_out": len(really_out),
-        "false_alarms": len(false), "false_alarms_per_week": round(len(false) / weeks, 2),
-        "false_alarms_by_rule": dict(sorted(Counter(a.rule for a in false).items())),
-        "weeks": round(weeks, 2), "events": len(stream),
-    }))
+    table: dict[str, dict[int, Any]] = {}
+    defaults: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for window, setting in WINDOWS.items():
+            table[window] = {}
+            for minutes in args.minutes:
+                rules = {"night_exit": {**setting, "return_minutes": minutes}}
+                scores = {home.name: replay_and_score(home, Path(tmp), rules) for home in homes}
+                table[window][minutes] = row = night_exit_row(scores)
+                print(f"night_exit, window {window}, N = {minutes} min: detected {row['detected']}, "
+                      f"{row['false_alarms']} false alarms, {row['false_alarms_per_week']} a week", file=sys.stderr)
+        for home in homes:
+            result = replay_and_score(home, Path(tmp), {})
+            defaults[home.name] = {key: result[key] for key in ("weeks", "raised", "false_alarms",
+                                                                "false_alarms_per_week", "false_alarms_by_rule")}
+            defaults[home.name]["kinds"] = {k: {f: v.get(f) for f in ("labels", "detected", "recall", "latency_s")}
+                                            for k, v in result["kinds"].items()}
+        house_a = next((h for h in homes if h.name == "vankasteren_houseA"), None)
+        toilets = toilet_visits(house_a, Path(tmp)) if house_a is not None else None
+    print(json.dumps({"night_exit_by_return_minutes": table, "defaults": defaults,
+                      "night_toilet_visits_house_a": toilets,
+                      "homes": {h.name: {"days": round(h.days, 1), "events": len(h.messages)} for h in homes}}))
     return 0
 
 

@@ -1,68 +1,48 @@
-"""Detection against the simulator's labelled incidents (device_sims/scenarios).
+"""Detection against the simulator's labelled incidents (device_sims/scenarios), scored by `telecare score`.
 
 For each scenario: `telecare sim run SCENARIO --record tmp/S.jsonl` writes the stream, its
-labels and people file; the stream is replayed through the detection engine exactly as
-`telecare replay` does; then, per incident kind:
-
-- detected: an alert (a new episode) of the label's person, with a rule in its `expect`,
-  raised between the label's start and its end + `--slack` minutes;
-- false alarm: an alert that no label with a non-empty `expect` explains (same person, a
-  rule it expects, raised in its window + slack). Alerts inside a must-not-alarm label
-  (questionable readings, probe-off gaps, a cancelled fall) are false alarms.
+labels and people file; `telecare replay` runs the detection engine over it; then the
+decisions of every scenario are scored together with `telecare.score` (its docstring says how:
+an incident is detected by a raise or repeat of an expected rule from its start to its end +
+`--slack` minutes; a raise that detects nothing is a false alarm, also inside a must-not-alarm
+label; per week is per home-week watched). Per incident kind: recall, latency (median and
+max, seconds from the labelled start) and false alarms per week.
 
     .venv/bin/python bench/eval_sims.py [SCENARIO ...] [--slack 30]
 """
 
 import argparse
-import io
 import json
 import subprocess
 import sys
 import tempfile
-from collections import Counter, defaultdict
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from detection.engine import Engine
-from detection.people import load_people
-from telecare.replay import ReplayStats, read_stream, replay
+from telecare.score import AlertLine, LabelLine, Observed, load_alerts, load_labels, score, weeks_watched
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def alerts_for(stream: Path, people: Path) -> list[dict[str, Any]]:
-    out = io.StringIO()
-    stats = ReplayStats()
-    with stream.open(encoding="utf-8") as handle:
-        replay(Engine(load_people(people)), read_stream(handle, stats), out, stats)
-    return [a for a in (json.loads(line) for line in out.getvalue().splitlines()) if "raised_at" in a]
-
-
-def when(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def score(labels: list[dict[str, Any]], alerts: list[dict[str, Any]], slack: timedelta) -> dict[str, Any]:
-    kinds: dict[str, list[bool]] = defaultdict(list)
-    explained: set[int] = set()
-    for label in labels:
-        start, end = when(label["start"]), when(label["end"]) + slack
-        hits = [i for i, a in enumerate(alerts) if a["person"] == label["person"] and a["rule"] in label["expect"]
-                and start <= when(a["raised_at"]) <= end]
-        explained.update(hits)
-        if label["expect"]:
-            kinds[label["incident"]].append(bool(hits))
-    false = [a for i, a in enumerate(alerts) if i not in explained]
-    return {
-        "recall": {k: round(sum(v) / len(v), 3) for k, v in sorted(kinds.items())},
-        "detected": {k: f"{sum(v)}/{len(v)}" for k, v in sorted(kinds.items())},
-        "false_alarms": len(false),
-        "false_alarms_by_rule": dict(sorted(Counter(a["rule"] for a in false).items())),
-        "false": [f"{a['person']} {a['rule']} {a['raised_at'][:16]}" for a in false],
-    }
+def recorded(scenario: Path, tmp: Path) -> tuple[list[AlertLine], list[LabelLine], list[Observed]]:
+    """Record the scenario, replay it through `telecare replay`; its decisions and labels, person ids
+    prefixed with the scenario (each scenario numbers its homes from home-001)."""
+    out = tmp / f"{scenario.stem}.jsonl"
+    labels_path, people_path = out.with_name(f"{scenario.stem}.labels.jsonl"), \
+        out.with_name(f"{scenario.stem}.people.toml")
+    alerts_path = out.with_name(f"{scenario.stem}.alerts.jsonl")
+    for command in (["sim", "run", str(scenario), "--record", str(out)],
+                    ["replay", "--input", str(out), "--people", str(people_path), "--output", str(alerts_path)]):
+        subprocess.run([sys.executable, "-m", "telecare.cli", *command], check=True, capture_output=True, cwd=ROOT)
+    alerts, observed = load_alerts(alerts_path)
+    prefix = f"{scenario.stem}/"
+    return ([replace(a, person=prefix + a.person) for a in alerts],
+            [replace(label, person=prefix + label.person) for label in load_labels(labels_path)],
+            [replace(o, person=prefix + o.person) for o in observed])
 
 
 def main() -> int:
@@ -74,30 +54,25 @@ def main() -> int:
     if not scenarios:
         print(json.dumps({"skipped": "no device_sims scenarios"}))
         return 0
-    results: dict[str, Any] = {}
-    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    false_total = 0
+    slack = timedelta(minutes=args.slack)
+    alerts: list[AlertLine] = []
+    labels: list[LabelLine] = []
+    observed: list[Observed] = []
+    by_scenario: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for scenario in scenarios:
-            out = Path(tmp) / f"{scenario.stem}.jsonl"
-            subprocess.run([sys.executable, "-m", "telecare.cli", "sim", "run", str(scenario), "--record", str(out)],
-                           check=True, capture_output=True, cwd=ROOT)
-            labels_path, people_path = out.with_name(f"{scenario.stem}.labels.jsonl"), \
-                out.with_name(f"{scenario.stem}.people.toml")
-            labels = [json.loads(line) for line in labels_path.read_text().splitlines() if line.strip()]
-            result = score(labels, alerts_for(out, people_path), timedelta(minutes=args.slack))
-            results[scenario.stem] = result
-            false_total += result["false_alarms"]
-            for kind, text in result["detected"].items():
-                hit, total = (int(x) for x in text.split("/"))
-                totals[kind][0] += hit
-                totals[kind][1] += total
-            print(f"{scenario.stem}: detected {result['detected']}; false alarms {result['false']}")
-    recall = {k: round(h / t, 3) for k, (h, t) in sorted(totals.items())}
-    print(json.dumps({"scenarios": len(scenarios), "recall": recall, "false_alarms": false_total,
-                      "slack_minutes": args.slack,
-                      "by_scenario": {k: {"false_alarms": v["false_alarms"], "by_rule": v["false_alarms_by_rule"]}
-                                      for k, v in results.items()}}))
+            these = recorded(scenario, Path(tmp))
+            result = score(*these[:2], weeks_watched(these[2]), slack)
+            by_scenario[scenario.stem] = {"false_alarms": result["false_alarms"],
+                                          "by_rule": result["false_alarms_by_rule"]}
+            detected = {k: f"{v['detected']}/{v['labels']}" for k, v in result["kinds"].items() if "detected" in v}
+            print(f"{scenario.stem}: detected {detected}; false alarms {result['false_alarms_by_rule']}",
+                  file=sys.stderr)
+            alerts += these[0]
+            labels += these[1]
+            observed += these[2]
+    overall = score(alerts, labels, weeks_watched(observed), slack)
+    print(json.dumps({"scenarios": len(scenarios), **overall, "by_scenario": by_scenario}))
     return 0
 
 

@@ -144,6 +144,7 @@ def connect(broker: Mosquitto, account: BrokerAccount, client_id: str, *, clean_
     client.username_pw_set(account.username, account.password)
     client.max_inflight_messages_set(window)
     client.max_queued_messages_set(0)
+    client.reconnect_delay_set(min_delay=1, max_delay=1)  # back within a second of the broker's restart
     properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     properties.SessionExpiryInterval = 3600
     connected = threading.Event()

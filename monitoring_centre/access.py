@@ -47,7 +47,7 @@ def team_access(session: Session, person_id: int) -> list[tuple[User, str, datet
         .join(TeamMember, TeamMember.user_id == User.id).join(Team, Team.id == TeamMember.team_id)
         .join(TeamCaseload, TeamCaseload.team_id == Team.id)
         .where(TeamCaseload.person_id == person_id).order_by(Team.name, User.username))
-    return [(member, name, max(assigned, added)) for member, name, assigned, added in rows.tuples()]
+    return [(member, name, max(assigned, added)) for member, name, assigned, added in rows]
 
 
 def visible_people(session: Session, user: User) -> list[Person]:

@@ -67,7 +67,8 @@ FALLS_WINDOW = timedelta(days=30)
 and its changes take to arrange; longer than the 7 days of the other alerts because a fall's
 consequences outlast the alarm)."""
 FRAILTY_RISE_WINDOW = timedelta(days=365)
-"""A rise in frailty category counts for a year (Stow et al. measured eFI trajectories per year)."""
+"""A rise in frailty category counts for a year (local choice: recent enough to be a change in the
+person's trajectory, which Stow et al., BMC Medicine 2018, found more telling than one value)."""
 
 NOT_AT_RISK: frozenset[str] = frozenset({"false_alarm", "technical"})
 """Outcomes after which an alert says nothing about the person's risk (`alerts.OUTCOMES`: pressed by
@@ -267,15 +268,20 @@ def _plural(count: int, word: str, words: str | None = None) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {words or word + 's'}"
 
 
+def _cap_note(raw: int, cap: int) -> str:
+    return f" ({raw} points, at most {cap} count)" if raw > cap else ""
+
+
 def _recent_alerts(alerts: Sequence[AlertFact]) -> Part:
     if not alerts:
         return Part(Component.RECENT_ALERTS, 0, "no alerts in the last 7 days")
-    points = min(ALERT_CAP, sum(ALERT_POINTS.get(alert.priority, 0) for alert in alerts))
+    raw = sum(ALERT_POINTS.get(alert.priority, 0) for alert in alerts)
+    points = min(ALERT_CAP, raw)
     seen = Counter((alert.title, alert.priority) for alert in alerts)
     listed = "; ".join(f"{title} ({PRIORITY_WORDS.get(priority, f'priority {priority}')})"
                        + (f" x{count}" if count > 1 else "")
                        for (title, priority), count in sorted(seen.items(), key=lambda item: (item[0][1], item[0][0])))
-    capped = f" (at most {ALERT_CAP} points)" if points == ALERT_CAP else ""
+    capped = _cap_note(raw, ALERT_CAP)
     return Part(Component.RECENT_ALERTS, points,
                 f"{_plural(len(alerts), 'alert')} in the last 7 days: {listed}{capped}")
 
@@ -293,15 +299,17 @@ def _missed(alerts: Sequence[AlertFact]) -> Part:
     missed = sum(1 + alert.repeat_count for alert in alerts)
     if not missed:
         return Part(Component.MISSED_MEASUREMENTS, 0, "no scheduled measurement missed in the last 7 days")
-    return Part(Component.MISSED_MEASUREMENTS, min(MISSED_CAP, MISSED_POINTS * missed),
-                f"{_plural(missed, 'scheduled measurement')} missed in the last 7 days")
+    raw = MISSED_POINTS * missed
+    return Part(Component.MISSED_MEASUREMENTS, min(MISSED_CAP, raw),
+                f"{_plural(missed, 'scheduled measurement')} missed in the last 7 days{_cap_note(raw, MISSED_CAP)}")
 
 
 def _falls(alerts: Sequence[AlertFact]) -> Part:
     if not alerts:
         return Part(Component.FALLS, 0, "no fall in the last 30 days")
-    return Part(Component.FALLS, min(FALL_CAP, FALL_POINTS * len(alerts)),
-                f"{_plural(len(alerts), 'fall')} in the last 30 days")
+    raw = FALL_POINTS * len(alerts)
+    return Part(Component.FALLS, min(FALL_CAP, raw),
+                f"{_plural(len(alerts), 'fall')} in the last 30 days{_cap_note(raw, FALL_CAP)}")
 
 
 def _when(at: datetime) -> str:
@@ -438,7 +446,7 @@ def load_facts(session: Session, person_ids: Iterable[int], now: datetime) -> li
     ids = sorted(set(person_ids))
     if not ids:
         return []
-    names = dict(session.execute(select(Person.id, Person.name).where(Person.id.in_(ids))).tuples().all())
+    names = dict(session.execute(select(Person.id, Person.name).where(Person.id.in_(ids))).all())
     ids = [person_id for person_id in ids if person_id in names]
     since = now - max(RECENT, FALLS_WINDOW)
     alerts: dict[int, list[AlertFact]] = {}

@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     from telecare import replay
 
     replay.add_command(commands)
+    from telecare import score
+
+    score.add_command(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
@@ -52,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return pendant_replay.run(args)
     if args.command == "replay":
         return replay.run_args(args)
+    if args.command == "score":
+        return score.run_args(args)
     if args.command == "hub":
         from hub_agent.main import main as run_hub
 

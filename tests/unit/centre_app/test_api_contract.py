@@ -147,7 +147,8 @@ def test_every_refusal_of_a_persons_data_is_audited(api: tuple[TestClient, World
 
     assert _refusals(api, "daughter") == [
         (ada, f"GET /api/v1/patients/{ada}/record: 404 no such person (not visible)"),
-        (ada, f"GET /api/v1/patients/{ada}/rules: 403 only admin or operator or nurse or team_lead or person users may do this"),
+        (ada, f"GET /api/v1/patients/{ada}/rules: 403 only admin or operator or nurse or team_lead or person users "
+              "may do this"),
     ]
     assert _refusals(api, "nurse") == [
         (bob, f"GET /api/v1/alerts/{world.alerts['bob']}/escalation: 404 no such alert (not visible)"),

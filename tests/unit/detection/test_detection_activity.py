@@ -10,15 +10,15 @@ from tests.support.detection_builders import at, event, profile, raised, run
 OPENED, CLOSED = EventCode.DOOR_OPENED, EventCode.DOOR_CLOSED
 
 
-def normal_day(day: int, toilet_visits: int = 1) -> list[DeviceEvent]:
-    """Up at 07:00, kitchen, out 10:00-11:00, bed at 22:30; toilet visits at night from 01:00."""
+def normal_day(day: int, toilet_visits: int = 1, bed_at: float = 22.5) -> list[DeviceEvent]:
+    """Up at 07:00, kitchen, out 10:00-11:00, bed at 22:30 (`bed_at`, hours); toilet visits at night from 01:00."""
     events = [
         event(at(day, 7), "bed-001", EventCode.BED_VACATED),
         event(at(day, 7, 30), "pir-001", EventCode.ACTIVITY),
         event(at(day, 10), "door-001", OPENED), event(at(day, 10, 1), "door-001", CLOSED),
         event(at(day, 11), "door-001", OPENED), event(at(day, 11, 1), "door-001", CLOSED),
         event(at(day, 11, 5), "pir-001", EventCode.ACTIVITY),
-        event(at(day, 22, 30), "bed-001", EventCode.BED_OCCUPIED),
+        event(at(day, bed_at), "bed-001", EventCode.BED_OCCUPIED),
     ]
     for visit in range(toilet_visits):
         hour = 25 + visit
@@ -28,7 +28,7 @@ def normal_day(day: int, toilet_visits: int = 1) -> list[DeviceEvent]:
     return events
 
 
-def days(n: int, **kw: int) -> list[DeviceEvent]:
+def days(n: int, **kw: float) -> list[DeviceEvent]:
     return [e for d in range(n) for e in normal_day(d, **kw)]
 
 
@@ -37,11 +37,87 @@ def test_a_normal_fortnight_raises_nothing() -> None:
 
 
 def test_night_exit_after_going_to_bed() -> None:
+    """Out of bed at 02:00, out by the front door at 02:10, nobody indoors since: raised 15 min after the door."""
     messages = [*days(2), event(at(2, 2), "bed-001", EventCode.BED_VACATED),
                 event(at(2, 2, 5), "pir-001", EventCode.ACTIVITY), event(at(2, 2, 10), "door-001", OPENED),
                 event(at(2, 2, 11), "door-001", CLOSED)]
-    alarms = raised(run(Engine([profile()]), messages), "night_exit")
-    assert [(a.priority, a.at) for a in alarms] == [(2, at(2, 2, 10))]
+    alarms = raised(run(Engine([profile()]), messages, until=at(2, 3)), "night_exit")
+    assert [(a.priority, a.at) for a in alarms] == [(2, at(2, 2, 25))]
+    assert alarms[0].explanation["event"]["source_ts"] == at(2, 2, 10).isoformat()
+
+
+RETURN_MINUTES = 15
+"""`night_exit.return_minutes`' default (N)."""
+
+
+def departure(day: int, hours: float, back_after: float | None = None) -> list[DeviceEvent]:
+    """Kitchen activity 10 min before, the front door out at `hours`; someone indoors `back_after` minutes later."""
+    leave = at(day, hours)
+    out = [event(at(day, hours, -10), "pir-001", EventCode.ACTIVITY), event(leave, "door-001", OPENED),
+           event(at(day, hours, 0.5), "door-001", CLOSED)]
+    if back_after is not None:
+        out += [event(at(day, hours, back_after - 0.5), "door-001", OPENED),
+                event(at(day, hours, back_after - 0.25), "door-001", CLOSED),
+                event(at(day, hours, back_after), "pir-001", EventCode.ACTIVITY)]
+    return out
+
+
+def test_a_departure_at_2230_before_bed_with_no_return_is_a_night_exit() -> None:
+    """The field fault: departures between 22:00 and 23:00, before going to bed, were not alerted. A
+    week of going to bed at 22:00 makes the learned window start at 22:00; the person leaves at 22:30
+    on the eighth evening, before going to bed, and nobody is seen indoors for N minutes."""
+    messages = [*days(7, bed_at=22.0), *departure(7, 22.5)]
+    alarms = raised(run(Engine([profile()]), messages, until=at(7, 23, 30)), "night_exit")
+    assert [(a.priority, a.at) for a in alarms] == [(2, at(7, 22, 30 + RETURN_MINUTES))]
+    window = alarms[0].explanation["night"]
+    assert (window["start"], window["from"], window["median_bedtime"]) == ("22:00", "learned bedtime", "22:00")
+    assert alarms[0].explanation["went_to_bed"] is None
+    assert "front door at 22:30" in alarms[0].title
+
+
+def test_a_return_within_n_minus_one_minutes_is_no_night_exit() -> None:
+    messages = [*days(7, bed_at=22.0), *departure(7, 22.5, back_after=RETURN_MINUTES - 1)]
+    assert raised(run(Engine([profile()]), messages, until=at(8, 1)), "night_exit") == []
+
+
+def test_a_departure_at_1400_is_no_night_exit() -> None:
+    messages = [*days(7, bed_at=22.0), *departure(7, 14)]
+    assert raised(run(Engine([profile()]), messages, until=at(7, 15)), "night_exit") == []
+
+
+def test_the_window_follows_the_learned_bedtime() -> None:
+    """Bed at 23:30 every night: 22:30 is the evening, not the night; 23:45 is the night."""
+    history = days(7, bed_at=23.5)
+    assert raised(run(Engine([profile()]), [*history, *departure(7, 22.5)], until=at(7, 23, 15)), "night_exit") == []
+    alarms = raised(run(Engine([profile()]), [*history, *departure(7, 23.75)], until=at(8, 0, 30)), "night_exit")
+    assert [a.explanation["night"]["start"] for a in alarms] == ["23:30"]
+
+
+def test_while_learning_the_window_starts_at_2200() -> None:
+    alarms = raised(run(Engine([profile()]), departure(0, 22.5), until=at(0, 23, 30)), "night_exit")
+    assert [a.explanation["night"]["from"] for a in alarms] == ["default while learning"]
+
+
+def test_a_persons_own_night_start_replaces_the_learned_one() -> None:
+    early = profile(rules={"night_exit": {"night_start": "21:00"}})
+    messages = [*days(7, bed_at=23.5), *departure(7, 21.5)]
+    alarms = raised(run(Engine([early]), messages, until=at(7, 22, 30)), "night_exit")
+    assert [a.explanation["night"]["from"] for a in alarms] == ["the person's own night_start"]
+
+
+def test_a_persons_own_return_minutes() -> None:
+    patient = profile(rules={"night_exit": {"return_minutes": 30}})
+    messages = [*days(7, bed_at=22.0), *departure(7, 22.5, back_after=20)]
+    assert raised(run(Engine([patient]), messages, until=at(8, 1)), "night_exit") == []
+    alarms = raised(run(Engine([patient]), [*days(7, bed_at=22.0), *departure(7, 22.5)], until=at(8, 1)))
+    assert [(a.rule, a.at) for a in alarms if a.rule == "night_exit"] == [("night_exit", at(7, 23))]
+
+
+def test_a_second_departure_the_same_night_is_a_repeat() -> None:
+    messages = [*days(7, bed_at=22.0), *departure(7, 22.5, back_after=40), *departure(7, 23.5)]
+    decisions = run(Engine([profile()]), messages, until=at(8, 1))
+    exits = [d for d in decisions if getattr(d, "rule", None) == "night_exit"]
+    assert [d.explanation["episode"] for d in exits] == ["new", "repeat"]
 
 
 def test_returning_home_at_night_is_not_an_exit() -> None:

@@ -34,9 +34,9 @@ def test_the_wait_doubles_from_the_first_timeout_up_to_the_cap() -> None:
 
 def test_the_defaults_give_up_to_a_minute_between_tries() -> None:
     assert (ACK_TIMEOUT_S, RESEND_MAX_S) == (5.0, 60.0)
-    schedule = ResendSchedule(clock=Clock())
-    schedule.published("m")
-    assert [schedule.timeout_s("m")] == [5.0]
+    clock = Clock()
+    schedule = ResendSchedule(clock=clock)
+    assert resend_times(schedule, clock, "m", 200) == [5.0, 15.0, 35.0, 75.0, 135.0, 195.0]
 
 
 def test_an_ack_stops_the_timer() -> None:
