@@ -12,7 +12,6 @@ to a plain paho subscriber. Prints a final JSON line.
 import argparse
 import json
 import secrets
-import statistics
 import sys
 import tempfile
 import threading
@@ -25,6 +24,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from measure import free_port, percentiles
 
 from centre_app.auth import create_user
 from centre_app.centre import Centre, CentreThread
@@ -44,18 +45,8 @@ HUB = "bench-hub"
 PENDANT = PairedDevice("pendant-1", "B0:00:00:00:00:01", DeviceKind.PENDANT)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {"p50": round(statistics.median(ordered), 2), "p99": round(ordered[int(0.99 * (len(ordered) - 1))], 2),
-            "max": round(ordered[-1], 2)}
 
 
 def mqtt_baseline(broker: Mosquitto, hub: BrokerAccount, reader: BrokerAccount, n: int) -> list[float]:

@@ -17,8 +17,6 @@ Prints a final JSON line with the ratio of the two.
 import argparse
 import json
 import secrets
-import socket
-import statistics
 import sys
 import tempfile
 import threading
@@ -30,6 +28,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from measure import free_port, percentiles
 
 from centre_app.centre import Centre, CentreThread
 from centre_app.settings import CentreSettings
@@ -48,16 +48,8 @@ HUB = "bench-hub"
 PENDANT = PairedDevice("pendant-1", "B0:00:00:00:00:01", DeviceKind.PENDANT)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {"p50": round(statistics.median(ordered), 2), "p99": round(ordered[int(0.99 * (len(ordered) - 1))], 2),
-            "max": round(ordered[-1], 2)}
 
 
 def _client(broker: Mosquitto, account: BrokerAccount, client_id: str) -> mqtt.Client:

@@ -24,6 +24,8 @@ from sqlalchemy.orm import sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from measure import free_port
+
 from alerting.channels import Message, SmtpSettings, send
 from alerting.escalator import AlertingMetrics, AlertingSettings, Escalator
 from centre_app import schema
@@ -44,12 +46,6 @@ class Counting:
         return "250 OK"
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:

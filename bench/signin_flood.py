@@ -30,7 +30,6 @@ import multiprocessing
 import queue
 import random
 import secrets
-import statistics
 import sys
 import tempfile
 import threading
@@ -46,6 +45,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from measure import free_port, percentiles
 
 from centre_app.auth import create_user
 from centre_app.centre import Centre, CentreThread
@@ -66,18 +67,8 @@ GAP_S = (0.02, 0.06)
 """A random pause between presses, so that presses do not fall in step with anything periodic."""
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {"p50": round(statistics.median(ordered), 2), "p99": round(ordered[int(0.99 * (len(ordered) - 1))], 2),
-            "max": round(ordered[-1], 2)}
 
 
 def attack(base_url: str, source: str, clients: int, go: ProcessEvent, stop: ProcessEvent,

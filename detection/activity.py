@@ -5,10 +5,10 @@ Just Checking): typical fixed rules, with baselines learnt per person where a fi
 would be wrong for many people. Device locations come from the profile (`devices`).
 
 - `door_left_open`: a front or back door open > 15 min. Clears when it closes.
-- `night_exit`: a front or back door opened in the person's night window, with indoor
-  activity in the 15 min before (an exit, not a return to an empty house), and no sign of
-  anyone indoors for `return_minutes` (15) after it: raised then; a return in time is no
-  alert. The window runs from the person's learned bedtime (the median of their last 14
+- `night_exit`: a front or back door opened in the person's night window by someone who was
+  in (something heard indoors since the exit doors were last used: an exit, not a return to
+  an empty house), and no sign of anyone indoors for `return_minutes` (15) after it: raised
+  then; a return in time is no alert. The window runs from the person's learned bedtime (the median of their last 14
   bedtimes: the bed occupied, or with no bed sensor a bedroom door or bedroom event, from
   18:00, with nothing elsewhere for `BEDTIME_SETTLED` after it; 22:00 while learning, < 7
   nights, or with neither sensor) to 06:00; a person's own `night_start` replaces the
@@ -144,6 +144,8 @@ class ActivityRules:
         self.bedtimes: dict[date, datetime] = {}
         """Night (the date it began) → when the person went to bed; kept `KEEP` nights."""
         self.pending_exit: PendingExit | None = None
+        self.last_exit_door: datetime | None = None
+        """The latest live event of a front or back door (opened or closed)."""
 
     # where things are ------------------------------------------------------------------
     def _location(self, device: str, device_type: DeviceType | None) -> str:
@@ -225,6 +227,8 @@ class ActivityRules:
             self.open_doors.pop(device, None)
             if not self.open_doors:
                 decisions += self.ctx.clear(RuleId.DOOR_LEFT_OPEN, "", at, {"why": "door closed", "event": evidence})
+        if where in EXIT_DOORS:
+            self.last_exit_door = at
         decisions += self._count_toilet(at, local, where, late=False)
         if where != "bed" and self._local(at).date() in self.first_activity:
             decisions += self.ctx.clear(RuleId.NO_MORNING_ACTIVITY, "", at, {"why": "activity seen", "event": evidence})
@@ -313,17 +317,17 @@ class ActivityRules:
                             "median_bedtime": f"{usual // 60:02d}:{usual % 60:02d}"}
 
     def _night_exit(self, at: datetime, local: datetime, evidence: dict[str, Any]) -> list[Decision]:
-        """An exit door opened: in the night window, after indoor activity, it waits for a return."""
-        rule = self.ctx.settings[RuleId.NIGHT_EXIT]
+        """An exit door opened in the night window by someone who was in (something was heard indoors
+        since the exit doors were last used): it waits `return_minutes` for a sign of anyone indoors."""
         if self.ctx.profile.absent(at) is not None or self.pending_exit is not None:
             return []
         night = night_date(local)
         start, end, window = self.night_window(night)
         if not (local.time() >= start if local.time() >= NOON else local.time() < end):
             return []
-        recent = timedelta(minutes=rule.i("preceding_activity_minutes"))
-        if self.last_indoor is None or at - self.last_indoor > recent:
-            return []  # nobody was about indoors: a return to an empty house, not an exit
+        previous = self.last_exit_door
+        if self.last_indoor is None or (previous is not None and self.last_indoor < previous):
+            return []  # nothing heard indoors since the door was last used: a return to an empty house
         self.pending_exit = PendingExit(at, night, evidence, window, self.last_indoor)
         return []
 

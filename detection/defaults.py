@@ -248,8 +248,6 @@ NIGHT_EXIT: dict[str, Param] = {
                                   "shorter wait alarms on every door opened")),
                          (60, _eng("house_unoccupied asks about a person still out an hour into the night; a "
                                    "night exit must be told sooner"))),
-    "preceding_activity_minutes": _p(15, DESIGN + ": indoor activity this recent means the door was an exit",
-                                     (1, _eng("a minute")), (120, _eng("2 h: older activity says nothing of an exit"))),
     "bedtime_nights": _p(14, ACTIVITY + ": products learn each person's normal pattern; the bedtimes of this "
                          "many nights make the learned night_start", (7, _eng("a week")),
                          (35, _eng("bedtimes are kept 35 nights"))),

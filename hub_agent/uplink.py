@@ -7,6 +7,11 @@ waiting for the broker's PUBACK, and deletes a row only when the centre's end-to
 (`telecare_protocol.Ack`, on the hub's own topic `telecare/v1/acks/<hub id>`) names it:
 a PUBACK says only that the broker has the message, and a broker can still lose it.
 
+Topics (`telecare_protocol.topics.topic_for`): a call for help (`codes.ALARM_CODES`: a help
+button, a pull cord, a fall) goes on `telecare/v1/hubs/<hub id>/alarms`, which the centre reads
+on a session of its own, so it never waits at the broker behind other events; every other
+message goes on its type's topic. The outbox's alarm lane already sends alarms first.
+
 Per-hub credentials (the username is the hub id, so the broker's ACL lets it publish only
 under its own topics), MQTT 5 (3.1.1 for the demo's embedded broker), QoS 1, a persistent
 session (same client id, no clean start, a week's session expiry) and a last will saying
@@ -36,6 +41,7 @@ dialled (Python's default TLS context: TLS 1.2 or later, CERT_REQUIRED, host nam
 checked). `tls_cert`/`tls_key` add a client certificate for brokers that require one.
 """
 
+import json
 import logging
 import sqlite3
 import ssl
@@ -203,7 +209,8 @@ class Uplink:
             self.not_durable += 1
             log.error("hub %s could not commit message %s to its outbox (%s): sending it from memory only",
                       self.hub_id, message.id, exc)
-            sent = (topic_for(self.hub_id, message.type), encode(message), lane_of(message))
+            code = message.code.value if isinstance(message, DeviceEvent) else None
+            sent = (topic_for(self.hub_id, message.type, code), encode(message), lane_of(message))
             with self._cond:
                 self._direct[str(message.id)] = sent
             self._publish_direct(str(message.id), *sent)
@@ -337,7 +344,7 @@ class Uplink:
     def _publish(self, row: Pending) -> None:
         with self._cond:
             self._in_flight += 1
-        info = self.client.publish(topic_for(self.hub_id, row.kind), row.payload, qos=1)
+        info = self.client.publish(self._topic_of(row), row.payload, qos=1)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             # paho did not keep it: hand everything out again (duplicates on the wire, never a loss).
             log.error("hub %s: paho refused message %s (%s); resending from the outbox", self.hub_id,
@@ -348,6 +355,19 @@ class Uplink:
             self.outbox.release()
             return
         self._claim(info.mid, _Publish(row.message_id, row.lane))
+
+    def _topic_of(self, row: Pending) -> str:
+        """The topic of an outbox row: `alarms` for a call for help, else its type's (`topic_for`).
+
+        Only events of the alarm lane can be calls for help, so only their payload is read for its code."""
+        code = None
+        if row.kind == "event" and row.lane is Lane.ALARM:
+            try:
+                found = json.loads(row.payload).get("code")
+            except (ValueError, AttributeError):
+                found = None  # unreadable: the events topic, where the centre dead-letters it
+            code = found if isinstance(found, str) else None
+        return topic_for(self.hub_id, row.kind, code)
 
     def _publish_direct(self, message_id: str, topic: str, payload: bytes, lane: Lane) -> None:
         info = self.client.publish(topic, payload, qos=1)

@@ -17,7 +17,7 @@ Components (`WEIGHTS`; points, and the most a component gives):
   7 days, SpO2 on the person's scale (NEWS2, RCP 2017; `detection.news2`).
 - `falls`: each fall alerted in the last 30 days: 3; at most 6 (NICE CG161).
 - `frailty`: the eFI category: fit 0, mild 1, moderate 2, severe 3 (Clegg et al., Age and Ageing 2016).
-- `frailty_rising`: the category rose at its latest entry, made in the last 12 months: 1
+- `frailty_rising`: the category rose at its latest change, made in the last 12 months: 1
   (Stow et al., BMC Medicine 2018).
 
 An alert counts when it was open at some time in its window (opened or repeated in it, or still
@@ -52,7 +52,7 @@ from monitoring_centre.frailty import (
     Assessment,
     FrailtyCategory,
     FrailtySource,
-    latest_two,
+    trajectories,
 )
 from monitoring_centre.profiles import PROFILE_RULE
 from monitoring_centre.storage import Alert, Person, Reading, RuleSetting
@@ -144,7 +144,7 @@ WEIGHTS: tuple[Weight, ...] = (
            f"{NICE_CG161}; {LOCAL}"),
     Weight(Component.FRAILTY, "the eFI category", "fit 0, mild 1, moderate 2, severe 3",
            max(FRAILTY_POINTS.values()), f"{CLEGG_2016}; {LOCAL}"),
-    Weight(Component.FRAILTY_RISING, "the category rose at its latest entry, made in the last 12 months",
+    Weight(Component.FRAILTY_RISING, "the category rose at its latest change, made in the last 12 months",
            f"{FRAILTY_RISING_POINTS}", FRAILTY_RISING_POINTS, f"{STOW_2018}; {LOCAL}"),
 )
 """The formula, one row per component, in the order the components are listed."""
@@ -192,7 +192,10 @@ class PersonFacts:
     spo2_scale: Literal[1, 2] = 1
     on_oxygen: bool = False
     frailty: Assessment | None = None
+    frailty_since: datetime | None = None
+    """Since when the category has been `frailty` (None: since its entry)."""
     frailty_before: Assessment | None = None
+    """The entry before the category last changed (`frailty.Trajectory`)."""
 
 
 @dataclass(frozen=True)
@@ -350,7 +353,7 @@ def _frailty_rising(facts: PersonFacts, now: datetime) -> Part:
     current, before = facts.frailty, facts.frailty_before
     if current is None or before is None or RANK[current.category] <= RANK[before.category]:
         return Part(Component.FRAILTY_RISING, 0, "frailty category not rising")
-    if current.recorded_at < now - FRAILTY_RISE_WINDOW:
+    if (facts.frailty_since or current.recorded_at) < now - FRAILTY_RISE_WINDOW:
         return Part(Component.FRAILTY_RISING, 0,
                     f"frailty rose from {before.category.value} to {current.category.value} more than 12 months ago")
     return Part(Component.FRAILTY_RISING, FRAILTY_RISING_POINTS,
@@ -458,16 +461,18 @@ def load_facts(session: Session, person_ids: Iterable[int], now: datetime) -> li
             last_seen_at=alert.last_seen_at, status=alert.status, outcome=alert.outcome,
             repeat_count=alert.repeat_count))
     scales = _scales(session, ids)
-    frailty = latest_two(session, ids)
+    frailty = trajectories(session, ids)
     facts = []
     for person_id in ids:
         scale, oxygen = scales[person_id]
-        current, before = frailty.get(person_id, (None, None))
+        trajectory = frailty.get(person_id)
         facts.append(PersonFacts(
             person_id=person_id, name=names[person_id], alerts=tuple(alerts.get(person_id, ())),
             spo2=_latest_clean(session, person_id, Metric.SPO2, now - RECENT, now),
             pulse=_latest_clean(session, person_id, Metric.PULSE_RATE, now - RECENT, now),
-            spo2_scale=scale, on_oxygen=oxygen, frailty=current, frailty_before=before))
+            spo2_scale=scale, on_oxygen=oxygen, frailty=trajectory.current if trajectory else None,
+            frailty_since=trajectory.since if trajectory else None,
+            frailty_before=trajectory.before if trajectory else None))
     return facts
 
 

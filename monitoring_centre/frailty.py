@@ -99,18 +99,35 @@ def history(session: Session, person_id: int) -> list[Assessment]:
     return [Assessment.of(row) for row in rows]
 
 
-def latest_two(session: Session, person_ids: list[int]) -> dict[int, tuple[Assessment, Assessment | None]]:
-    """For each of these people with any entry: their current one and the one before it (None if
-    there is none)."""
+@dataclass(frozen=True)
+class Trajectory:
+    """Where a person's category stands: the `current` entry, `since` when it has been that category
+    (the first of the latest entries that all say it: a confirmation is no change), and `before`, the
+    entry just before that change (None when the category never changed)."""
+
+    current: Assessment
+    since: datetime
+    before: Assessment | None
+
+
+def trajectories(session: Session, person_ids: list[int]) -> dict[int, Trajectory]:
+    """The `Trajectory` of each of these people with any entry."""
     found: dict[int, list[Assessment]] = {}
     rows = session.scalars(select(FrailtyAssessment).where(FrailtyAssessment.person_id.in_(person_ids))
                            .order_by(FrailtyAssessment.person_id, FrailtyAssessment.recorded_at.desc(),
                                      FrailtyAssessment.id.desc()))
     for row in rows:
-        entries = found.setdefault(row.person_id, [])
-        if len(entries) < 2:
-            entries.append(Assessment.of(row))
-    return {person_id: (entries[0], entries[1] if len(entries) > 1 else None) for person_id, entries in found.items()}
+        found.setdefault(row.person_id, []).append(Assessment.of(row))
+    result = {}
+    for person_id, entries in found.items():
+        current, since, before = entries[0], entries[0].recorded_at, None
+        for entry in entries[1:]:
+            if entry.category != current.category:
+                before = entry
+                break
+            since = entry.recorded_at
+        result[person_id] = Trajectory(current, since, before)
+    return result
 
 
 def set_category(session: Session, person_id: int, category: FrailtyCategory, *, by: str,

@@ -29,7 +29,9 @@ Reasons a message is dead-lettered (the `reason` column and the `reason` label o
   refused for its times (a hub's clock can be days off; its alarms must still be raised):
   `future_timestamp`, in dead letters from before, is no longer given.
 - `hub_mismatch`: the payload's hub id is not the hub that published it (the topic).
-- `wrong_topic`: a message type on another type's topic (a reading on `events`).
+- `wrong_topic`: a message type on another type's topic (a reading on `events`), or anything but
+  a call for help (`telecare_protocol.codes.ALARM_CODES`) on `alarms`. A call for help on `events`
+  is stored and raised: that is where a hub of the earlier topic layout sends it.
 - `unknown_hub`: a hub with a broker account that is not enrolled.
 - `unknown_device`: a device the hub has not been paired with at the centre (the hub's own id
   is always known: the hub reports its power, its links and its faults as its own events). Its readings
@@ -82,7 +84,7 @@ from telecare_protocol import DeviceEvent, Heartbeat, ProtocolError, decode
 from telecare_protocol import Reading as ReadingMessage
 from telecare_protocol.codec import CLOCK_TOLERANCE, MAX_PAYLOAD_BYTES
 from telecare_protocol.codes import signal_quality
-from telecare_protocol.topics import KINDS, STATUS, parse_topic
+from telecare_protocol.topics import STATUS, belongs_on, parse_topic
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +101,7 @@ class Inbound:
     link: int = 0
     """Which connection to the broker it came on: it is acknowledged only on that one."""
     lane: str = "data"
-    """Which of the receiver's sessions it came on (`data` or `alarms`)."""
+    """Which of the receiver's sessions it came on (`data`, `alarms`: events and status, or `alarm_topic`)."""
 
 
 @dataclass(frozen=True)
@@ -251,8 +253,10 @@ class Ingest:
         if message.hub_id != topic.hub_id:
             raise Rejected("hub_mismatch", "hub_id",
                            f"payload says {message.hub_id!r} but it was published as {topic.hub_id!r}")
-        if KINDS[message.type] != topic.kind:
-            raise Rejected("wrong_topic", "type", f"a {message.type} does not belong on {topic.kind}")
+        code = message.code.value if isinstance(message, DeviceEvent) else None
+        if not belongs_on(topic.kind, message.type, code):
+            what = f"a {message.type}" if code is None else f"a {message.type} {code!r}"
+            raise Rejected("wrong_topic", "type", f"{what} does not belong on {topic.kind}")
         if isinstance(message, Heartbeat) and message.device_id != message.hub_id:
             raise Rejected("unknown_device", "device_id", "a heartbeat's device_id is its hub's id")
         item.message = message

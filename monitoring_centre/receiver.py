@@ -17,17 +17,26 @@ that is not stored yet. The redelivered copy is stored (a duplicate, dropped by 
 acknowledged instead.
 
 Alarms jump the queue, at the broker and here. MQTT delivers a session's messages in
-order, so one connection would put a help-button press behind every reading the broker
-has queued for us when the centre falls behind. The receiver therefore keeps two
-persistent sessions: `<client_id>` subscribes to everything (`telecare/v1/hubs/+/+`, so
-input on a topic no protocol uses still reaches ingest and is dead-lettered), and
-`<client_id>-alarms` subscribes to the events and status topics only. The events and
-status copies that reach the first session are acknowledged there unstored: the second
-session holds its own copy at the broker until that one is stored. Here, the alarm
-session's urgent events (priority 1-3) go into a lane of their own; a batch that finds any takes them alone, so a press
-waits behind at most one batch of readings. The price: an event can be stored before
-readings the same hub sent earlier. Nothing depends on that order (the detection engine
-orders by the device's `source_ts`), and each message is still acknowledged, on the
+order, so one connection would put a help-button press behind every reading (or door
+event) the broker has queued for us when the centre falls behind. The receiver therefore
+keeps three persistent sessions:
+
+- `<client_id>` subscribes to everything, `telecare/v1/hubs/+/+` (so input on a topic no
+  protocol uses still reaches ingest and is dead-lettered): the bulk lane (readings, heartbeats);
+- `<client_id>-alarms` to `telecare/v1/hubs/+/events` and `…/status`: the event lane, and the
+  alarm lane for an urgent event (priority 1-3) from a hub of the earlier topic layout;
+- `<client_id>-alarm-topic` to `telecare/v1/hubs/+/alarms` only (`ALARM_SUBSCRIPTION`): the
+  alarm lane.
+
+The events, status and alarms copies that reach the first session are acknowledged there
+unstored: the other sessions hold their own copies at the broker until those are stored.
+A call for help on the alarms topic (`telecare_protocol.codes.ALARM_CODES`) therefore waits
+at the broker behind no other event, and here it goes into the alarm lane; a batch that
+finds any alarm takes the alarm lane alone, committed before any bulk batch, so a press waits
+behind at most the one batch already being stored. (The `-alarms` session keeps its
+client id, and its persistent session, from before the alarms topic existed.) The price: an
+event can be stored before readings, and an alarm before other events, the same hub sent
+earlier. Nothing depends on that order (the detection engine orders by the device's `source_ts`), and each message is still acknowledged, on the
 connection it came on, only after its commit.
 
 `max_batch` bounds a batch (one transaction): larger batches amortise the commit (an
@@ -53,9 +62,10 @@ from prometheus_client import CollectorRegistry, Gauge
 from monitoring_centre.acks import acks_for
 from monitoring_centre.ingest import Inbound, Ingest, Receipt
 from telecare_protocol.codes import Priority
-from telecare_protocol.topics import KINDS, ROOT, STATUS, SUBSCRIPTION
+from telecare_protocol.topics import ALARM_SUBSCRIPTION, ALARMS, KINDS, ROOT, STATUS, SUBSCRIPTION
 
 EVENTS_SUFFIX = "/" + KINDS["event"]
+ALARMS_SUFFIX = "/" + ALARMS
 URGENT = int(Priority.URGENT)
 PRIORITY = re.compile(rb'"priority"\s*:\s*([0-9])\b')
 """Read without parsing the JSON: the lane is only a hint, ingest validates everything."""
@@ -69,12 +79,18 @@ RETRY_DELAY_S = 1.0
 
 
 ALARM_SUBSCRIPTIONS = (f"{ROOT}/+/{KINDS['event']}", f"{ROOT}/+/{STATUS}")
-DATA, ALARMS = "data", "alarms"
+"""The event session's topics (its client id, `-alarms`, predates the alarms topic)."""
+DATA, EVENTS, ALARM_TOPIC = "data", "alarms", "alarm_topic"
+"""The sessions' names, as `Inbound.lane` carries them (`EVENTS` keeps its name from before)."""
+SESSION_SUFFIXES = {DATA: "", EVENTS: "-alarms", ALARM_TOPIC: "-alarm-topic"}
+"""Each session's client id: the centre's client id and this suffix."""
+SUBSCRIPTIONS = {DATA: (SUBSCRIPTION,), EVENTS: ALARM_SUBSCRIPTIONS, ALARM_TOPIC: (ALARM_SUBSCRIPTION,)}
+"""What each session subscribes to (QoS 1)."""
 
 
 def is_alarm_topic(topic: str) -> bool:
-    """Events and hub status: the alarm session carries them (see the module docstring)."""
-    return topic.endswith(EVENTS_SUFFIX) or topic.endswith(STATUS_SUFFIX)
+    """Events, alarms and hub status: a session of their own carries each (see the module docstring)."""
+    return topic.endswith(EVENTS_SUFFIX) or topic.endswith(STATUS_SUFFIX) or topic.endswith(ALARMS_SUFFIX)
 
 
 def is_urgent(payload: bytes) -> bool:
@@ -88,7 +104,7 @@ class BrokerLink:
     """The centre's link to the broker as `/health` reports it (`Receiver.broker`)."""
 
     connected: bool
-    """Both sessions are connected."""
+    """All three sessions are connected."""
     since: datetime
     """When `connected` last changed (UTC); the receiver's creation if it never has."""
     host: str
@@ -116,7 +132,7 @@ class Receiver:
         self.host, self.port = host, port
         self.max_batch = max_batch
         self.connected = threading.Event()
-        """Set while both sessions are connected."""
+        """Set while all three sessions are connected."""
         self._connected_since = datetime.now(UTC)
         self._since_lock = threading.Lock()
         self._queue: queue.Queue[Inbound] = queue.Queue(maxsize=queue_size)
@@ -127,10 +143,8 @@ class Receiver:
         self._link_lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="centre-ingest", daemon=True)
         self._mqtt_v5 = mqtt_v5
-        self._links = {
-            DATA: _Link(DATA, self._client(client_id, username, password), (SUBSCRIPTION,)),
-            ALARMS: _Link(ALARMS, self._client(f"{client_id}-alarms", username, password), ALARM_SUBSCRIPTIONS),
-        }
+        self._links = {name: _Link(name, self._client(client_id + suffix, username, password), SUBSCRIPTIONS[name])
+                       for name, suffix in SESSION_SUFFIXES.items()}
         for link in self._links.values():
             link.client.on_connect = self._on_connect(link)
             link.client.on_connect_fail = self._on_connect_fail(link)
@@ -138,7 +152,7 @@ class Receiver:
             link.client.on_message = self._on_message(link)
         self.client = self._links[DATA].client
         if registry is not None:
-            Gauge("telecare_broker_connected", "1 while both of the centre's broker sessions are connected",
+            Gauge("telecare_broker_connected", "1 while all of the centre's broker sessions are connected",
                   registry=registry).set_function(lambda: float(self.connected.is_set()))
             depth = Gauge("telecare_receiver_queue_depth", "Messages received, not yet stored", ["lane"],
                           registry=registry)
@@ -171,7 +185,7 @@ class Receiver:
             link.client.loop_start()
 
     def stop(self) -> None:
-        """Stop taking messages, finish storing what was received, then disconnect, keeping both sessions.
+        """Stop taking messages, finish storing what was received, then disconnect, keeping every session.
 
         Messages arriving from now on are left unacknowledged (the broker redelivers them to the next
         centre); the worker drains the queue first, so its PUBACKs and acks still reach the broker. The
@@ -240,7 +254,9 @@ class Receiver:
             inbound = Inbound(topic=message.topic, payload=bytes(message.payload), mid=message.mid, qos=message.qos,
                               link=link.generation, lane=link.name)
             lane = self._queue
-            if link.name == ALARMS:
+            if link.name == ALARM_TOPIC:
+                lane = self._alarms  # ingest refuses anything but a call for help here (`wrong_topic`)
+            elif link.name == EVENTS:
                 lane = self._alarms if is_urgent(inbound.payload) else self._events
             # Blocks while the lane is full: paho stops reading this session, the broker holds the rest.
             lane.put(inbound)
@@ -269,7 +285,7 @@ class Receiver:
     def _acknowledge_to_hubs(self, receipts: list[Receipt]) -> None:
         """End-to-end acks (QoS 1) for a committed batch, on the alarm session, whose outgoing traffic is
         light. An ack lost on the way costs only a resend from the hub, acknowledged again."""
-        client = self._links[ALARMS].client
+        client = self._links[EVENTS].client
         for ack in acks_for(receipts, self.ingest.clock()):
             info = client.publish(ack.topic, ack.payload, qos=1)
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):

@@ -22,7 +22,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from monitoring_centre import audit
@@ -121,8 +121,8 @@ def teams(session: Session, user: User) -> list[TeamView]:
 def view(session: Session, team: Team) -> TeamView:
     members = session.scalars(select(User).join(TeamMember, TeamMember.user_id == User.id)
                               .where(TeamMember.team_id == team.id).order_by(User.username))
-    size = len(list(session.scalars(select(TeamCaseload.id).where(TeamCaseload.team_id == team.id))))
-    return TeamView(team.id, team.name, tuple(members), size)
+    size = session.scalar(select(func.count()).select_from(TeamCaseload).where(TeamCaseload.team_id == team.id))
+    return TeamView(team.id, team.name, tuple(members), size or 0)
 
 
 def create_team(session: Session, name: str, *, by: str) -> Team:

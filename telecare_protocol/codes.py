@@ -113,6 +113,11 @@ DEFAULT_PRIORITY: dict[EventCode, Priority] = {
     EventCode.DATA_DROPPED: Priority.SUPERVISION,
 }
 
+ALARM_CODES: frozenset[EventCode] = frozenset({EventCode.MANUAL_ALARM, EventCode.FALL_DETECTED})
+"""The calls for help: a pendant's help button or a pull cord (`manual_alarm`), a fall the wearer did not
+cancel (`fall_detected`). Each raises a priority-1 alarm at the centre (`detection.rules.ALARMS`, whose
+`raised_by` codes are exactly these) and travels on the hub's alarms topic (`topics.alarm_topic`)."""
+
 
 class QualityFlag(StrEnum):
     """Why a reading may not be trusted on its own: the BLE PLX status bits, and `no_signal` from the value."""

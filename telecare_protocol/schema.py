@@ -13,6 +13,7 @@ from typing import Any
 from telecare_protocol import codec, topics
 from telecare_protocol.ack import ACK_VERSION, MAX_ACK_ENTRIES, Ack, Refusal
 from telecare_protocol.codes import (
+    ALARM_CODES,
     DEFAULT_PRIORITY,
     MEASURABLE,
     METRICS,
@@ -158,7 +159,10 @@ def render_protocol_doc() -> str:
     tolerance_min = int(codec.CLOCK_TOLERANCE.total_seconds() // 60)
     envelope = [f for f in Reading.model_fields if f in DeviceEvent.model_fields and f in Heartbeat.model_fields]
     kinds: list[tuple[str, ...]] = [(kind, f"`{topics.ROOT}/{{hub_id}}/{level}`") for kind, level in
-             [*topics.KINDS.items(), ("hub status (not a protocol message)", topics.STATUS)]]
+             [("reading", topics.KINDS["reading"]), ("event", topics.KINDS["event"]),
+              ("event whose `code` is a call for help: " + ", ".join(f"`{c}`" for c in sorted(ALARM_CODES)),
+               topics.ALARMS),
+              ("heartbeat", topics.KINDS["heartbeat"]), ("hub status (not a protocol message)", topics.STATUS)]]
     kinds.append(("ack (centre to hub)", f"`{topics.ACKS_ROOT}/{{hub_id}}`"))
     unsupported = max(SUPPORTED_VERSIONS) + 1
     ranges = "; ".join(f"`{m}` outside {_range(m)}" for m in Metric)
@@ -218,6 +222,13 @@ outside `{topics.ROOT}/`, so no hub can write one; the centre's account has
 The centre trusts the hub id in the topic and drops a message whose `hub_id` differs.
 Hub and device ids match `{id_pattern}`: `+`, `#` and `/` are impossible in
 an id, so substituting a username can never widen the ACL or reach another hub's topics.
+
+Calls for help have a topic of their own: an event whose `code` is one of
+{", ".join(f"`{c}`" for c in sorted(ALARM_CODES))} goes on `{topics.ALARMS}`, and nothing
+else may (the centre refuses any other message there as `wrong_topic`). The centre reads
+`{topics.ALARM_SUBSCRIPTION}` on a session of its own, so a press never waits at the broker
+behind other events. A hub of the earlier layout sends them on `{topics.KINDS["event"]}`, which
+the centre still stores and raises.
 
 Messages are published with QoS 1 (at least once). Duplicates are therefore normal, and
 receivers drop them by `id`.

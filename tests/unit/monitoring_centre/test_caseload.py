@@ -156,6 +156,10 @@ def test_frailty_scores_its_category_and_a_recent_rise() -> None:
     assert frailty_points(entry(FrailtyCategory.SEVERE, 1), entry(FrailtyCategory.MILD, 200)) == (3, 1)
     assert frailty_points(entry(FrailtyCategory.MILD, 1), entry(FrailtyCategory.MODERATE, 200)) == (1, 0)  # falling
     assert frailty_points(entry(FrailtyCategory.SEVERE, 400), entry(FrailtyCategory.MILD, 800)) == (3, 0)  # old rise
+    # Confirmed a week ago, but severe since a rise 400 days ago: no recent rise.
+    old_rise = PersonFacts(person_id=7, name="Gus", frailty=entry(FrailtyCategory.SEVERE, 7), frailty_since=ago(400),
+                           frailty_before=entry(FrailtyCategory.MILD, 800))
+    assert points(caseload.assess(old_rise, NOW))[Component.FRAILTY_RISING] == 0
     gp = caseload.assess(PersonFacts(person_id=7, name="Gus", frailty=entry(FrailtyCategory.MILD, 1,
                                                                             FrailtySource.GP_RECORD)), NOW)
     assert gp.why == ("Frailty mild (eFI 0.13-0.24; from the GP record, 09 Mar 2026)",)
@@ -221,6 +225,7 @@ def test_facts_from_the_database(sessions: sessionmaker[Session]) -> None:
                           outcome="resolved_by_call", explanation={}))
         frailty.set_category(session, ada.id, FrailtyCategory.MILD, by="nurse")
         frailty.set_from_gp_record(session, ada.id, FrailtyCategory.SEVERE, note="eFI 0.39")
+        frailty.set_category(session, ada.id, FrailtyCategory.SEVERE, by="nurse", note="confirmed")  # no change
         ada_id, bob_id = ada.id, bob.id
     with sessions() as session, session.begin():
         facts = {f.person_id: f for f in caseload.load_facts(session, [bob_id, ada_id, 999_999], now)}
@@ -234,16 +239,20 @@ def test_facts_from_the_database(sessions: sessionmaker[Session]) -> None:
     assert (ada_facts.spo2_scale, ada_facts.on_oxygen) == (2, False)
     assert [a.rule for a in ada_facts.alerts] == ["fall"]  # the 40-day-old alert is not read
     assert ada_facts.frailty is not None and ada_facts.frailty.category == FrailtyCategory.SEVERE
-    assert ada_facts.frailty.source == FrailtySource.GP_RECORD
+    assert ada_facts.frailty.note == "confirmed"
+    # The rise is dated from the GP record's entry, and the confirmation does not hide it.
     assert ada_facts.frailty_before is not None and ada_facts.frailty_before.category == FrailtyCategory.MILD
+    assert ada_facts.frailty_since is not None and ada_facts.frailty_since <= ada_facts.frailty.recorded_at
     assert facts[bob_id].spo2 is None and facts[bob_id].pulse is None
     # Ada: 90 % on Scale 2 scores 0; pulse 135 scores 3; a fall 3; severe 3; rising 1.
     assert [(r.name, r.score) for r in risks] == [("Ada", 10), ("Bob", 0)]
     assert [json.loads(row.detail) for row in audit] == [
         {"before": None, "after": "mild", "source": "entered", "note": ""},
         {"before": "mild", "after": "severe", "source": "gp_record", "note": "eFI 0.39"},
+        {"before": "severe", "after": "severe", "source": "entered", "note": "confirmed"},
     ]
-    assert [(row.actor, row.person_id) for row in audit] == [("nurse", ada_id), (frailty.GP_RECORD_ACTOR, ada_id)]
+    assert [(row.actor, row.person_id) for row in audit] == [("nurse", ada_id), (frailty.GP_RECORD_ACTOR, ada_id),
+                                                             ("nurse", ada_id)]
 
 
 @pytest.mark.parametrize(("efi", "category"), [

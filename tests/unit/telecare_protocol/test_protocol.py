@@ -497,7 +497,7 @@ def test_status_topic_parses() -> None:
 @pytest.mark.parametrize("topic", [
     "zigbee2mqtt/door", "telecare/v2/hubs/hub-1/readings", "telecare/v1/hub/hub-1/readings", "telecare/v1/hubs",
     "telecare/v1/hubs/", "telecare/v1/hubs/hub-1", "telecare/v1/hubs/hub-1/", "telecare/v1/hubs/hub-1/reading",
-    "telecare/v1/hubs/hub-1/alarms", "telecare/v1/hubs/hub-1/readings/extra", "telecare/v1/hubs//readings",
+    "telecare/v1/hubs/hub-1/alarm", "telecare/v1/hubs/hub-1/readings/extra", "telecare/v1/hubs//readings",
     "telecare/v1/hubs/hub-1/status/x", "/telecare/v1/hubs/hub-1/readings", "xtelecare/v1/hubs/hub-1/events",
 ])
 def test_parse_topic_refuses_foreign_topics(topic: str) -> None:
