@@ -16,9 +16,11 @@ publishers are the bottleneck both rates approach the publish rate (ratio near 1
 centre keeps up); when the centre is the bottleneck its backlog waits at the broker.
 
 During the load, `--presses` help-button presses are published from other hubs' accounts
-(one press per hub, at even intervals), and each press's latency runs from its publish to
-the commit of the alert it opened (the centre's "alerts changed" notice, after commit and
-PUBACK). Prints a final JSON line.
+(one press per hub, at even intervals) on the alarms topic (`--press-topic events`: where a hub
+of the earlier layout sends them), and each press's latency runs from its publish to the commit
+of the alert it opened (the centre's "alerts changed" notice, after commit and PUBACK). The bare
+subscriber times the same presses, publish to arrival: `alarm_ceiling_ms_p50`/`_p99`, and
+`alarm_p99_ratio` = centre p99 / bare p99. Prints a final JSON line.
 """
 
 import argparse
@@ -116,6 +118,8 @@ class Ceiling:
     def __init__(self, broker: Mosquitto, account: BrokerAccount) -> None:
         self.count = 0
         self.last = 0.0
+        self.presses: dict[str, float] = {}
+        """When each press arrived, by its hub (`alarm-…`), first copy only."""
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-ceiling", protocol=mqtt.MQTTv5)
         self.client.username_pw_set(account.username, account.password)
         self.client.on_message = self._on_message
@@ -126,9 +130,12 @@ class Ceiling:
         self.client.loop_start()
         self.subscribed.wait(10)
 
-    def _on_message(self, _c: mqtt.Client, _u: object, _m: mqtt.MQTTMessage) -> None:
+    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         self.count += 1
         self.last = time.perf_counter()
+        hub = message.topic.split("/")[3]
+        if hub.startswith("alarm-"):
+            self.presses.setdefault(hub, self.last)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -147,6 +154,8 @@ def main() -> None:
     parser.add_argument("--publishers", type=int, default=4)
     parser.add_argument("--presses", type=int, default=100)
     parser.add_argument("--max-batch", type=int, default=500)
+    parser.add_argument("--press-topic", choices=("alarms", "events"), default="alarms",
+                        help="where presses are published: the alarms topic, or events (a hub of the earlier layout)")
     args = parser.parse_args()
     load_hubs = [hub_name(i) for i in range(args.hubs)]
     alarm_hubs = [f"alarm-{i:04d}" for i in range(args.presses)]
@@ -173,8 +182,13 @@ def main() -> None:
         changes: list[tuple[float, set[int]]] = []
         process = centre.ingest.process
 
+        alarm_batches: list[tuple[float, float, int]] = []
+
         def timed_process(batch: Sequence[Inbound]) -> Outcome:
+            began_batch = time.perf_counter()
             outcome = process(batch)
+            if any(inbound.topic.split("/")[3].startswith("alarm-") for inbound in batch):
+                alarm_batches.append((began_batch, time.perf_counter(), len(batch)))
             stored[0] += outcome.stored + outcome.duplicates + outcome.rejected
             last_stored[0] = time.perf_counter()
             return outcome
@@ -217,7 +231,8 @@ def main() -> None:
                                         code=EventCode.MANUAL_ALARM, source_ts=datetime.now(UTC))
                 payload = encode(press)
                 pressed[hub] = time.perf_counter()
-                alarm_clients[hub].publish(topic_for(hub, "event"), payload, qos=1)
+                code = press.code if args.press_topic == "alarms" else None
+                alarm_clients[hub].publish(topic_for(hub, "event", code), payload, qos=1)
                 time.sleep(interval)
             deadline = time.monotonic() + 600
             while stored[0] < total + args.presses and time.monotonic() < deadline:
@@ -238,8 +253,13 @@ def main() -> None:
         seen = next((t for t, ids in changes if any(person_of_alert.get(i) == hub for i in ids)), None)
         if seen is not None:
             latencies.append((seen - at) * 1000)
+    bare = [(ceiling.presses[hub] - at) * 1000 for hub, at in pressed.items() if hub in ceiling.presses]
     centre_rate = (total + args.presses) / (last_stored[0] - began)
     ceiling_rate = (total + args.presses) / (ceiling.last - began)
+    if alarm_batches:
+        print(f"batches holding a press: {len(alarm_batches)}, sizes {sorted(n for *_, n in alarm_batches)[-5:]} "
+              f"(largest 5), commit ms p50 {statistics.median((e - b) * 1000 for b, e, _ in alarm_batches):.1f}, "
+              f"max {max((e - b) * 1000 for b, e, _ in alarm_batches):.1f}", file=sys.stderr)
     print(f"centre stored {stored[0]} messages, ceiling subscriber received {ceiling.count}; "
           f"{len(latencies)}/{len(pressed)} presses alerted", file=sys.stderr)
     print(json.dumps({
@@ -247,7 +267,11 @@ def main() -> None:
         "ratio": round(centre_rate / ceiling_rate, 2),
         "alarm_latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
         "alarm_latency_ms_p99": percentile(latencies, 0.99) if latencies else None,
-        "alarms_alerted": len(latencies), "alarms_pressed": len(pressed),
+        "alarm_ceiling_ms_p50": round(statistics.median(bare), 1) if bare else None,
+        "alarm_ceiling_ms_p99": percentile(bare, 0.99) if bare else None,
+        "alarm_p99_ratio": round(percentile(latencies, 0.99) / max(percentile(bare, 0.99), 0.1), 1)
+        if latencies and bare else None,
+        "alarms_alerted": len(latencies), "alarms_pressed": len(pressed), "press_topic": args.press_topic,
         "messages": stored[0], "hubs": args.hubs + len(alarm_hubs), "max_batch": args.max_batch,
     }))
 

@@ -15,13 +15,28 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
 from centre_app.api.deps import AdminOrOperator, Db, DocumentedRoute, invalid
 from monitoring_centre import kpis
 from monitoring_centre.storage import begin_read, utc_now
 
 router = APIRouter(prefix="/api/v1/kpis", tags=["kpis"], route_class=DocumentedRoute)
+
+
+def _iso_only(value: object) -> object:
+    """A bound is ISO 8601 text: pydantic would also read a bare number as Unix seconds, which no
+    one means in a KPI window and the OpenAPI `date-time` format does not allow."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("an ISO 8601 date or date-time (e.g. 2026-11-30 or 2026-11-30T08:00Z), not a number")
+    return value
+
+
+IsoBound = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 class _Out(BaseModel):
@@ -104,10 +119,10 @@ class KpisOut(_Out):
 
 @router.get("")
 def answer_times(user: AdminOrOperator, session: Db,
-                 start: Annotated[datetime | None, Query(alias="from", description=(
+                 start: Annotated[IsoBound | None, Query(alias="from", description=(
                      "ISO 8601 date or date-time; UTC unless it has an offset; a date is its midnight. "
                      "Default: 7 days before `to`."))] = None,
-                 end: Annotated[datetime | None, Query(alias="to", description=(
+                 end: Annotated[IsoBound | None, Query(alias="to", description=(
                      "ISO 8601 date or date-time, exclusive; UTC unless it has an offset. Default: now."))] = None,
                  ) -> KpisOut:
     """The answer-time KPIs of the calls raised in `[from, to)` (at most 400 days): per group, the

@@ -62,17 +62,18 @@ def test_replay_writes_alerts_and_reports_bad_lines(tmp_path: Path) -> None:
     result, alerts, _ = replay(tmp_path, "alerts.jsonl")
     assert result.returncode == 0, result.stderr
     assert "line 6:" in result.stderr and "line 10:" in result.stderr and "2 bad lines" in result.stderr
-    raised = [(a["rule"], a["priority"]) for a in alerts if "raised_at" in a]
-    assert raised == [("pendant_alarm", 1), ("spo2_low", 2), ("night_exit", 2), ("door_left_open", 3),
+    raised = [(a["rule"], a["priority"]) for a in alerts if a["decision"] == "raise"]
+    assert raised == [("pendant_alarm", 1), ("spo2_low", 2), ("door_left_open", 3), ("night_exit", 2),
                       ("hub_offline", 2)]
-    cleared = [a["rule"] for a in alerts if "cleared_at" in a]
+    cleared = [a["rule"] for a in alerts if a["decision"] == "clear"]
     assert cleared == ["door_left_open", "hub_offline"]
     spo2_alert = next(a for a in alerts if a.get("rule") == "spo2_low")
-    assert set(spo2_alert) == {"raised_at", "person", "rule", "subject", "priority", "title", "explanation"}
+    assert set(spo2_alert) == {"decision", "at", "person", "rule", "subject", "priority", "title", "policy",
+                               "explanation"}
     assert spo2_alert["person"] == "home-001"
-    assert spo2_alert["raised_at"] == (at(minutes=41)).isoformat()
+    assert spo2_alert["at"] == (at(minutes=41)).isoformat()
     offline = next(a for a in alerts if a.get("rule") == "hub_offline")
-    assert offline["raised_at"] == (at(minutes=55) + timedelta(minutes=12)).isoformat()
+    assert offline["at"] == (at(minutes=55) + timedelta(minutes=12)).isoformat()
 
 
 def test_replay_is_deterministic(tmp_path: Path) -> None:

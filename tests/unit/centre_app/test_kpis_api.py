@@ -176,3 +176,13 @@ def test_a_responder_accepting_by_link_feeds_the_accept_histogram_and_answers_no
     centre.engine.dispose()
     assert sample(metrics, "telecare_alert_accept_seconds_count", priority="1") == 1
     assert sample(metrics, "telecare_alert_answer_seconds_count", priority="1") == 0
+
+
+@pytest.mark.parametrize("bound", ["0.5", "1732924800", "-3"])
+def test_a_bound_that_is_a_number_is_refused_not_read_as_unix_seconds(
+        api: tuple[TestClient, int], bound: str) -> None:
+    client, _alert_id = api
+    response = client.get("/api/v1/kpis", params={"to": bound}, headers=login(client, "operator"))
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["query", "to"] and "not a number" in problem["msg"]

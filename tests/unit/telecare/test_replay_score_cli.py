@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[3]
 SCENARIO = """
 name = "small"
@@ -46,7 +48,10 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def recorded(tmp_path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The scenario recorded, replayed and scored once for this module: (the replay's lines, the score)."""
+    tmp_path = tmp_path_factory.mktemp("small")
     (tmp_path / "small.toml").write_text(SCENARIO)
     stream = tmp_path / "small.jsonl"
     done = telecare("sim", "run", str(tmp_path / "small.toml"), "--record", str(stream))
@@ -61,8 +66,8 @@ def recorded(tmp_path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return [json.loads(line) for line in alerts.read_text().splitlines()], json.loads(done.stdout)
 
 
-def test_a_recorded_scenario_replayed_and_scored(tmp_path: Path) -> None:
-    lines, score = recorded(tmp_path)
+def test_a_recorded_scenario_replayed_and_scored(recorded: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+    lines, score = recorded
     raised = [(line["rule"], line["policy"]) for line in lines if line["decision"] == "raise"]
     assert raised == [("night_exit", "emergency"), ("pendant_alarm", "emergency"), ("door_left_open", "emergency")]
     assert [line["decision"] for line in lines][-1] == "observed"
@@ -80,8 +85,9 @@ def test_a_recorded_scenario_replayed_and_scored(tmp_path: Path) -> None:
     assert 15 * 60 <= kinds["door_left_open"]["latency_s"]["max"] < 16 * 60
 
 
-def test_the_chain_runs_its_steps_until_the_condition_clears(tmp_path: Path) -> None:
-    lines, _ = recorded(tmp_path)
+def test_the_chain_runs_its_steps_until_the_condition_clears(
+        recorded: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+    lines, _ = recorded
 
     def steps(rule: str) -> list[tuple[float, str, Any, Any, bool]]:
         opened = at(next(line["at"] for line in lines if line["decision"] == "raise" and line["rule"] == rule))

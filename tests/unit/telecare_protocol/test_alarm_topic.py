@@ -18,7 +18,7 @@ from telecare_protocol.topics import (
 
 
 def test_the_alarm_codes_are_exactly_those_the_alarm_rules_raise_on() -> None:
-    assert ALARM_CODES == {code for rule in ALARMS for code in CATALOGUE[rule].raised_by}
+    assert {code for rule in ALARMS for code in CATALOGUE[rule].raised_by} == ALARM_CODES
 
 
 @pytest.mark.parametrize("code", sorted(ALARM_CODES))
