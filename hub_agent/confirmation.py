@@ -30,12 +30,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from telecare_protocol import DeviceEvent, EventCode, Message
+from telecare_protocol import DeviceEvent, Message, codes
 
 log = logging.getLogger(__name__)
 
-ALARM_CODES: Final = frozenset({EventCode.MANUAL_ALARM, EventCode.FALL_DETECTED})
-"""Events a person raises, or a fall detector raises for them: the calls the centre must confirm."""
+ALARM_CODES: Final = codes.ALARM_CODES
+"""Events a person raises, or a fall detector raises for them: the calls the centre must confirm
+(the protocol's own list, which also puts them on the hub's alarms topic)."""
 ALARM_CONFIRM_BOUND_S: Final = 60.0
 """How long the hub waits for the centre to confirm an alarm before it reports a fault. Reason: the
 TSA Quality Standards Framework expects 97.5-98.5 % of alarm calls answered within 60 s (the same

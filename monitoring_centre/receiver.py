@@ -36,8 +36,9 @@ finds any alarm takes the alarm lane alone, committed before any bulk batch, so 
 behind at most the one batch already being stored. (The `-alarms` session keeps its
 client id, and its persistent session, from before the alarms topic existed.) The price: an
 event can be stored before readings, and an alarm before other events, the same hub sent
-earlier. Nothing depends on that order (the detection engine orders by the device's `source_ts`), and each message is still acknowledged, on the
-connection it came on, only after its commit.
+earlier. Nothing depends on that order (the detection engine orders by the device's
+`source_ts`), and each message is still acknowledged, on the connection it came on, only
+after its commit.
 
 `max_batch` bounds a batch (one transaction): larger batches amortise the commit (an
 fsync with SQLite's synchronous=FULL) over more messages, smaller ones bound how long an

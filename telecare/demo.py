@@ -1,8 +1,9 @@
 """`telecare demo`: one simulated home, its hub, a broker and the centre, in one process.
 
 Nothing needs installing first: Mosquitto is used when it is installed, otherwise an
-embedded Python broker. Every credential is generated on the spot; the operator's is
-printed and written to `demo-credentials.json` (mode 600) in the data directory.
+embedded Python broker. Every credential is generated on the spot: one account for each role
+(operator, nurse, team lead, administrator, the person at home, a family member she consented
+to), printed and written to `demo-credentials.json` (mode 600) in the data directory.
 
 Each run starts afresh: what an earlier run left in the data directory (its database, the
 broker's saved sessions, the kept mail: `DEMO_FILES`, `DEMO_DIRS`) is removed first, so its
@@ -27,13 +28,24 @@ from centre_app.settings import CentreSettings, default_sqlite_url
 from device_sims.demo_day import DEMO_DEVICES, DEMO_HUB_ID, play_demo_day
 from hub_agent.agent import HubAgent
 from hub_agent.uplink import Uplink
+from monitoring_centre import access
 from monitoring_centre.broker import BrokerAccount, start_broker
 from monitoring_centre.enrolment import DeviceRecord, enrol_home
 from monitoring_centre.export import CURSOR_FILE
-from monitoring_centre.storage import Alert, ContactPoint, Hub, PersonContact, Responder, User, utc_now
+from monitoring_centre.roles import Role
+from monitoring_centre.storage import Alert, ContactPoint, Hub, Person, PersonContact, Responder, User, utc_now
 from telecare.demo_mail import start_outbox
 
 OPERATOR = "operator"
+ACCOUNTS: dict[Role, tuple[str, str]] = {
+    Role.OPERATOR: (OPERATOR, "Demo operator"),
+    Role.NURSE: ("nurse", "Demo community nurse (Margaret on her caseload)"),
+    Role.TEAM_LEAD: ("teamlead", "Demo nursing team lead"),
+    Role.ADMIN: ("admin", "Demo administrator"),
+    Role.PERSON: ("margaret", "Margaret Hughes (the person at home)"),
+    Role.FAMILY: ("susan", "Susan Hughes (daughter; Margaret consented to her seeing her record)"),
+}
+"""One account for every role (`monitoring_centre.roles.Role`), each with a fresh password every run."""
 CREDENTIALS_FILE = "demo-credentials.json"
 DEMO_FILES = ("centre.db", "centre.db-wal", "centre.db-shm", "centre.db-journal", CREDENTIALS_FILE, CURSOR_FILE)
 """What a run writes in the data directory: the SQLite database (`default_sqlite_url`) with its
@@ -80,7 +92,8 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
     Without `keep_data`, an earlier run's data in `data_dir` is removed first."""
     data_dir = prepare_data_dir(data_dir)
     cleared = [] if keep_data else clear_previous_run(data_dir)
-    operator_password = secrets.token_urlsafe(12)
+    passwords = {role: secrets.token_urlsafe(12) for role in ACCOUNTS}
+    operator_password = passwords[Role.OPERATOR]
     hub_account = BrokerAccount(DEMO_HUB_ID, secrets.token_urlsafe(24), "hub")
     centre_account = BrokerAccount("centre", secrets.token_urlsafe(24), "centre")
 
@@ -95,9 +108,11 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
         allow_test_nhs_numbers=True,  # a demo's people are made up: only test-range NHS numbers belong here
     )
     centre = Centre(settings)
-    _enrol_demo_home(centre, operator_password)
-    write_private(data_dir / CREDENTIALS_FILE,
-                  json.dumps({"username": OPERATOR, "password": operator_password}) + "\n")
+    _enrol_demo_home(centre, passwords)
+    write_private(data_dir / CREDENTIALS_FILE, json.dumps({
+        "username": OPERATOR, "password": operator_password,
+        "accounts": {role.value: {"username": ACCOUNTS[role][0], "password": passwords[role]} for role in ACCOUNTS},
+    }) + "\n")
 
     hub = HubAgent(DEMO_HUB_ID, DEMO_DEVICES, Uplink(hub_id=DEMO_HUB_ID, password=hub_account.password,
                                                      host=running.host, port=running.port, mqtt_v5=mqtt_v5),
@@ -112,7 +127,9 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
     home_task = asyncio.create_task(play_demo_day(hub.radio), name="home")
     broker_kind = "Mosquitto" if mqtt_v5 else "embedded Python broker (MQTT 3.1.1)"
     print(f"Telecare demo: console at {centre.url}/", flush=True)
-    print(f"  sign in as {OPERATOR!r} with password {operator_password!r}", flush=True)
+    print("  sign in as any of these (one account for each role):", flush=True)
+    for role, (username, description) in ACCOUNTS.items():
+        print(f"    {role.value:<9} {username!r} with password {passwords[role]!r}: {description}", flush=True)
     print(f"  (also in {data_dir / CREDENTIALS_FILE}); broker: {broker_kind}", flush=True)
     if cleared:
         print(f"  a fresh start: the previous run's data in {data_dir} was cleared (--keep-data keeps it)",
@@ -141,7 +158,7 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
     return 0
 
 
-def _enrol_demo_home(centre: Centre, operator_password: str) -> None:
+def _enrol_demo_home(centre: Centre, passwords: dict[Role, str]) -> None:
     with centre.sessions() as session, session.begin():
         if session.get(Hub, DEMO_HUB_ID) is None:
             person = enrol_home(session, name="Margaret Hughes", address="12 Orchard Close (simulated)",
@@ -155,11 +172,21 @@ def _enrol_demo_home(centre: Centre, operator_password: str) -> None:
             session.add(ContactPoint(responder_id=daughter.id, address="mailto:susan@demo.invalid", position=0))
             session.add(PersonContact(person_id=person.id, responder_id=daughter.id, position=0,
                                       nominated_at=utc_now()))
-        operator = session.scalar(select(User).where(User.username == OPERATOR))
-        if operator is None:
-            create_user(session, OPERATOR, operator_password, "operator", "Demo operator")
-        else:  # a new password for every run: no credential outlives the demo that printed it
-            operator.password_hash = hash_password(operator_password)
+        person = session.scalars(select(Person).join(Hub, Hub.person_id == Person.id)
+                                 .where(Hub.id == DEMO_HUB_ID)).one()
+        for role, (username, description) in ACCOUNTS.items():
+            user = session.scalar(select(User).where(User.username == username))
+            if user is None:
+                user = create_user(session, username, passwords[role], role.value, description,
+                                   person_id=person.id if role == Role.PERSON else None)
+                if role in (Role.NURSE, Role.TEAM_LEAD):  # direct care: Margaret is on their caseload
+                    access.grant(session, user, person, "direct_care")
+            else:  # a new password for every run: no credential outlives the demo that printed it
+                user.password_hash = hash_password(passwords[role])
+        family = session.scalars(select(User).where(User.username == ACCOUNTS[Role.FAMILY][0])).one()
+        if person.id not in (access.visible_person_ids(session, family) or set()):
+            margaret = session.scalars(select(User).where(User.username == ACCOUNTS[Role.PERSON][0])).one()
+            access.give_consent(session, margaret, person, family, "my daughter, Susan (demo)")
 
 
 def _print_summary(centre: Centre) -> None:

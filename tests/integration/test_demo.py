@@ -76,7 +76,15 @@ def running_demo(tmp_path: Path, *args: str) -> Iterator[Demo]:
 
 def run_demo(tmp_path: Path, broker: str) -> None:
     with running_demo(tmp_path, "--duration", "20", "--broker", broker) as demo:
-        assert set(demo.credentials) == {"username", "password"} and len(demo.credentials["password"]) >= 16
+        assert set(demo.credentials) == {"username", "password", "accounts"} and len(demo.credentials["password"]) >= 16
+        accounts = demo.credentials["accounts"]
+        assert set(accounts) == {"admin", "operator", "nurse", "team_lead", "family", "person"}  # one per role
+        for role, account in accounts.items():  # each can sign in, and sees what its role may see
+            bearer = _token(demo.url, account)
+            assert bearer, role
+            seen = httpx.get(f"{demo.url}/api/v1/patients", headers={"Authorization": f"Bearer {bearer}"})
+            assert seen.status_code == 200, (role, seen.text)
+            assert [p["name"] for p in seen.json()] == ["Margaret Hughes"], role
 
         def scripted_alarms() -> set[str] | None:
             alerts = httpx.get(f"{demo.url}/api/v1/alerts", headers={"Authorization": f"Bearer {demo.bearer}"}).json()

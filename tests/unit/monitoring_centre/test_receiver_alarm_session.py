@@ -70,7 +70,8 @@ def test_three_persistent_sessions_one_for_the_alarms_topic_only(sessions: sessi
     }
     subscribed: list[Any] = []
     link = links[ALARM_TOPIC]
-    link.client.subscribe = lambda topics, *args, **kwargs: subscribed.append(topics)  # type: ignore[method-assign]
+    client: Any = link.client
+    client.subscribe = lambda topics, *args, **kwargs: subscribed.append(topics)
     centre._on_connect(link)(link.client, None, None, None, None)
     assert subscribed == [[("telecare/v1/hubs/+/alarms", 1)]]
 
@@ -80,10 +81,15 @@ def test_the_alarm_session_feeds_the_alarm_lane_and_the_data_session_leaves_its_
     centre = receiver(sessions)
     press, door = event(EventCode.MANUAL_ALARM), event(EventCode.DOOR_OPENED, "door-1")
     data, alarm_acks = Acks(), Acks()
-    centre._on_message(centre._links[DATA])(data, None, Message(alarm_topic("hub-1"), encode(press), mid=7))
+
+    def deliver(session: str, client: Acks, message: Message) -> None:
+        on_message: Any = centre._on_message(centre._links[session])  # paho's callback, given stand-ins
+        on_message(client, None, message)
+
+    deliver(DATA, data, Message(alarm_topic("hub-1"), encode(press), mid=7))
     assert data.acked == [7] and centre.queue_depth == 0  # acknowledged unstored: the alarm session stores it
-    centre._on_message(centre._links[EVENTS])(alarm_acks, None, Message(topic_for("hub-1", "event"), encode(door)))
-    centre._on_message(centre._links[ALARM_TOPIC])(alarm_acks, None, Message(alarm_topic("hub-1"), encode(press)))
+    deliver(EVENTS, alarm_acks, Message(topic_for("hub-1", "event"), encode(door)))
+    deliver(ALARM_TOPIC, alarm_acks, Message(alarm_topic("hub-1"), encode(press)))
     assert centre._alarms.get_nowait().lane == ALARM_TOPIC and centre._events.get_nowait().lane == EVENTS
     assert alarm_acks.acked == []  # acknowledged only after the commit
 
