@@ -16,9 +16,10 @@ bedtime if earlier, to 06:00 is a `night_exit`; any other is an `outing`, expect
    Twice: with the night window learnt from the person's bedtimes (the default) and with it
    fixed at 22:00 (the person's own `night_start`), which exposes the evening's departures.
 2. Every rule at the defaults, per home: `telecare score`'s false alarms per week by rule.
-3. Night toilet visits in house A (the counter behind `night_toilet_frequency`, read from the
-   engine in process): labelled use-toilet inside a go-to-bed interval, counted when a visit was
-   counted from 5 min before the label to 5 min after it.
+3. Read from the engine in process, at the defaults: each home's learned night window at the
+   end of its recording (the median bedtime `night_exit` learnt), and house A's night toilet
+   visits (the counter behind `night_toilet_frequency`): labelled use-toilet inside a go-to-bed
+   interval, counted when a visit was counted from 5 min before the label to 5 min after it.
 
     .venv/bin/python bench/eval_activity.py [--minutes 5 10 15 ...]
 
@@ -37,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from detection.activity import night_toilet_visits
+from detection.activity import night_date, night_toilet_visits
 from detection.engine import Engine
 from detection.people import load_people
 from device_sims.recordings import Recording, ordonez, vankasteren
@@ -99,16 +100,29 @@ def night_exit_row(scores: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "max_latency_s": max(latencies) if latencies else None, "weeks": round(weeks, 2), "by_home": by_home}
 
 
-def toilet_visits(house_a: Recording, tmp: Path) -> dict[str, Any]:
-    """House A's night toilet visits as the engine counts them, against the use-toilet labels in go-to-bed."""
-    house_a.write(tmp / "toilets.jsonl")
-    engine = Engine(load_people(tmp / "toilets.people.toml"))
-    next_tick = house_a.messages[0].source_ts + timedelta(seconds=60)
-    for message in house_a.messages:
+def in_process(home: Recording, tmp: Path) -> Engine:
+    """The engine after the home's recording, at the defaults, ticking every minute as `telecare replay` does."""
+    home.write(tmp / f"{home.name}.engine.jsonl")
+    engine = Engine(load_people(tmp / f"{home.name}.engine.people.toml"))
+    next_tick = home.messages[0].source_ts + timedelta(seconds=60)
+    for message in home.messages:
         while message.source_ts >= next_tick:
             engine.tick(next_tick)
             next_tick += timedelta(seconds=60)
         engine.observe(message)
+    return engine
+
+
+def learned_window(home: Recording, engine: Engine) -> dict[str, Any]:
+    """The night exit window `night_exit` would use the night after the recording ends."""
+    rules = engine._people[home.person_id].activity
+    last = home.messages[-1].source_ts
+    _, _, window = rules.night_window(night_date(last + timedelta(days=1)))
+    return window
+
+
+def toilet_visits(house_a: Recording, engine: Engine) -> dict[str, Any]:
+    """House A's night toilet visits as the engine counts them, against the use-toilet labels in go-to-bed."""
     names = dict(line.split("\t", 1) for line in (DATA / "vankasteren_houseA" / "houseA.activity_names")
                  .read_text().splitlines() if line.strip())
     labels = []
@@ -154,10 +168,12 @@ def main() -> int:
                                                                 "false_alarms_per_week", "false_alarms_by_rule")}
             defaults[home.name]["kinds"] = {k: {f: v.get(f) for f in ("labels", "detected", "recall", "latency_s")}
                                             for k, v in result["kinds"].items()}
+        engines = {home.name: in_process(home, Path(tmp)) for home in homes}
+        windows = {home.name: learned_window(home, engines[home.name]) for home in homes}
         house_a = next((h for h in homes if h.name == "vankasteren_houseA"), None)
-        toilets = toilet_visits(house_a, Path(tmp)) if house_a is not None else None
+        toilets = toilet_visits(house_a, engines[house_a.name]) if house_a is not None else None
     print(json.dumps({"night_exit_by_return_minutes": table, "defaults": defaults,
-                      "night_toilet_visits_house_a": toilets,
+                      "learned_night_window": windows, "night_toilet_visits_house_a": toilets,
                       "homes": {h.name: {"days": round(h.days, 1), "events": len(h.messages)} for h in homes}}))
     return 0
 

@@ -334,9 +334,11 @@ class ActivityRules:
     def _exit_overdue(self, now: datetime) -> list[Decision]:
         """The night exit, once `return_minutes` have passed since the door with nobody seen indoors."""
         pending = self.pending_exit
+        if pending is None:
+            return []
         rule = self.ctx.settings[RuleId.NIGHT_EXIT]
         wait = rule.i("return_minutes")
-        if pending is None or now - pending.at < timedelta(minutes=wait):
+        if now - pending.at < timedelta(minutes=wait):
             return []
         self.pending_exit = None
         repeat = self.exit_night == pending.night

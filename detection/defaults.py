@@ -486,6 +486,8 @@ class Settings:
         self.overridden = dict(overrides or {})
         for name, value in self.overridden.items():
             self.values[name] = check_value(rule, name, value)
+        self._times: dict[str, time] = {}
+        """Times of day parsed once (`t`): the activity rules read them on every tick."""
 
     def f(self, name: str) -> float:
         return float(self.values[name])  # kinds were checked when the overrides were read
@@ -500,7 +502,10 @@ class Settings:
         return bool(self.values[name])
 
     def t(self, name: str) -> time:
-        return parse_hhmm(self.s(name), f"{self.rule}.{name}")
+        moment = self._times.get(name)
+        if moment is None:
+            moment = self._times[name] = parse_hhmm(self.s(name), f"{self.rule}.{name}")
+        return moment
 
     def describe(self) -> dict[str, ParamValue | dict[str, ParamValue]]:
         """For an explanation: the values used, and which were the person's own."""

@@ -330,6 +330,8 @@ class ThresholdRules:
         self.ctx = ctx
         self.streams: dict[tuple[RuleId, str, bool], Stream] = {}
         self.latest: dict[tuple[str, str], datetime] = {}
+        self._bands: dict[tuple[RuleId, Settings, int, bool], tuple[Band, ...]] = {}
+        """The person's bands, made once per rule, settings (replaced when they change) and scale."""
 
     def reading(self, reading: Reading) -> list[Decision]:
         rules = RULES_BY_METRIC.get(reading.metric, ())
@@ -365,7 +367,12 @@ class ThresholdRules:
             if stream.in_range is not None and stream.in_range.continuous:
                 stream.in_range = None
         scale, on_oxygen = self._scale(settings)
-        person_bands = bands(rule, settings, scale, on_oxygen)
+        key = (rule, settings, scale, on_oxygen)
+        person_bands = self._bands.get(key)
+        if person_bands is None:
+            if len(self._bands) >= 8:  # settings replaced (a profile changed): forget the old ones
+                self._bands.clear()
+            person_bands = self._bands[key] = bands(rule, settings, scale, on_oxygen)
         shown = displayed(float(reading.value))
         found = next((b for b in person_bands if b.contains(shown)), None)
         if found is None:

@@ -167,6 +167,7 @@ def _simulate(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         if args.record is not None:
             try:
+                args.record.parent.mkdir(parents=True, exist_ok=True)  # `--record out/x.jsonl` on a fresh clone
                 # Paced runs write line by line, so the file can be followed as it grows.
                 handle = stack.enter_context(args.record.open("w", encoding="utf-8",
                                                               buffering=1 if speed is not None else -1))

@@ -18,19 +18,19 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 
 def test_run_records_stream_labels_and_people(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "falls.jsonl"
+    out = tmp_path / "out" / "falls.jsonl"  # a folder that does not exist yet, as on a fresh clone
     code, stdout, _ = _run(["sim", "run", "falls", "--record", str(out)], capsys)
     assert code == 0
     summary = json.loads(stdout)
     lines = out.read_bytes().splitlines()
     assert summary["messages"] == len(lines) > 1000
     assert all(decode(line) for line in lines)
-    labels = [json.loads(line) for line in (tmp_path / "falls.labels.jsonl").read_text().splitlines()]
+    labels = [json.loads(line) for line in (out.parent / "falls.labels.jsonl").read_text().splitlines()]
     assert [lb["incident"] for lb in labels] == ["pendant_alarm", "fall_with_press", "fall_cancelled",
                                                  "fall_without_press", "fall_long_lie"]
     assert set(labels[0]) == {"incident", "person", "hub_id", "device_id", "start", "end", "expect"}
     assert labels[0]["start"].endswith("Z")
-    people = tomllib.loads((tmp_path / "falls.people.toml").read_text())["person"]
+    people = tomllib.loads((out.parent / "falls.people.toml").read_text())["person"]
     assert people[0]["hubs"] == [labels[0]["hub_id"]] and people[0]["id"] == labels[0]["person"]
 
     again = tmp_path / "again.jsonl"
@@ -61,7 +61,7 @@ def test_fleet_records_a_reproducible_stream(tmp_path: Path, capsys: pytest.Capt
     (["sim", "fleet", "--homes", "2", "--days", "1", "--rate", "-5"], "--rate must be positive"),
     (["sim", "fleet", "--homes", "2", "--days", "1", "--mqtt", "127.0.0.1:1", "--credentials", "absent.json"],
      "no such credentials file"),
-    (["sim", "run", "falls", "--record", "/nonexistent-dir/x.jsonl"], "cannot write"),
+    (["sim", "run", "falls", "--record", "/dev/null/x.jsonl"], "cannot write"),  # under a file
 ])
 def test_bad_input_exits_2_with_a_reason(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(argv, capsys)
