@@ -122,7 +122,6 @@ class ActivityRules:
         self.last_event: tuple[datetime, str, str] | None = None
         """(time, location, code) of the latest live activity."""
         self.last_indoor: datetime | None = None
-        self.went_to_bed: datetime | None = None
         self.bed_vacated: datetime | None = None
         self.open_doors: dict[str, datetime] = {}
         self.first_activity: dict[date, datetime] = {}
@@ -212,13 +211,11 @@ class ActivityRules:
         if where not in EXIT_DOORS:
             self.last_indoor = at
         if where == "bed" and code == EventCode.BED_OCCUPIED.value:
-            self.went_to_bed, self.bed_vacated, self.in_bed = at, None, True
+            self.bed_vacated, self.in_bed = None, True
             self._back_to_bed(at, local)
             decisions += self.ctx.clear(RuleId.OUT_OF_BED_AT_NIGHT, "", at, {"why": "back in bed", "event": evidence})
         elif where == "bed" and code == EventCode.BED_VACATED.value:
             self.bed_vacated, self.in_bed = at, False
-        elif where in ("bedroom_door", "bedroom") and not self.ctx.profile.devices_at("bed"):
-            self.went_to_bed = at
         if where in EXIT_DOORS and code == EventCode.DOOR_OPENED.value:
             self.open_doors.setdefault(device, at)
             self.exit_opened = at

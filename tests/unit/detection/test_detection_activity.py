@@ -28,8 +28,8 @@ def normal_day(day: int, toilet_visits: int = 1, bed_at: float = 22.5) -> list[D
     return events
 
 
-def days(n: int, **kw: float) -> list[DeviceEvent]:
-    return [e for d in range(n) for e in normal_day(d, **kw)]
+def days(n: int, toilet_visits: int = 1, bed_at: float = 22.5) -> list[DeviceEvent]:
+    return [e for d in range(n) for e in normal_day(d, toilet_visits, bed_at)]
 
 
 def test_a_normal_fortnight_raises_nothing() -> None:
