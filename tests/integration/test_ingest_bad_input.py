@@ -32,7 +32,8 @@ from telecare_protocol import DeviceEvent, DeviceType, EventCode, Heartbeat, Pow
 from telecare_protocol import Reading as ReadingMessage
 from telecare_protocol.codec import MAX_PAYLOAD_BYTES
 from telecare_protocol.codes import Metric
-from telecare_protocol.topics import ROOT, status_topic, topic_for
+from telecare_protocol.messages import SUPPORTED_VERSIONS
+from telecare_protocol.topics import ALARMS, KINDS, ROOT, STATUS, status_topic, topic_for
 from tests.support.centre import centre_settings, enrol_test_homes
 from tests.support.helpers import close, mqtt_client
 from tests.support.waiting import wait_for
@@ -101,6 +102,8 @@ def _edit(message: ReadingMessage | DeviceEvent, **changes: Any) -> bytes:
 
 
 _DROP = object()
+TOPIC_LEAVES = frozenset({*KINDS.values(), ALARMS, STATUS})
+"""Every leaf the protocol uses under a hub's topic: a bad topic is any other."""
 
 
 @st.composite
@@ -134,7 +137,7 @@ def publications(draw: st.DrawFn) -> Publication:
         text = draw(st.text(st.characters(exclude_characters="}", exclude_categories=["Cs"]), max_size=60))
         return Publication("hub-1", topic_for("hub-1", "event"), ("{" + text).encode(), "malformed")
     if kind == "unknown_version":
-        version = draw(st.integers(min_value=2, max_value=10_000))
+        version = draw(st.integers(min_value=max(SUPPORTED_VERSIONS) + 1, max_value=10_000))
         return Publication("hub-1", topic_for("hub-1", "reading"), _edit(_reading(), version=version),
                            "unknown_version")
     if kind == "missing_field":
@@ -162,8 +165,7 @@ def publications(draw: st.DrawFn) -> Publication:
         device = draw(st.from_regex(r"\Astranger-[a-z0-9]{1,8}\Z"))
         return Publication("hub-1", topic_for("hub-1", "reading"), encode(_reading(device=device)), "unknown_device")
     if kind == "bad_topic":
-        leaf = draw(st.from_regex(r"\A[a-z]{1,12}\Z").filter(lambda s: s not in
-                                                             ("readings", "events", "heartbeat", "status")))
+        leaf = draw(st.from_regex(r"\A[a-z]{1,12}\Z").filter(lambda s: s not in TOPIC_LEAVES))
         return Publication("hub-1", f"{ROOT}/hub-1/{leaf}", encode(_reading()), "bad_topic")
     if kind == "too_large":
         return Publication("hub-1", topic_for("hub-1", "reading"), b" " * (MAX_PAYLOAD_BYTES + 1) + encode(_reading()),
