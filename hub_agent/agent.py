@@ -77,6 +77,16 @@ class ConfirmingUplink(UplinkLike, Protocol):
 
 
 class HubAgent:
+    """The home's hub: radio frames and Zigbee2MQTT payloads in, protocol messages out through `uplink`.
+
+    `hub_id`: its broker username; `devices`, `zigbee_devices`: what is paired (others are counted
+    and ignored); `heartbeat_interval_s`: seconds between heartbeats; `power`: the mains monitor;
+    `on_alarm`: told when the centre confirms an alarm (help is coming), or has not within 60 s.
+    Everything runs on one asyncio loop (`run()`): the scanner and links push frames into `radio`,
+    the agent decodes, supervises each device on its own cadence, and hands messages to the uplink,
+    whose durable outbox keeps each until the centre acknowledges it.
+    """
+
     def __init__(self, hub_id: str, devices: Iterable[PairedDevice], uplink: UplinkLike,
                  heartbeat_interval_s: int = 60, *, zigbee_devices: Iterable[ZigbeeDevice] = (),
                  power: PowerMonitor | None = None, clock: Callable[[], float] = time.monotonic,

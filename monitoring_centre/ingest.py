@@ -192,6 +192,16 @@ class _NoDetection:
 
 
 class Ingest:
+    """Checks and stores a batch of inbound MQTT messages durably, with detection in the same transaction.
+
+    `sessions`: the centre's database sessions. `metrics`: counters by type and by refusal reason.
+    `clock`: the centre's UTC now, stamped on every message as its receive time. `detector`: the
+    detection engine's runner (`EngineRunner`), called per stored message inside the transaction.
+    Called only from the receiver's ingest thread (`process`): topic and payload checks, dedup by
+    message id, dead letters with a reason, storage; it raises only if the database itself fails, and
+    then nothing of the batch is acknowledged.
+    """
+
     def __init__(self, sessions: sessionmaker[Session], metrics: IngestMetrics,
                  clock: Callable[[], datetime] = utc_now, detector: Detector | None = None) -> None:
         self.sessions = sessions

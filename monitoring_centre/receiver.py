@@ -124,6 +124,21 @@ class _Link:
 
 
 class Receiver:
+    """MQTT in: the centre's persistent sessions at the broker, feeding `Ingest` in batches.
+
+    `ingest`: stores each batch (one transaction). `host`, `port`, `username`, `password`: the broker and
+    the centre's account; `client_id`: the stem of the sessions' client ids (one per session: all
+    topics, events and status, alarms). `mqtt_v5`: False only for the demo's embedded broker.
+    `queue_size`: messages held in memory before the network threads wait (backpressure, not loss);
+    `max_batch`: messages per transaction. `on_alerts`: told the ids of alerts each commit changed.
+    `registry`: where its gauges go.
+
+    Threads: paho's network thread per session calls `on_message` (queue only, manual ack); one
+    ingest thread takes batches, alarm lane first, commits, then PUBACKs each message on the
+    connection it came on and publishes the centre's acks to the hubs. `start()` / `stop()` from the
+    owner's thread; `stop()` keeps every session at the broker (nothing published meanwhile is lost).
+    """
+
     def __init__(self, ingest: Ingest, *, host: str, port: int, username: str, password: str, client_id: str,
                  mqtt_v5: bool = True, queue_size: int = 1000, max_batch: int = MAX_BATCH,
                  on_alerts: Callable[[set[int]], None] = lambda ids: None,
