@@ -1,0 +1,23 @@
+"""every user's own view (issue 13): filled in by that work
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-30 04:00:00.000000
+
+No change yet.
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0007"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
