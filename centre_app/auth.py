@@ -5,6 +5,7 @@ import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 
 import jwt
@@ -90,15 +91,40 @@ async def check_password(password_hash: str | None, password: str) -> bool:
 
 
 def issue_token(user: User, secret: str, ttl_s: int) -> str:
+    """A bearer token (JWT, HS256) for `ttl_s` seconds: claims `sub` (username), `role`, `iat`,
+    `exp` and `epoch` (`User.session_epoch` when issued: a sign-out ends it)."""
     now = utc_now()
-    claims = {"sub": user.username, "role": user.role, "iat": now, "exp": now + timedelta(seconds=ttl_s)}
+    claims = {"sub": user.username, "role": user.role, "iat": now, "exp": now + timedelta(seconds=ttl_s),
+              "epoch": user.session_epoch}
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def username_from_token(token: str, secret: str) -> str | None:
+@dataclass(frozen=True)
+class TokenClaims:
+    """What a valid token says: whose it is, and the session epoch it was issued in."""
+
+    username: str
+    epoch: int
+
+
+def claims_from_token(token: str, secret: str) -> TokenClaims | None:
+    """The token's claims if its signature and expiry are good, else None. A token from before
+    session epochs existed counts as epoch 0."""
     try:
         claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["sub", "exp"]})
     except jwt.PyJWTError:
         return None
-    subject = claims.get("sub")
-    return subject if isinstance(subject, str) else None
+    subject, epoch = claims.get("sub"), claims.get("epoch", 0)
+    if not isinstance(subject, str) or not isinstance(epoch, int) or isinstance(epoch, bool):
+        return None
+    return TokenClaims(subject, epoch)
+
+
+def signed_in_user(session: Session, token: str, secret: str) -> User | None:
+    """The account a token signs in, or None: a bad or expired token, no such account any more,
+    or an account signed out since the token was issued (`User.session_epoch`)."""
+    claims = claims_from_token(token, secret)
+    if claims is None:
+        return None
+    user = find_user(session, claims.username)
+    return user if user is not None and user.session_epoch == claims.epoch else None

@@ -243,6 +243,10 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(200), default="")
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), unique=True)
     """For the `person` role: whose own account this is."""
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Raised by one at each sign-out: a token carries the epoch it was issued in, and one from
+    an earlier epoch is refused (`centre_app/auth.py`). Signing out ends every session of the
+    account, on every device."""
 
 
 class CareRelationship(Base):

@@ -19,13 +19,14 @@ from pathlib import Path
 import swagger_ui_bundle
 from fastapi import FastAPI, HTTPException, Request, Response, status
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DataError
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from centre_app import pages
 from centre_app.api import (
     accept,
     alerts,
@@ -56,13 +57,14 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",  # frame-ancestors, for browsers that predate it
     "referrer-policy": "no-referrer",
 }
-PERSON_DATA = "/api/"
-"""Every answer under this prefix may hold a person's data: `Cache-Control: no-store`."""
+PUBLIC_FILES = ("/static/", "/docs/assets/", "/console/")
+"""The only answers that hold no person's data: the pages' own files. Every other answer (the
+API, the pages) may, and carries `Cache-Control: no-store`."""
 
 
 class SecurityHeaders:
     """ASGI middleware: `SECURITY_HEADERS` on every HTTP response, and `Cache-Control: no-store` on
-    every one under `PERSON_DATA`. A header the response set itself is kept (/docs sets its own
+    every one but `PUBLIC_FILES`. A header the response set itself is kept (/docs sets its own
     Content-Security-Policy, with its one inline script's hash)."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -73,7 +75,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         extra = dict(SECURITY_HEADERS)
-        if str(scope["path"]).startswith(PERSON_DATA):
+        if not str(scope["path"]).startswith(PUBLIC_FILES):
             extra["cache-control"] = "no-store"
 
         async def send_with_headers(message: Message) -> None:
@@ -144,6 +146,7 @@ def create_app(state: CentreState) -> FastAPI:
     app.include_router(accept.router)
     app.include_router(health.router)
     app.include_router(kpis_router)
+    pages.install(app)
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
     app.mount(DOCS_ASSETS, StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
     docs_page = swagger_page("/openapi.json", f"{app.title}: API")
@@ -151,10 +154,6 @@ def create_app(state: CentreState) -> FastAPI:
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         return docs_page
-
-    @app.get("/", include_in_schema=False)
-    def console() -> FileResponse:
-        return FileResponse(CONSOLE / "index.html")
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:

@@ -32,10 +32,9 @@ from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from centre_app.auth import username_from_token
+from centre_app.auth import signed_in_user
 from centre_app.settings import CentreSettings
 from monitoring_centre import audit
 from monitoring_centre.access import may_decide_for, visible_person_ids
@@ -43,7 +42,11 @@ from monitoring_centre.live import AlertFeed
 from monitoring_centre.storage import Alert, Person, User
 from monitoring_centre.storage_health import StorageHealth
 
-oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token")
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+SESSION_COOKIE = "telecare_session"
+"""The web pages' sign-in: the same bearer token, in an HttpOnly, SameSite=Strict cookie set by
+`POST /signin` (`centre_app/pages/signin.py`). An API client sends the token in `Authorization`."""
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 ROW_ID_MAX = 2**31 - 1
 """The largest id a table's key holds on every database the centre runs on: PostgreSQL's
@@ -165,15 +168,38 @@ def db(request: Request, response: Response) -> Iterator[Session]:
 
 
 @refuses(401)
-def current_user(request: Request, token: Annotated[str, Depends(oauth2)],
+def current_user(request: Request, token: Annotated[str | None, Depends(oauth2)],
                  session: Annotated[Session, Depends(db, scope="function")]) -> User:
+    """The signed-in account: from the `Authorization: Bearer` token, or else from the pages'
+    `SESSION_COOKIE`. 401 if neither holds a valid token of an account not signed out since.
+    A change (not GET/HEAD/OPTIONS) signed in by the cookie must come from this centre's own
+    pages (`same_site`), else 403: the cookie alone never authorises another site's request."""
+    from_cookie = token is None
+    if token is None:
+        token = request.cookies.get(SESSION_COOKIE)
     secret = centre(request).settings.jwt_secret.get_secret_value()
-    username = username_from_token(token, secret)
-    user = session.scalar(select(User).where(User.username == username)) if username else None
+    user = signed_in_user(session, token, secret) if token else None
     if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or expired token",
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not signed in, or the sign-in has expired",
                             headers={"WWW-Authenticate": "Bearer"})
+    if from_cookie and request.method not in SAFE_METHODS and not same_site(request):
+        raise refuse(request, session, user, status.HTTP_403_FORBIDDEN,
+                     "a change signed in by cookie must come from this centre's own pages", None,
+                     why=f"Origin {request.headers.get('origin')!r}, "
+                         f"Sec-Fetch-Site {request.headers.get('sec-fetch-site')!r}")
     return user
+
+
+def same_site(request: Request) -> bool:
+    """Whether a browser says the request comes from this centre's own pages: `Sec-Fetch-Site:
+    same-origin`, or an `Origin` equal to the request's own scheme and host. Browsers send one
+    or both with every POST, PUT and DELETE (Fetch Metadata, W3C; Origin, RFC 6454); another
+    site cannot forge them."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site == "same-origin"
+    origin = request.headers.get("origin")
+    return origin is not None and origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
 
 
 Db = Annotated[Session, Depends(db, scope="function")]
