@@ -53,14 +53,29 @@ class CentreConfig(_Section):
 
     host: str = Field(min_length=1)
     port: int = Field(default=8883, ge=1, le=65535)
+    fallbacks: tuple[Annotated[str, Field(pattern=r"^[^\s:]+:[0-9]{1,5}$")], ...] = ()
+    """Other brokers of the same centre, tried in order when `host` fails: "host:port" each
+    (`hub_agent.uplink`: the hub fails over after `FAILOVER_AFTER` failed attempts). The same
+    password and TLS settings apply to each."""
     password_file: Path | None = None
     password_env: str | None = None
     tls_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
+    def fallback_brokers(self) -> list[tuple[str, int]]:
+        """`fallbacks` as (host, port) pairs. ValueError for a port outside 1..65535."""
+        brokers = []
+        for entry in self.fallbacks:
+            host, _, port = entry.rpartition(":")
+            if not 1 <= int(port) <= 65535:
+                raise ValueError(f"fallback broker {entry!r}: the port is not 1..65535")
+            brokers.append((host, int(port)))
+        return brokers
+
     @model_validator(mode="after")
     def _one_password_source(self) -> Self:
+        self.fallback_brokers()
         if (self.password_file is None) == (self.password_env is None):
             raise ValueError("set exactly one of password_file and password_env")
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -36,6 +36,7 @@ def power_source(config: PowerConfig) -> PowerSource:
 
 def make_uplink(config: HubConfig, password: str) -> Uplink:
     return Uplink(hub_id=config.hub_id, password=password, host=config.centre.host, port=config.centre.port,
+                  fallbacks=config.centre.fallback_brokers(),
                   outbox_path=config.outbox.path, outbox_budget_bytes=config.outbox.budget_bytes,
                   tls_ca=config.centre.tls_ca, tls_cert=config.centre.tls_cert, tls_key=config.centre.tls_key)
 

@@ -36,6 +36,14 @@ away wait for it. Each acknowledged message is reported once to the listeners
 (`add_listener`), on the sender thread, as a `Confirmation`: the agent turns an acknowledged
 alarm into the person's "help is coming" signal (`hub_agent.confirmation`).
 
+Brokers: `host`/`port` is the first of an ordered list; `fallbacks` are the others. After
+`FAILOVER_AFTER` failed attempts in a row at one broker (refused, unreachable, or a CONNACK with
+a failure reason), the next attempt goes to the next broker in the list, round and round. The
+centre reads every broker (a session on each) and acknowledges each message on the broker it
+came in by; a message sent to a broker that then died goes again by the next one (its ack never
+came), and the centre acknowledges the copy without storing it twice. So failing over loses
+nothing and duplicates nothing. The hub stays on the broker that works until that one fails.
+
 TLS: with `tls_ca` the broker's certificate must chain to that CA and name the host we
 dialled (Python's default TLS context: TLS 1.2 or later, CERT_REQUIRED, host name
 checked). `tls_cert`/`tls_key` add a client certificate for brokers that require one.
@@ -48,7 +56,7 @@ import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -66,6 +74,10 @@ from telecare_protocol.topics import ack_topic, status_topic, topic_for
 log = logging.getLogger(__name__)
 SESSION_EXPIRY_S: Final = 7 * 24 * 3600
 DEFAULT_WINDOW: Final = 256
+FAILOVER_AFTER: Final = 2
+"""Failed attempts in a row at one broker before the next is tried. With paho's reconnect delay
+(1 s, doubling) the hub moves on about 3 s after its broker dies, and one lost packet or one
+slow restart does not send it away."""
 """Messages on the wire awaiting PUBACK. Bounds how far an alarm queues behind readings already sent,
 and is large enough for a backlog to replay at thousands of messages a second over a slow link."""
 TIMED_LANES: Final = frozenset({Lane.ALARM, Lane.EVENT})
@@ -112,7 +124,8 @@ class Uplink:
     tests and the demo only; a real hub passes a file on persistent storage.
     """
 
-    def __init__(self, *, hub_id: str, password: str, host: str, port: int, outbox_path: Path | None = None,
+    def __init__(self, *, hub_id: str, password: str, host: str, port: int,
+                 fallbacks: Sequence[tuple[str, int]] = (), outbox_path: Path | None = None,
                  outbox_budget_bytes: int = DEFAULT_BUDGET_BYTES, tls_ca: Path | None = None,
                  tls_cert: Path | None = None, tls_key: Path | None = None, mqtt_v5: bool = True,
                  window: int = DEFAULT_WINDOW, reconnect_max_delay_s: int = 30,
@@ -121,7 +134,13 @@ class Uplink:
         if window < 1:
             raise ValueError("the in-flight window must be at least 1")
         self.hub_id = hub_id
-        self.host, self.port = host, port
+        self.brokers: tuple[tuple[str, int], ...] = ((host, port), *fallbacks)
+        """The brokers in the order tried: (host, port)."""
+        self.broker_index = 0
+        """Which of `brokers` the link uses (or is trying) now."""
+        self.failovers = 0
+        """Moves to the next broker after `FAILOVER_AFTER` failed attempts."""
+        self._failed_attempts = 0
         self.window = window
         self.outbox = Outbox(outbox_path, hub_id=hub_id, budget_bytes=outbox_budget_bytes)
         self.connected = threading.Event()
@@ -163,6 +182,7 @@ class Uplink:
         self.client.will_set(status_topic(hub_id), "offline", qos=1, retain=False)
         self.client.reconnect_delay_set(min_delay=1, max_delay=reconnect_max_delay_s)
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
@@ -186,13 +206,27 @@ class Uplink:
         the alarms still waiting for their ack (and the events of their devices sent ahead of them)."""
         return [DeviceEvent.model_validate_json(payload) for payload in self.outbox.alarm_payloads()]
 
-    def start(self) -> None:
+    @property
+    def host(self) -> str:
+        """The broker the link uses (or is trying) now."""
+        return self.brokers[self.broker_index][0]
+
+    @property
+    def port(self) -> int:
+        return self.brokers[self.broker_index][1]
+
+    def _dial(self) -> None:
+        """Sets where paho (re)connects next: `brokers[broker_index]`. Safe on paho's thread:
+        `connect_async` only records the address; paho's loop makes the attempt."""
         if self._mqtt_v5:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = SESSION_EXPIRY_S
             self.client.connect_async(self.host, self.port, keepalive=30, clean_start=False, properties=properties)
         else:
             self.client.connect_async(self.host, self.port, keepalive=30)
+
+    def start(self) -> None:
+        self._dial()
         self.client.loop_start()
         self._sender = threading.Thread(target=self._send_loop, name=f"uplink-{self.hub_id}", daemon=True)
         self._sender.start()
@@ -401,8 +435,10 @@ class Uplink:
     def _on_connect(self, client: mqtt.Client, _userdata: object, _flags: object, reason: object,
                     _properties: object) -> None:
         if getattr(reason, "is_failure", False):
-            log.error("broker refused hub %s: %s", self.hub_id, reason)
+            log.error("broker %s:%d refused hub %s: %s", self.host, self.port, self.hub_id, reason)
+            self._attempt_failed()
             return
+        self._failed_attempts = 0
         client.subscribe(self._ack_topic, qos=1)  # before any message goes: the broker handles them in order
         self._claim(client.publish(status_topic(self.hub_id), "online", qos=1, retain=False).mid, _STATUS)
         with self._cond:
@@ -416,6 +452,22 @@ class Uplink:
             self._cond.notify_all()
         for message_id, sent in direct.items():
             self._publish_direct(message_id, *sent)
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
+        """paho could not reach the broker (refused, unreachable, TLS failure)."""
+        self._attempt_failed()
+
+    def _attempt_failed(self) -> None:
+        """Counts a failed attempt; after `FAILOVER_AFTER` in a row, the next broker in the list."""
+        self._failed_attempts += 1
+        if len(self.brokers) > 1 and self._failed_attempts >= FAILOVER_AFTER and not self._stopping.is_set():
+            was = f"{self.host}:{self.port}"
+            self.broker_index = (self.broker_index + 1) % len(self.brokers)
+            self._failed_attempts = 0
+            self.failovers += 1
+            log.warning("hub %s: broker %s failed %d times; trying %s:%d", self.hub_id, was, FAILOVER_AFTER,
+                        self.host, self.port)
+            self._dial()
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: object, _flags: object, reason: object,
                        _properties: object) -> None:

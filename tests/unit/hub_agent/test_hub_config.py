@@ -73,3 +73,23 @@ def test_password_from_the_environment(tmp_path: Path) -> None:
         centre_password(config, {})
     with pytest.raises(ConfigError, match="placeholder"):
         centre_password(config, {"HUB_PASSWORD": "changeme"})
+
+
+def _with_fallbacks(tmp_path: Path, line: str) -> Path:
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace("port = 1883\n", f"port = 1883\n{line}\n", 1))
+    return path
+
+
+def test_the_centres_other_brokers_are_tried_in_the_order_given(tmp_path: Path) -> None:
+    config = load_config(_with_fallbacks(tmp_path, 'fallbacks = ["centre-b.internal:8883", "10.0.0.7:1883"]'))
+    assert config.centre.fallback_brokers() == [("centre-b.internal", 8883), ("10.0.0.7", 1883)]
+    (tmp_path / "plain").mkdir()
+    assert load_config(write_config(tmp_path / "plain")).centre.fallback_brokers() == []
+
+
+@pytest.mark.parametrize("entry", ['"centre-b.internal"', '"centre-b.internal:99999"', '"centre b:1883"', '":1883"'])
+def test_a_fallback_broker_without_a_host_and_a_valid_port_is_refused(tmp_path: Path, entry: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(_with_fallbacks(tmp_path, f"fallbacks = [{entry}]"))
+    assert str(error.value).startswith("centre")
