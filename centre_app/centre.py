@@ -189,6 +189,9 @@ class Centre:
             self.export.start()
         try:
             await self.server.serve()
+        except SystemExit as stopped:  # uvicorn exits the process when it cannot listen; a centre says why
+            raise CentreNotListening(f"the centre cannot listen on {self.settings.http_host}:"
+                                     f"{self.settings.http_port} (is the port in use?)") from stopped
         finally:
             await asyncio.to_thread(self.receiver.stop)
             await asyncio.to_thread(self.detection.stop)
@@ -198,6 +201,10 @@ class Centre:
                 await asyncio.to_thread(self.export.stop)
             await asyncio.to_thread(self.escalator.stop)
             self.engine.dispose()
+
+
+class CentreNotListening(OSError):
+    """The centre's web server could not take its port (another program has it, or no right to it)."""
 
 
 class CentreThread:

@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import signal
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -123,6 +124,13 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
         loop.add_signal_handler(sig, stop.set)
 
     centre_task = asyncio.create_task(centre.serve(), name="centre")
+    if not await _listening(centre, centre_task):
+        (failure,) = await asyncio.gather(centre_task, return_exceptions=True)
+        running.stop()
+        outbox.stop()
+        print(f"The demo could not start: {failure}. Is another demo running? "
+              '`make demo ARGS="--port 8090"` picks another port.', flush=True)
+        return 2
     hub_task = asyncio.create_task(hub.run(), name="hub")
     home_task = asyncio.create_task(play_demo_day(hub.radio), name="home")
     broker_kind = "Mosquitto" if mqtt_v5 else "embedded Python broker (MQTT 3.1.1)"
@@ -144,6 +152,7 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=duration)
     finally:
+        stopping_at = utc_now()  # what the stop itself causes (the hub going offline) is not the demo's day
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         home_task.cancel()
@@ -154,8 +163,17 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
         await asyncio.gather(centre_task, return_exceptions=True)
         running.stop()
         outbox.stop()
-    _print_summary(centre)
+    _print_summary(centre, before=stopping_at)
     return 0
+
+
+async def _listening(centre: Centre, serving: "asyncio.Task[None]") -> bool:
+    """True once the centre's web server listens; False if it stopped first (its port taken)."""
+    while not centre.server.started:
+        if serving.done():
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
 
 def _enrol_demo_home(centre: Centre, passwords: dict[Role, str]) -> None:
@@ -189,7 +207,9 @@ def _enrol_demo_home(centre: Centre, passwords: dict[Role, str]) -> None:
             access.give_consent(session, margaret, person, family, "my daughter, Susan (demo)")
 
 
-def _print_summary(centre: Centre) -> None:
+def _print_summary(centre: Centre, *, before: datetime) -> None:
+    """The alerts of the demo's day by title, those raised before the demo was asked to stop."""
     with centre.sessions() as session:
-        rows = session.execute(select(Alert.title, func.count()).group_by(Alert.title).order_by(Alert.title)).all()
+        rows = session.execute(select(Alert.title, func.count()).where(Alert.opened_at < before)
+                               .group_by(Alert.title).order_by(Alert.title)).all()
     print("Alerts in the centre: " + ("; ".join(f"{title} x{count}" for title, count in rows) or "none"), flush=True)
