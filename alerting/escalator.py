@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerting import channels, escalation, notify, patient_record
 from alerting.acceptance import accept_token, link_key
-from alerting.channels import SmtpSettings
+from alerting.channels import NotifySettings, SmtpSettings
 from alerting.channels.targets import NO_INTERNAL_TARGETS, InternalTargets
 from alerting.notify import NotificationStatus
 from alerting.tables import Escalation, Notification
@@ -52,6 +52,8 @@ class AlertingSettings:
     internal_targets: InternalTargets = NO_INTERNAL_TARGETS
     """Private, loopback or link-local hosts messages may go to anyway (`channels.targets`); none by default."""
     smtp: SmtpSettings | None = None
+    notify: NotifySettings | None = None
+    """GOV.UK Notify, for `sms:` contact points (and for e-mail when it has an e-mail template)."""
     fhir_base_url: str | None = None
     timezone: str = "Europe/London"
     poll_s: float = 1.0
@@ -73,8 +75,8 @@ class Escalator:
     """Alertmanager-style pipeline for every alert: start its chain, step it, send, write the record.
 
     `sessions`: the centre's database sessions (every stage reads and writes there, so a restart
-    resumes). `settings`: public URL for accept links, this worker's name for send leases, SMTP and
-    Apprise channels, the FHIR record server, `poll_s` (seconds between passes). `metrics`: counters
+    resumes). `settings`: public URL for accept links, this worker's name for send leases, SMTP,
+    GOV.UK Notify and Apprise channels, the FHIR record server, `poll_s` (seconds between passes). `metrics`: counters
     on the centre's registry. `clock`: UTC now (tests drive it). `on_change`: told the ids of alerts
     whose escalation moved (thread-safe consumers only).
 
@@ -197,7 +199,8 @@ class Escalator:
                 claimed, outgoing = self._claim(now)
                 deliveries = list(pool.map(
                     lambda out: channels.send(out.address, out.message, self.settings.smtp,
-                                              internal=self.settings.internal_targets), outgoing))
+                                              internal=self.settings.internal_targets,
+                                              notify=self.settings.notify), outgoing))
                 self._record(list(zip(outgoing, deliveries, strict=True)))
                 if claimed < BATCH:
                     return

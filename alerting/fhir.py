@@ -23,9 +23,11 @@ from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.coding import Coding
 from fhir.resources.R4B.communication import Communication, CommunicationPayload
 from fhir.resources.R4B.detectedissue import DetectedIssue, DetectedIssueMitigation
+from fhir.resources.R4B.extension import Extension
 from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.humanname import HumanName
 from fhir.resources.R4B.identifier import Identifier
+from fhir.resources.R4B.meta import Meta
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.period import Period
@@ -51,6 +53,21 @@ OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-catego
 DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
 COMMUNICATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/communication-category"
+
+# UK Core (NHS England's R4 profiles, https://fhir.hl7.org.uk): the profiles each resource claims,
+# and the NHS number's verification status.
+UK_CORE = "https://fhir.hl7.org.uk/StructureDefinition/"
+UK_CORE_PATIENT = UK_CORE + "UKCore-Patient"
+UK_CORE_OXYGEN_SATURATION = UK_CORE + "UKCore-Observation-VitalSigns-OxygenSaturation"
+UK_CORE_HEART_RATE = UK_CORE + "UKCore-Observation-VitalSigns-HeartRate"
+NHS_NUMBER_VERIFICATION = UK_CORE + "Extension-UKCore-NHSNumberVerificationStatus"
+NHS_NUMBER_VERIFICATION_SYSTEM = "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
+NOT_TRACED = ("02", "Number present but not traced")
+"""The centre checks an NHS number's form, check digit and range at enrolment (`nhs_number`), but
+never traces it on the Personal Demographics Service: "present but not traced" (UK Core's
+NHSNumberVerificationStatusEngland code 02), never "01 present and verified"."""
+FLAG_PRIORITY = "http://hl7.org/fhir/StructureDefinition/flag-priority"
+FLAG_PRIORITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/flag-priority-code"
 
 ACTIVE_ALERT_STATUSES = frozenset(ACTIVE)
 ENDED_ALERT_STATUSES = frozenset(ENDED)
@@ -115,6 +132,8 @@ class _VitalSign:
     text: str
     unit: str
     """Both the display unit and its UCUM code."""
+    profile: str
+    """The UK Core profile its Observation claims (`meta.profile`)."""
 
 
 # Codes from the domain brief ("Patient record") and the FHIR R4 vital-signs profiles
@@ -131,6 +150,7 @@ VITAL_SIGNS: dict[Metric, _VitalSign] = {
         ),
         "Oxygen saturation (pulse oximetry)",
         "%",
+        UK_CORE_OXYGEN_SATURATION,
     ),
     Metric.PULSE_RATE: _VitalSign(
         (
@@ -139,6 +159,7 @@ VITAL_SIGNS: dict[Metric, _VitalSign] = {
         ),
         "Pulse rate (pulse oximetry)",
         "/min",
+        UK_CORE_HEART_RATE,
     ),
 }
 """Metrics with an agreed code. Perfusion index has none (no LOINC code is agreed for it),
@@ -167,15 +188,20 @@ _RESPONDER_ROLE_LABEL = {"emergency_services": "emergency services"}
 
 
 def patient(p: PersonFacts) -> Patient:
-    """The person. A stored NHS number that fails the enrolment check (`nhs_number.normalise`:
-    check digit, placeholder, issued range, test range only when allowed) raises
-    InvalidNhsNumber: a wrong identifier would attach this record to someone else."""
+    """The person, as UK Core's Patient: the NHS number (if any) under `NHS_NUMBER_SYSTEM` with
+    its verification status (`NOT_TRACED`). A stored NHS number that fails the enrolment check
+    (`nhs_number.normalise`: check digit, placeholder, issued range, test range only when
+    allowed) raises InvalidNhsNumber: a wrong identifier would attach this record to someone else."""
     identifiers = None
     if p.nhs_number is not None and p.nhs_number.strip():
         number = normalise(p.nhs_number, allow_test_numbers=p.allow_test_nhs_number)
-        identifiers = [Identifier(system=NHS_NUMBER_SYSTEM, value=number)]
+        code, display = NOT_TRACED
+        verification = Extension(url=NHS_NUMBER_VERIFICATION, valueCodeableConcept=CodeableConcept(
+            coding=[Coding(system=NHS_NUMBER_VERIFICATION_SYSTEM, code=code, display=display)]))
+        identifiers = [Identifier(extension=[verification], system=NHS_NUMBER_SYSTEM, value=number)]
     return Patient(
         id=f"person-{p.id}",
+        meta=Meta(profile=[UK_CORE_PATIENT]),
         identifier=identifiers,
         name=[HumanName(text=p.name.strip())] if p.name.strip() else None,
         address=[Address(text=p.address.strip())] if p.address.strip() else None,
@@ -183,7 +209,11 @@ def patient(p: PersonFacts) -> Patient:
 
 
 def observation(r: ReadingFacts) -> Observation | None:
-    """A vital-sign reading, or None for a metric with no agreed code (perfusion index)."""
+    """A vital-sign reading as UK Core's vital-signs Observation (`meta.profile` its UK Core
+    profile, category vital-signs, UCUM unit), or None for a metric with no agreed code
+    (perfusion index). A reading the device flagged is marked, never dropped: status
+    "preliminary" for a value not yet to rely on (`PRELIMINARY_FLAGS`), no value and a
+    dataAbsentReason for one that is not a measurement (`ABSENT_REASONS`), the flags in a note."""
     metric = Metric(r.metric)
     sign = VITAL_SIGNS.get(metric)
     if sign is None:
@@ -194,6 +224,7 @@ def observation(r: ReadingFacts) -> Observation | None:
     absent = _absent_reason(r.value, flags)
     return Observation(
         id=f"reading-{r.id}",
+        meta=Meta(profile=[sign.profile]),
         status="preliminary" if PRELIMINARY_FLAGS.intersection(flags) else "final",
         category=[CodeableConcept(coding=[Coding(system=OBSERVATION_CATEGORY, code="vital-signs",
                                                  display="Vital Signs")])],
@@ -224,11 +255,28 @@ def _absent_reason(value: float | None, flags: Sequence[QualityFlag]) -> Codeabl
     return CodeableConcept(coding=[Coding(system=DATA_ABSENT_REASON, code=code, display=display)])
 
 
+def flag_priority(priority: int) -> tuple[str, str]:
+    """The flag-priority code and display for an alert's priority (`Priority`, 1 most urgent):
+    emergency and urgent "PH", high "PM", supervision "PL", anything milder "PN" (the same
+    bands as DetectedIssue's severity)."""
+    if priority <= Priority.URGENT:
+        return "PH", "High priority"
+    if priority == Priority.HIGH:
+        return "PM", "Medium priority"
+    if priority == Priority.SUPERVISION:
+        return "PL", "Low priority"
+    return "PN", "No alarm"
+
+
 def alert_flag(a: AlertFacts) -> Flag:
-    """The alert as a Flag on the person's record: active until it is resolved or closed."""
+    """The alert as a Flag on the person's record: active until it is resolved or closed, with
+    its priority in the `flag-priority` extension (`flag_priority`)."""
     technical = a.rule in TECHNICAL_RULES
+    code, display = flag_priority(a.priority)
     return Flag(
         id=f"alert-{a.id}",
+        extension=[Extension(url=FLAG_PRIORITY, valueCodeableConcept=CodeableConcept(
+            coding=[Coding(system=FLAG_PRIORITY_SYSTEM, code=code, display=display)]))],
         status="active" if _alert_is_active(a) else "inactive",
         category=[CodeableConcept(coding=[
             Coding(system=FLAG_CATEGORY, code="safety", display="Safety") if technical

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from alerting import texts
 from alerting.channels import Delivery, Message
 from alerting.tables import Notification
 from monitoring_centre.alerts import AlertState
@@ -184,25 +185,30 @@ def unwanted(notification: Notification, alert: Alert) -> str | None:
 
 def compose(notification: Notification, alert: Alert, person: Person, *, accept_url: str | None,
             timezone: str) -> Message:
+    """The message for one notification, in plain words (`texts`): subject and e-mail body (the
+    accept link as an "Accept: <url>" line), and the text message. `accept_url`: the responder's
+    link, None for the operators; `timezone`: the local time the text gives (IANA name)."""
     opened = alert.opened_at.astimezone(ZoneInfo(timezone))
-    lines = [
-        f"{alert.title} for {person.name}, since {opened:%H:%M on %d %b} (alert {alert.id}).",
-        "",
-        f"Why you are getting this: {notification.reason}.",
-    ]
-    why = alert.explanation.get("why")
-    if why:
-        lines.append(f"What raised it: {why}")
-    links = {}
-    if accept_url is not None:
-        lines += ["", "If you can go to them now, accept below. You will then be shown how to get in."]
-        links["accept"] = accept_url
-    return Message(subject=f"{alert.title}: {person.name}", body="\n".join(lines), priority=alert.priority,
-                   reference=notification.reference, links=links)
+    occasion = texts.Occasion(reminder=notification.purpose == NotificationPurpose.REMINDER,
+                              unanswered=notification.purpose == NotificationPurpose.EXHAUSTED)
+    what = texts.what_happened(alert.rule, alert.title, person.name)
+    call_999 = alert.rule in texts.CALL_999_RULES or alert.priority == 1
+    body = texts.mail_body(what=what, name=person.name, opened=opened, address=person.address, call_999=call_999,
+                           accept=accept_url is not None, occasion=occasion)
+    head = texts.headline(alert.priority)
+    if occasion.reminder or occasion.unanswered:
+        head = f"{head} (still open)"
+    sms = texts.sms_text(head=head, what=what, opened=opened, address=person.address, call_999=call_999,
+                         accept_url=accept_url)
+    links = {"accept": accept_url} if accept_url is not None else {}
+    return Message(subject=texts.subject(what, occasion), body=body, priority=alert.priority,
+                   reference=notification.reference, links=links, sms=sms)
 
 
 def record(notification: Notification, delivery: Delivery, now: datetime) -> None:
-    """Store one attempt's outcome and end its lease; schedule the next attempt, or give up and say so."""
+    """Store one attempt's outcome and end its lease; schedule the next attempt, or give up and say
+    so: after the last of `RETRY_AFTER_S`, or at once when the channel says no retry can help
+    (`Delivery.retry`, e.g. Notify refusing the number)."""
     notification.detail = delivery.detail[:2000]
     notification.lease_owner = None
     if delivery.ok:
@@ -210,7 +216,7 @@ def record(notification: Notification, delivery: Delivery, now: datetime) -> Non
         notification.sent_at = now
         notification.next_attempt_at = None
         return
-    if notification.attempts >= len(RETRY_AFTER_S):
+    if notification.attempts >= len(RETRY_AFTER_S) or not delivery.retry:  # tried enough, or it cannot work
         notification.status = NotificationStatus.FAILED
         notification.next_attempt_at = None
         return

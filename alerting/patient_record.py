@@ -24,7 +24,7 @@ from alerting.notify import CONSOLE_ADDRESS, NotificationStatus
 from alerting.tables import Notification, RecordWrite
 from monitoring_centre.alerts import ENDED, AlertState
 from monitoring_centre.nhs_number import InvalidNhsNumber
-from monitoring_centre.storage import Alert, AlertTransition, Person
+from monitoring_centre.storage import Alert, AlertTransition, Person, Reading, ReviewNote
 
 RETRY_AFTER_S = (5, 15, 60, 300, 600)
 """Waits between attempts; the last repeats for ever: a record write is never given up."""
@@ -64,6 +64,39 @@ def facts_of_notifications(session: Session, alert: Alert) -> list[fhir.Notifica
     ]
 
 
+def facts_of_reading(row: Reading) -> fhir.ReadingFacts:
+    return fhir.ReadingFacts(id=row.id, person_id=row.person_id, device_id=row.device_id, metric=row.metric,
+                             value=row.value, unit=row.unit, quality=tuple(str(q) for q in row.quality),
+                             source_ts=row.source_ts)
+
+
+def message_ids_in(explanation: object) -> set[str]:
+    """Every `message_id` named anywhere in an alert's explanation (its evidence, each repeat's,
+    an estimate's source), at any depth."""
+    found: set[str] = set()
+    if isinstance(explanation, dict):
+        for key, value in explanation.items():
+            if key == "message_id" and isinstance(value, str):
+                found.add(value)
+            else:
+                found |= message_ids_in(value)
+    elif isinstance(explanation, list):
+        for item in explanation:
+            found |= message_ids_in(item)
+    return found
+
+
+def facts_of_readings(session: Session, alert: Alert) -> list[fhir.ReadingFacts]:
+    """The person's readings the alert's explanation names (an SpO2 or pulse alert's evidence):
+    written with the alert as Observations. Never another person's, whatever the evidence says."""
+    ids = message_ids_in(alert.explanation)
+    if not ids:
+        return []
+    rows = session.scalars(select(Reading).where(Reading.message_id.in_(sorted(ids)),
+                                                 Reading.person_id == alert.person_id).order_by(Reading.id))
+    return [facts_of_reading(row) for row in rows]
+
+
 def _role(notification: Notification) -> str:
     return "operator" if notification.address == CONSOLE_ADDRESS else "responder"
 
@@ -74,7 +107,7 @@ def bundle_for(session: Session, alert: Alert, *, allow_test_nhs_numbers: bool =
         raise LookupError(f"alert {alert.id} has no person")
     bundle = fhir.record_for_alert(facts_of_person(person, allow_test_nhs_numbers=allow_test_nhs_numbers),
                                    facts_of_alert(session, alert),
-                                   facts_of_notifications(session, alert), [])
+                                   facts_of_notifications(session, alert), facts_of_readings(session, alert))
     return fhir.bundle_json(bundle)
 
 
@@ -158,9 +191,26 @@ def _post(client: httpx.Client, base_url: str, bundle: str) -> tuple[bool, str]:
     return False, f"HTTP {response.status_code}: {response.text[:500]}"
 
 
+def latest_vital_signs(session: Session, person_id: int) -> list[fhir.ReadingFacts]:
+    """The person's newest clean reading of each vital sign the record carries (SpO2, pulse),
+    by the device's time: what a clinician opening the record sees first. The full series is
+    the FHIR gateway's `Observation` search (`centre_app/fhir_gateway`)."""
+    latest = []
+    for metric in fhir.VITAL_SIGNS:
+        rows = session.scalars(select(Reading).where(Reading.person_id == person_id, Reading.metric == metric.value,
+                                                     Reading.value.is_not(None))
+                               .order_by(Reading.source_ts.desc(), Reading.id.desc()).limit(20))
+        clean = next((row for row in rows if not row.quality and not row.clock_suspect), None)
+        if clean is not None:
+            latest.append(facts_of_reading(clean))
+    return latest
+
+
 def person_record(session: Session, person_id: int) -> dict[str, Any]:
     """The person's record as the centre holds it: a FHIR collection Bundle of the newest
-    entry of every resource written for them."""
+    entry of every resource written for them, the nurses' reviews (ClinicalImpression,
+    `alerting/review_record.py`), and their latest SpO2 and pulse Observations
+    (`latest_vital_signs`)."""
     resources: dict[str, dict[str, Any]] = {}
     for bundle in session.scalars(select(RecordWrite.bundle).where(RecordWrite.person_id == person_id,
                                                                     RecordWrite.bundle != "")
@@ -168,5 +218,15 @@ def person_record(session: Session, person_id: int) -> dict[str, Any]:
         for entry in json.loads(bundle).get("entry", []):
             resource = entry["resource"]
             resources[f"{resource['resourceType']}/{resource['id']}"] = resource
+    for review in session.scalars(select(ReviewNote.record_bundle).where(ReviewNote.person_id == person_id,
+                                                                        ReviewNote.record_bundle != "")
+                                  .order_by(ReviewNote.id)):
+        for entry in json.loads(review).get("entry", []):  # a nurse's "Reviewed, plan: ..." (ClinicalImpression)
+            resource = entry["resource"]
+            resources.setdefault(f"{resource['resourceType']}/{resource['id']}", resource)
+    for facts in latest_vital_signs(session, person_id):
+        built = fhir.observation(facts)
+        if built is not None:
+            resources.setdefault(f"Observation/{built.id}", json.loads(built.model_dump_json()))
     return {"resourceType": "Bundle", "type": "collection",
             "entry": [{"fullUrl": key, "resource": value} for key, value in resources.items()]}

@@ -20,6 +20,13 @@ bedtime if earlier, to 06:00 is a `night_exit`; any other is an `outing`, expect
    end of its recording (the median bedtime `night_exit` learnt), and house A's night toilet
    visits (the counter behind `night_toilet_frequency`): labelled use-toilet inside a go-to-bed
    interval, counted when a visit was counted from 5 min before the label to 5 min after it.
+4. The bed sensor's kind (`detection.people.BedSensorKind`, a device setting). Ordóñez's bed
+   pressure mats are enrolled as **occupancy** mats (`BED_SENSOR_KIND`): each of their sensor
+   rows is one activation interval that holds for as long as the bed is occupied (home A's
+   Sleeping labels equal them to the second; median 9.4 h a night), which is what an occupancy
+   mat reports, not a pulse on each movement. For comparison only, every rule at the defaults
+   is also run with the same mats read as pulse-on-movement mats (`bed_as_pulse`): what the
+   rules lose when a mat's vacated event is not believed.
 
     .venv/bin/python bench/eval_activity.py [--minutes 5 10 15 ...]
 
@@ -40,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from detection.activity import night_date, night_toilet_visits
 from detection.engine import Engine
-from detection.people import load_people
+from detection.people import BedSensorKind, load_people
 from device_sims.recordings import Recording, ordonez, vankasteren
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +56,8 @@ RETURN_MINUTES = (2, 5, 10, 15, 20, 30, 45, 60)
 """N from `night_exit.return_minutes`' floor to its ceiling (detection/defaults.py)."""
 WINDOWS: dict[str, dict[str, str]] = {"learned": {}, "fixed 22:00": {"night_start": "22:00"}}
 """The night window: learnt from the person's bedtimes (default), or the person's own 22:00."""
+BED_SENSOR_KIND = BedSensorKind.OCCUPANCY
+"""How the Ordóñez bed pressure mats are enrolled: occupancy mats (module docstring, 4)."""
 
 
 def recordings() -> list[Recording]:
@@ -67,10 +76,20 @@ def cli(*args: str) -> str:
     return done.stdout
 
 
-def replay_and_score(recording: Recording, tmp: Path, rules: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """`telecare replay` then `telecare score` of one home with these rule settings."""
+def enrol_beds(people_file: Path, recording: Recording, kind: BedSensorKind) -> None:
+    """Give the home's bed devices their kind in its people file (`[person.bed_sensors]`)."""
+    beds = sorted(device for device, where in recording.devices.items() if where == "bed")
+    if beds:
+        lines = ["", "[person.bed_sensors]", *(f'{json.dumps(device)} = "{kind.value}"' for device in beds)]
+        people_file.write_text(people_file.read_text(encoding="utf-8") + "\n".join(lines) + "\n", encoding="utf-8")
+
+
+def replay_and_score(recording: Recording, tmp: Path, rules: dict[str, dict[str, Any]],
+                     bed: BedSensorKind = BED_SENSOR_KIND) -> dict[str, Any]:
+    """`telecare replay` then `telecare score` of one home with these rule settings and its beds of this kind."""
     stream = tmp / f"{recording.name}.jsonl"
     recording.write(stream, rules)
+    enrol_beds(tmp / f"{recording.name}.people.toml", recording, bed)
     alerts = tmp / f"{recording.name}.alerts.jsonl"
     cli("replay", "--input", str(stream), "--people", str(tmp / f"{recording.name}.people.toml"),
         "--output", str(alerts))
@@ -103,6 +122,7 @@ def night_exit_row(scores: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def in_process(home: Recording, tmp: Path) -> Engine:
     """The engine after the home's recording, at the defaults, ticking every minute as `telecare replay` does."""
     home.write(tmp / f"{home.name}.engine.jsonl")
+    enrol_beds(tmp / f"{home.name}.engine.people.toml", home, BED_SENSOR_KIND)
     engine = Engine(load_people(tmp / f"{home.name}.engine.people.toml"))
     next_tick = home.messages[0].source_ts + timedelta(seconds=60)
     for message in home.messages:
@@ -168,11 +188,20 @@ def main() -> int:
                                                                 "false_alarms_per_week", "false_alarms_by_rule")}
             defaults[home.name]["kinds"] = {k: {f: v.get(f) for f in ("labels", "detected", "recall", "latency_s")}
                                             for k, v in result["kinds"].items()}
+        as_pulse: dict[str, Any] = {}
+        for home in homes:
+            if "bed" in home.devices.values():
+                result = replay_and_score(home, Path(tmp), {}, BedSensorKind.PULSE)
+                as_pulse[home.name] = {key: result[key] for key in ("false_alarms", "false_alarms_per_week",
+                                                                    "false_alarms_by_rule")}
+                as_pulse[home.name]["kinds"] = {k: {f: v.get(f) for f in ("labels", "detected")}
+                                                for k, v in result["kinds"].items()}
         engines = {home.name: in_process(home, Path(tmp)) for home in homes}
         windows = {home.name: learned_window(home, engines[home.name]) for home in homes}
         house_a = next((h for h in homes if h.name == "vankasteren_houseA"), None)
         toilets = toilet_visits(house_a, engines[house_a.name]) if house_a is not None else None
     print(json.dumps({"night_exit_by_return_minutes": table, "defaults": defaults,
+                      "bed_sensor_kind": BED_SENSOR_KIND.value, "bed_as_pulse": as_pulse,
                       "learned_night_window": windows, "night_toilet_visits_house_a": toilets,
                       "homes": {h.name: {"days": round(h.days, 1), "events": len(h.messages)} for h in homes}}))
     return 0

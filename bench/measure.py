@@ -3,8 +3,11 @@
 Each bench is run as a script (`.venv/bin/python bench/NAME.py`), so this module is imported
 from the bench folder itself (`sys.path[0]`)."""
 
+import contextlib
 import socket
 import statistics
+from collections.abc import Iterator
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -19,3 +22,65 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     return {"p50": round(statistics.median(ordered), 2), "p99": round(ordered[int(0.99 * (len(ordered) - 1))], 2),
             "max": round(ordered[-1], 2)}
+
+
+def process_usage(pid: int) -> tuple[float, float]:
+    """(user + system CPU seconds so far, peak resident set in MB) of a live process, from Linux's
+    `/proc/<pid>/stat` (fields 14 and 15, in clock ticks) and `/proc/<pid>/status` (`VmHWM`, in kB).
+    Raises OSError when the process is gone or the platform has no /proc."""
+    import os
+
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime: fields 14 and 15 of the whole line
+    peak_kb = 0
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                peak_kb = int(line.split()[1])
+    return cpu, peak_kb / 1024
+
+
+@contextlib.contextmanager
+def postgres_cluster() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster in a temporary folder of its own (removed on exit), on a free
+    loopback port, fsync on (a commit is on disk, as SQLite's synchronous=FULL): yields the SQLAlchemy
+    URL (psycopg 3) of an empty database, stops the server on exit. Runs the server as the `postgres`
+    system user when run as root (PostgreSQL refuses root). Raises RuntimeError when PostgreSQL's
+    `initdb` cannot be found (Debian keeps it under /usr/lib/postgresql/<version>/bin)."""
+    import glob
+    import os
+    import pwd
+    import secrets
+    import shutil
+    import subprocess
+    import tempfile
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    initdb = found[-1] if found else shutil.which("initdb")
+    if initdb is None:
+        raise RuntimeError("PostgreSQL is not installed (initdb not found)")
+    programs = Path(initdb).parent
+    folder = Path(tempfile.mkdtemp(prefix="telecare-bench-pg-"))
+    data, password_file = folder / "data", folder / "password"
+    password, port = secrets.token_urlsafe(24), free_port()
+    password_file.write_text(password + "\n")
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        account = pwd.getpwnam("postgres")
+        for path in (folder, password_file):
+            os.chown(path, account.pw_uid, account.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    os.chmod(folder, 0o700)
+    subprocess.run([*run_as, str(programs / "initdb"), "-D", str(data), "-U", "bench", "--auth=scram-sha-256",
+                    f"--pwfile={password_file}", "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True)
+    options = f"-p {port} -c listen_addresses=127.0.0.1 -k {folder}"
+    subprocess.run([*run_as, str(programs / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"),
+                    "-w", "-t", "60", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://bench:{password}@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*run_as, str(programs / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)

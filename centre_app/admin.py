@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from centre_app.auth import create_user
-from detection.people import Location
+from centre_app.fhir_gateway import clients as fhir_clients
+from detection.people import BedSensorKind, Location
 from monitoring_centre.broker import mosquitto_password_hash, password_file_text
 from monitoring_centre.enrolment import DeviceRecord, HubIdRefused, check_hub_id, enrol_home, reserved_hub_ids
 from monitoring_centre.nhs_number import normalise
@@ -33,6 +34,8 @@ DEVICE_KINDS = tuple(kind.value for kind in DeviceKind)
 """Every kind a hub supports: the one list is `telecare_protocol.codes.DeviceKind`."""
 LOCATIONS: tuple[str, ...] = typing.get_args(Location)
 """Where in the home a device may be, as the activity rules know places (`detection.people.Location`)."""
+BED_SENSOR_KINDS: tuple[str, ...] = tuple(kind.value for kind in BedSensorKind)
+"""What a bed sensor's events mean (`detection.people.BedSensorKind`): `occupancy` or `pulse`."""
 SERVICES = ("monitored", "keyholder_only")
 DEFAULT_BROKER_USER = "mosquitto"
 """The user Debian's Mosquitto runs as once it has dropped root."""
@@ -57,18 +60,30 @@ def check_identifier(value: str, what: str) -> str:
 
 
 def parse_device(text: str) -> DeviceRecord:
-    """`ID:KIND[:LOCATION]` → a device record: `pendant-1:pendant`, `pir-1:motion:kitchen`.
+    """`ID:KIND[:LOCATION[:BED_SENSOR]]` → a device record: `pendant-1:pendant`, `pir-1:motion:kitchen`,
+    `mat-1:bed:bed:pulse`.
 
     KIND is one of `DEVICE_KINDS`; LOCATION, if given, one of `LOCATIONS` (the activity rules
-    use it; without it they place the device by its kind). Raises `AdminError` naming the part
-    that is wrong."""
+    use it; without it they place the device by its kind); BED_SENSOR, only for LOCATION `bed`,
+    one of `BED_SENSOR_KINDS`: `occupancy` (the default: a mat that says occupied and vacated) or
+    `pulse` (a pulse-on-movement mat, whose silence the rules read as unknown). Raises
+    `AdminError` naming the part that is wrong."""
     device_id, _, rest = text.partition(":")
-    kind, _, location = rest.partition(":")
+    kind, _, rest = rest.partition(":")
+    location, _, bed_sensor = rest.partition(":")
     if kind not in DEVICE_KINDS:
-        raise AdminError(f"device {text!r}: write ID:KIND[:LOCATION], KIND one of {', '.join(DEVICE_KINDS)}")
+        raise AdminError(f"device {text!r}: write ID:KIND[:LOCATION[:BED_SENSOR]], KIND one of "
+                         f"{', '.join(DEVICE_KINDS)}")
     if location and location not in LOCATIONS:
         raise AdminError(f"device {text!r}: LOCATION one of {', '.join(LOCATIONS)}")
-    return DeviceRecord(check_identifier(device_id, "device id"), kind, location=location)
+    bed_kind = BedSensorKind.OCCUPANCY
+    if bed_sensor:
+        if location != "bed":
+            raise AdminError(f"device {text!r}: BED_SENSOR is for a device whose LOCATION is bed")
+        if bed_sensor not in BED_SENSOR_KINDS:
+            raise AdminError(f"device {text!r}: BED_SENSOR one of {', '.join(BED_SENSOR_KINDS)}")
+        bed_kind = BedSensorKind(bed_sensor)
+    return DeviceRecord(check_identifier(device_id, "device id"), kind, location=location, bed_sensor_kind=bed_kind)
 
 
 def new_hub_password() -> str:
@@ -269,3 +284,32 @@ def _give(path: Path, user: BrokerUser, mode: int, *, take: bool) -> None:
                              f"a set-group-id directory of group {group} (install -d -m 2750 -g {group} DIR), or "
                              "pass --owner none if the broker runs as you") from None
     path.chmod(mode)
+
+
+ADMIN_CLI_ACTOR = "system:telecare-admin"
+"""Who the audit log names for a change made with `telecare admin` (it has no signed-in user)."""
+
+
+def add_fhir_client(session: Session, *, client_id: str, name: str, public_key: str, scopes: list[str],
+                    person_ids: list[int] | None, purpose: str = fhir_clients.DEFAULT_PURPOSE,
+                    by: str = ADMIN_CLI_ACTOR) -> dict[str, object]:
+    """Register a system to read from the FHIR gateway (`centre_app/fhir_gateway/clients.py`):
+    `public_key` a PEM public key or a JWKS, `scopes` from `fhir_clients.SCOPES`, `person_ids`
+    the people it may see (None: everyone). Audited `fhir_client_registered`. Returns what the
+    client's operators need: `{"client_id", "scopes", "people", "token_url_path"}`. Raises
+    `AdminError` saying what is wrong."""
+    try:
+        row = fhir_clients.register(session, client_id=client_id, name=name, public_key=public_key, scopes=scopes,
+                                    person_ids=person_ids, purpose=purpose, by=by)
+    except fhir_clients.ClientRefused as problem:
+        raise AdminError(str(problem)) from None
+    return {"client_id": row.client_id, "scopes": row.scopes, "people": "all" if row.person_ids is None
+            else row.person_ids, "token_url_path": "/fhir/token"}
+
+
+def deactivate_fhir_client(session: Session, client_id: str, *, by: str = ADMIN_CLI_ACTOR) -> None:
+    """The client gets no more tokens and its tokens stop working. Audited. Raises `AdminError`."""
+    try:
+        fhir_clients.deactivate(session, client_id, by=by)
+    except fhir_clients.ClientRefused as problem:
+        raise AdminError(str(problem)) from None

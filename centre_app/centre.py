@@ -34,6 +34,7 @@ from monitoring_centre.periodic import PeriodicWorker
 from monitoring_centre.profiles import SETTINGS_IGNORED, check_rule_setting
 from monitoring_centre.receiver import Receiver
 from monitoring_centre.retention import RetentionJob
+from monitoring_centre.scaip_receiver import ScaipReceiver
 from monitoring_centre.storage import Alert, make_engine
 from monitoring_centre.storage_health import RETRY_S, StorageHealth
 
@@ -121,6 +122,7 @@ class Centre:
         self.escalator = Escalator(self.sessions, AlertingSettings(
             public_url=settings.public_url or self.url, worker=settings.mqtt_client_id,
             internal_targets=InternalTargets.parse(settings.allowed_internal_targets), smtp=settings.smtp,
+            notify=settings.notify,
             fhir_base_url=settings.fhir_base_url, timezone=settings.timezone,
             poll_s=settings.alerting_poll_s, allow_test_nhs_numbers=settings.allow_test_nhs_numbers,
         ), AlertingMetrics(self.registry), on_change=self.feed.publish)
@@ -139,6 +141,9 @@ class Centre:
             mqtt_v5=settings.mqtt_v5, queue_size=settings.ingest_queue_size, max_batch=settings.ingest_max_batch,
             on_alerts=self._alerts_changed, registry=self.registry,
         )
+        # other makers' alarm units (SCAIP over SIP), into the same ingest: off unless configured
+        self.scaip = None if settings.scaip is None else ScaipReceiver(
+            self.ingest, settings.scaip, on_alerts=self._alerts_changed, registry=self.registry)
         self.retention = RetentionJob(self.sessions, settings.retention)
         self.export = export.build(self.sessions, settings.export, data_dir(settings), self.registry)
         self.app = create_app(CentreState(settings, self.sessions, self.feed, self.registry, self._alerts_changed,
@@ -182,6 +187,8 @@ class Centre:
         await asyncio.to_thread(self.detection.warm_up, self.settings.detection_warm_up_days)
         self.escalator.start()
         self.receiver.start()
+        if self.scaip is not None:
+            self.scaip.start()
         self.detection.start()
         self.retention.start()
         self.storage_retry.start()
@@ -193,6 +200,8 @@ class Centre:
             raise CentreNotListening(f"the centre cannot listen on {self.settings.http_host}:"
                                      f"{self.settings.http_port} (is the port in use?)") from stopped
         finally:
+            if self.scaip is not None:
+                await asyncio.to_thread(self.scaip.stop)
             await asyncio.to_thread(self.receiver.stop)
             await asyncio.to_thread(self.detection.stop)
             await asyncio.to_thread(self.retention.stop)

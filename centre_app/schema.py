@@ -7,6 +7,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, MetaData
 
 import alerting.tables  # noqa: F401  (alerting's tables join the shared metadata)
+import centre_app.fhir_gateway.clients  # noqa: F401  (the FHIR gateway's clients, likewise)
 from monitoring_centre.storage import Base
 
 MIGRATIONS = Path(__file__).parent / "migrations"

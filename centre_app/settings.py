@@ -16,9 +16,10 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from alerting.channels import InternalTargets, SmtpSettings
+from alerting.channels import InternalTargets, NotifySettings, SmtpSettings
 from monitoring_centre.export import ExportSettings
 from monitoring_centre.retention import RetentionSettings
+from monitoring_centre.scaip_receiver import ScaipSettings
 
 PLACEHOLDERS = frozenset({"", "changeme", "change-me", "password", "secret", "admin", "default", "test", "example"})
 
@@ -72,10 +73,25 @@ class CentreSettings(BaseSettings):
 
     public_url: str | None = Field(default=None, description="where responders reach the centre, for the accept "
                                    "links in their messages; default http://<http_host>:<http_port>")
+    centre_phone: str | None = Field(default=None, min_length=3, max_length=40, pattern=r"^\+?[0-9][0-9 ()-]*$",
+                                     description="the centre's phone number for responders, as they should dial "
+                                     "it, e.g. 0300 123 4567: shown on the accept page (required in the demo)")
     smtp: SmtpSettings | None = Field(default=None, description="mail server for mailto: contact points, "
                                       "e.g. TELECARE_SMTP__HOST, TELECARE_SMTP__MAIL_FROM")
+    notify: NotifySettings | None = Field(default=None, description="GOV.UK Notify for sms: contact points (and "
+                                          "e-mail, with an e-mail template), e.g. TELECARE_NOTIFY__API_KEY, "
+                                          "TELECARE_NOTIFY__SMS_TEMPLATE_ID")
+    scaip: ScaipSettings | None = Field(default=None, description="a SIP/SCAIP receiver for other makers' social "
+                                        "alarm units (CLC/TS 50134-9), off unless set, e.g. TELECARE_SCAIP__PORT, "
+                                        "TELECARE_SCAIP__UNITS")
     fhir_base_url: str | None = Field(default=None, description="FHIR R4 server the patient record is written "
                                       "to (transaction Bundles); none keeps the record in the centre")
+    fhir_gateway_base_url: str | None = Field(default=None, description="the FHIR gateway's base URL as clinical "
+                                              "systems reach it, e.g. https://centre.example.org/fhir: fullUrls, "
+                                              "paging links and the token URL (BASE/token) that client assertions "
+                                              "name as aud; none: each request's own URL")
+    fhir_token_ttl_s: int = Field(default=300, gt=0, le=3600, description="how long a FHIR gateway access token "
+                                  "lives")
     timezone: str = Field(default="Europe/London", description="local time in messages to responders")
     allow_test_nhs_numbers: bool = Field(default=False, description="accept NHS numbers from the synthetic test "
                                          "range (9...) at enrolment and in the patient record: the demo and "

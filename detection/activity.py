@@ -15,7 +15,12 @@ would be wrong for many people. Device locations come from the profile (`devices
   learned one. Whether or not the person has gone to bed yet. The first departure of a
   night is a new alert, later ones repeats; never cleared by the engine.
 - `out_of_bed_at_night` (needs a bed sensor): the bed vacated at night and not occupied
-  again for 45 min of night time. Clears when the bed is occupied again.
+  again for 45 min of night time. Clears when the bed is occupied again. How a bed is left
+  depends on its kind (`people.BedSensorKind`, a device setting): an occupancy mat says so
+  (vacated); a pulse-on-movement mat never does (its pulses end by themselves, and a sleeper
+  lying still sends none), so after its last pulse the person is out of bed only once
+  something is heard outside the sleeping places (`SLEEPING_PLACES`), from then; its next
+  pulse is back in bed. A pulse mat's silence is never "out of bed".
 - `no_morning_activity`: no activity since 05:00 by the person's deadline: the 90th
   percentile of their first-activity times over the last 14 days + 60 min, between 07:00
   and 12:00; 10:00 while learning (< 7 days). Held back while a worn oximeter measures a
@@ -52,7 +57,7 @@ import numpy as np
 
 from detection.decisions import Decision, PersonContext
 from detection.defaults import NIGHT_EXIT, parse_hhmm
-from detection.people import EXIT_DOORS
+from detection.people import EXIT_DOORS, BedSensorKind
 from detection.rules import CATALOGUE, RuleId
 from telecare_protocol import DeviceEvent, DeviceType, EventCode, Reading
 
@@ -136,6 +141,11 @@ class ActivityRules:
         self.alive: datetime | None = None
         """The latest clean reading from any device: the person was alive then (module docstring)."""
         self.in_bed = False
+        self.in_bed_by: BedSensorKind | None = None
+        """The kind of the bed sensor that last put the person in bed (None: not in bed)."""
+        self.bed_left: dict[str, Any] | None = None
+        """What showed the person left the bed (the vacated event, or for a pulse mat the first activity
+        elsewhere after its last pulse)."""
         self.first_seen: datetime | None = None
         self.exit_opened: datetime | None = None
         self.bed_candidate: datetime | None = None
@@ -203,19 +213,25 @@ class ActivityRules:
                     "source_ts": at.isoformat()}
         if self.last_event is not None:
             decisions += self._returned(at, evidence)
-        self._learn_bedtime(at, local, where, code)
+        kind = self.ctx.profile.bed_sensor_kind(device) if where == "bed" else None
+        pulse_in_bed = kind is BedSensorKind.PULSE and self.in_bed  # movement in bed: nothing new
+        into_bed = where == "bed" and code == EventCode.BED_OCCUPIED.value and not pulse_in_bed
+        self._learn_bedtime(at, local, where, into_bed)
         if where not in EXIT_DOORS:
             self.pending_exit = None  # someone is indoors: whoever opened the door came back, or never left
         self.last_live = at
         self.last_event = (at, where, code)
         if where not in EXIT_DOORS:
             self.last_indoor = at
-        if where == "bed" and code == EventCode.BED_OCCUPIED.value:
-            self.bed_vacated, self.in_bed = None, True
+        if into_bed:
+            self.bed_vacated, self.bed_left, self.in_bed, self.in_bed_by = None, None, True, kind
             self._back_to_bed(at, local)
             decisions += self.ctx.clear(RuleId.OUT_OF_BED_AT_NIGHT, "", at, {"why": "back in bed", "event": evidence})
-        elif where == "bed" and code == EventCode.BED_VACATED.value:
-            self.bed_vacated, self.in_bed = at, False
+        elif where == "bed" and code == EventCode.BED_VACATED.value and kind is BedSensorKind.OCCUPANCY:
+            self.bed_vacated, self.bed_left, self.in_bed, self.in_bed_by = at, evidence, False, None
+        elif self.in_bed_by is BedSensorKind.PULSE and where not in SLEEPING_PLACES:
+            # Up from a pulse mat's bed: the first sign of the person outside the sleeping places.
+            self.bed_vacated, self.bed_left, self.in_bed, self.in_bed_by = at, evidence, False, None
         if where in EXIT_DOORS and code == EventCode.DOOR_OPENED.value:
             self.open_doors.setdefault(device, at)
             self.exit_opened = at
@@ -262,9 +278,11 @@ class ActivityRules:
                 del self.first_activity[old]
 
     # rules -----------------------------------------------------------------------------
-    def _learn_bedtime(self, at: datetime, local: datetime, where: str, code: str) -> None:
+    def _learn_bedtime(self, at: datetime, local: datetime, where: str, into_bed: bool) -> None:
         """Going to bed from 18:00 (`EVENING_FROM`) is the night's bedtime once nothing has happened
-        elsewhere for `BEDTIME_SETTLED`; activity elsewhere sooner undoes it (up again)."""
+        elsewhere for `BEDTIME_SETTLED`; activity elsewhere sooner undoes it (up again). `into_bed`:
+        this event puts the person in bed (an occupancy mat's occupied; a pulse mat's first pulse
+        since they were up, not every movement in bed)."""
         candidate = self.bed_candidate
         if candidate is not None and at - candidate >= BEDTIME_SETTLED:
             night = night_date(self._local(candidate))
@@ -274,8 +292,7 @@ class ActivityRules:
                     del self.bedtimes[old]
             self.bed_candidate = candidate = None
         has_bed = bool(self.ctx.profile.devices_at("bed"))
-        to_bed = (where == "bed" and code == EventCode.BED_OCCUPIED.value) or (
-            not has_bed and where in ("bedroom_door", "bedroom"))
+        to_bed = into_bed or (not has_bed and where in ("bedroom_door", "bedroom"))
         end = self.ctx.settings[RuleId.NIGHT_EXIT].t("night_end")
         evening = local.time() >= EVENING_FROM or local.time() < end
         if to_bed and evening and night_date(local) not in self.bedtimes:
@@ -472,7 +489,8 @@ class ActivityRules:
             return []
         return self.ctx.raise_(RuleId.OUT_OF_BED_AT_NIGHT, "", rule.i("priority"),
                                f"Out of bed at night for {int(minutes)} min",
-                               {"bed_vacated_at": self.bed_vacated.isoformat(), "checked_at": now.isoformat(),
+                               {"bed_vacated_at": self.bed_vacated.isoformat(), "left_bed": self.bed_left,
+                                "checked_at": now.isoformat(),
                                 "minutes": rule.i("minutes"), "night": [rule.s("night_start"), rule.s("night_end")],
                                 "source": rule.source("minutes")}, now)
 

@@ -109,17 +109,33 @@ _SPOT_DELAY = _eng("spot checks are hours apart (oximetry @home: a few a day), s
 _PERSISTENCE = {
     "persistence_readings": _p(2, DESIGN + ": spot checks, a second clean reading confirms (re-measure rule)",
                                (1, _eng("one clean reading is the least evidence there is")), (3, _SPOT_DELAY)),
-    "continuous_persistence_s": _p(60, DESIGN + ": continuous oximetry must stay out of range >=60 s",
+    "continuous_persistence_s": _p(60, DESIGN + ": continuous oximetry must stay out of range >=60 s of wall-clock "
+                                   "time, at any cadence from 1 Hz to one a minute (a minute of one-a-minute "
+                                   "readings is two of them: the re-measure rule of " + OXIMETRY + ")",
                                    (10, _eng("PLX continuous measurement sends every 1-4 s: under 10 s is a few "
                                              "samples, i.e. movement artefact")),
                                    (300, _eng("5 min of continuous desaturation with no alarm is the most we "
                                               "accept; the real 1 Hz record's harmless dips last ~35 s"))),
-    "continuous_gap_s": _p(10, DESIGN + ": readings <=10 s apart are a continuous session (PLX 0x2A5F, 1-4 s)",
+    "continuous_gap_s": _p(10, DESIGN + ": readings <=10 s apart are a continuous session at once (PLX 0x2A5F "
+                           "sends every 1-4 s; nobody re-measures a spot check within 10 s)",
                            (1, _eng("PLX continuous measurement's fastest cadence is 1 s")),
                            (30, _eng("no wider than the default continuous_max_gap_s (30 s)"))),
-    "continuous_max_gap_s": _p(30, DESIGN + ": a longer gap in clean readings restarts the count",
+    "continuous_cadence_s": _p(90, DESIGN + ": a stream whose own cadence (the median of its last 3 gaps between "
+                               "clean readings) is at most 90 s is continuous: one a minute (an overnight "
+                               "recorder's or a hub's per-minute summary) with half a period for jitter; two "
+                               "readings alone are spot checks, so a re-measure a minute after a spot check "
+                               "still confirms at once (" + OXIMETRY + ": re-measure)",
+                               (10, _eng("at least the default continuous_gap_s (10 s)")),
+                               (120, _eng("readings 2 min apart or more are spot checks: a minute's persistence "
+                                          "cannot be seen at that cadence"))),
+    "continuous_max_gap_s": _p(30, DESIGN + ": a gap in clean readings longer than this and than "
+                               "continuous_max_gap_cadences x the stream's cadence restarts the count",
                                (10, _eng("at least the default continuous_gap_s (10 s)")),
                                (120, _eng("after 2 min without a clean reading (probe off) it is a new run"))),
+    "continuous_max_gap_cadences": _p(2.5, DESIGN + ": at a slow cadence one missed reading (a gap of 2 periods, "
+                                      "with half a period of jitter) does not restart the count; two do",
+                                      (1.5, _eng("a period and a half: no missed reading at all")),
+                                      (5.0, _eng("four missed readings in a row are a probe off, not a stream"))),
     "episode_end_readings": _p(3, DESIGN + ": clean in-range readings that end an episode (no Clear is sent)",
                                (1, _eng("one clean in-range reading")),
                                (10, _eng("a longer episode would fold a relapse into the old alert"))),

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 from detection.activity import ActivityRules
 from detection.alarms import AlarmRules
@@ -93,11 +94,11 @@ class Engine:
     with history. Each rule family runs apart (`_isolated`): a failure costs only its own decisions.
     """
 
-    def _isolated(self, family: str, rule: Callable[[], list[Decision]]) -> list[Decision]:
-        """One rule family's decisions for one message or tick; an exception in it is logged and counted
-        (`counts.rule_failures`), and costs only that family's decisions."""
+    def _isolated(self, family: str, rule: Callable[..., list[Decision]], *args: Any) -> list[Decision]:
+        """One rule family's decisions (`rule(*args)`) for one message or tick; an exception in it is logged
+        and counted (`counts.rule_failures`), and costs only that family's decisions."""
         try:
-            return rule()
+            return rule(*args)
         except Exception:  # a bug in one rule must not swallow the alarm of another
             self.counts.rule_failures[family] = self.counts.rule_failures.get(family, 0) + 1
             log.exception("detection rule family %s failed; the other families' decisions stand", family)
@@ -127,6 +128,16 @@ class Engine:
             part.ctx = ctx
         old.ctx = ctx
 
+    def remove_profile(self, person: str) -> bool:
+        """Stop watching a person (their home was retired: no hub is left): their hubs, open
+        conditions and what was learnt go. False if the engine did not know them."""
+        if self._people.pop(person, None) is None:
+            return False
+        for hub, owner in list(self._hubs.items()):
+            if owner == person:
+                del self._hubs[hub]
+        return True
+
     def person_for_hub(self, hub_id: str) -> str | None:
         return self._hubs.get(hub_id)
 
@@ -149,18 +160,19 @@ class Engine:
                 metric = original.metric.value
                 self.counts.no_signal[metric] = self.counts.no_signal.get(metric, 0) + 1
         clock, message = person.supervision.place(original, received_at)
+        isolated = self._isolated  # bound methods and their arguments: no closure built per message
         decisions: list[Decision] = []
         if isinstance(message, DeviceEvent):  # alarms first, and apart: nothing below can cost one
-            decisions += self._isolated("alarms", lambda: person.alarms.event(message, received_at))
-        decisions += self._isolated("supervision", lambda: person.supervision.message(message, received_at))
+            decisions += isolated("alarms", person.alarms.event, message, received_at)
+        decisions += isolated("supervision", person.supervision.message, message, received_at)
         if isinstance(message, Reading):
-            decisions += self._isolated("thresholds", lambda: person.thresholds.reading(message))
-            decisions += self._isolated("schedule", lambda: person.schedule.reading(message))
-            decisions += self._isolated("trends", lambda: person.trends.reading(message))
-            decisions += self._isolated("activity", lambda: person.activity.reading(message))
-            decisions += self._isolated("signal", lambda: person.signal.reading(message))
+            decisions += isolated("thresholds", person.thresholds.reading, message)
+            decisions += isolated("schedule", person.schedule.reading, message)
+            decisions += isolated("trends", person.trends.reading, message)
+            decisions += isolated("activity", person.activity.reading, message)
+            decisions += isolated("signal", person.signal.reading, message)
         elif isinstance(message, DeviceEvent):
-            decisions += self._isolated("activity", lambda: person.activity.event(message))
+            decisions += isolated("activity", person.activity.event, message)
         elif isinstance(message, Heartbeat):
             pass
         if message is not original:

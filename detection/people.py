@@ -7,6 +7,7 @@ line: a wrong setting must never be silently ignored, since it changes who gets 
 
 import tomllib
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,6 +21,23 @@ Location = Literal[
     "toilet", "kitchen", "living_room", "hall", "pendant", "oximeter",
 ]
 EXIT_DOORS = frozenset({"front_door", "back_door"})
+
+
+class BedSensorKind(StrEnum):
+    """What a bed sensor's events mean; a device setting (`Device.bed_sensor_kind` in the centre).
+
+    The two kinds sold for telecare beds (activity-monitoring products, domain brief 'Activity and
+    wellbeing'; SCAIP device type "bed monitor") report differently, so the rules read them differently:
+    """
+
+    OCCUPANCY = "occupancy"
+    """A mat that holds a state: occupied while someone lies on it, vacated when they get up. Its
+    vacated event is a getting up, and its silence means nothing has changed. The default, and what
+    every bed sensor enrolled before the setting existed is."""
+    PULSE = "pulse"
+    """A pulse-on-movement mat: an event (occupied, then vacated a moment later) each time someone
+    moves on it. A pulse says the person is in bed now; its end, and its silence, say nothing (a
+    sleeper lying still sends nothing), so being up is learnt from activity elsewhere in the home."""
 
 
 class Absence(BaseModel):
@@ -73,6 +91,8 @@ class PersonProfile(BaseModel):
     """NEWS2 Scale 2 only with a clinician-documented 88-92% target (e.g. hypercapnic COPD)."""
     on_oxygen: bool = False
     devices: dict[str, Location] = Field(default_factory=dict)
+    bed_sensors: dict[str, BedSensorKind] = Field(default_factory=dict)
+    """Device id → what kind of bed sensor it is; a bed device not listed is `BedSensorKind.OCCUPANCY`."""
     expected_intervals: dict[str, int] = Field(default_factory=dict)
     rules: dict[str, dict[str, ParamValue]] = Field(default_factory=dict)
     measurement_schedule: MeasurementSchedule | None = None
@@ -115,6 +135,10 @@ class PersonProfile(BaseModel):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def bed_sensor_kind(self, device: str) -> BedSensorKind:
+        """The kind of bed sensor `device` is (`OCCUPANCY` unless set otherwise)."""
+        return self.bed_sensors.get(device, BedSensorKind.OCCUPANCY)
 
     def devices_at(self, *locations: str) -> frozenset[str]:
         return frozenset(device for device, where in self.devices.items() if where in locations)

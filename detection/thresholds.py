@@ -14,12 +14,17 @@ urgent band (93 % then 91 %: the urgent band is not yet confirmed) says so: "SpO
 today, GP or 111 today (NEWS2 Scale 1 93–94 %); 91 % seen, urgent if confirmed".
 
 Persistence: a band fires only when clean readings stay in it.
-- Continuous oximetry (clean readings <= `continuous_gap_s` apart): for
-  `continuous_persistence_s` (60 s) of clean readings; a gap in clean readings longer than
-  `continuous_max_gap_s` restarts the count. The real 1 Hz record's 35 s below 92% in
-  separate dips does not alarm.
-- Spot checks (readings minutes or hours apart): `persistence_readings` (2) consecutive
-  clean readings in the band, i.e. the re-measurement confirms.
+- Continuous oximetry, at any steady cadence from 1 Hz to one a minute: for
+  `continuous_persistence_s` (60 s) of wall-clock time, whatever the number of readings. A
+  reading is continuous when it comes <= `continuous_gap_s` (10 s) after the previous clean
+  one, or when the stream's own cadence, the median of its last `CADENCE_GAPS` (3) gaps
+  between clean readings (so one gap does not change it), is <= `continuous_cadence_s` (90 s)
+  and this gap is no gap (below). A gap in clean readings longer than `continuous_max_gap_s`
+  (30 s) and than `continuous_max_gap_cadences` (2.5) x the cadence restarts the count. The
+  real 1 Hz record's 35 s below 92% in separate dips does not alarm.
+- Spot checks (readings minutes or hours apart, or the first two of a stream slower than
+  10 s, which cannot yet be told from a spot check and its re-measure): `persistence_readings`
+  (2) consecutive clean readings in the band, i.e. the re-measurement confirms.
 Quality: a reading with any quality flag (questionable, low perfusion, early estimate,
 measurement ongoing, probe off, invalid) neither counts toward nor breaks persistence. It is
 never discarded: the alert's explanation lists the flagged readings seen during the run.
@@ -33,6 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from statistics import median
 from types import MappingProxyType
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -42,6 +48,9 @@ from detection.defaults import Settings
 from detection.rules import RuleId
 from telecare_protocol import Metric, Priority, Reading
 
+CADENCE_GAPS = 3
+"""A stream's cadence is the median of its last 3 gaps between clean readings: one gap (a probe
+re-seated, a lost radio packet) changes neither it nor whether the stream is steady (design)."""
 URGENT, REVIEW = Priority.URGENT, Priority.HIGH
 """The bands' priorities: urgent (2, each threshold rule's catalogue priority) and review today (3)."""
 MAX_LISTED = 10
@@ -270,10 +279,12 @@ class Run:
     beyond: int | None = None
 
     @classmethod
-    def start(cls, reading: Reading, band: Band | None = None) -> "Run":
+    def start(cls, reading: Reading, band: Band | None = None, *, continuous: bool = False) -> "Run":
+        """A run of one reading; `continuous` when it starts inside a steady stream (its persistence is
+        then a time, even if its first gap restarted the count)."""
         value = float(reading.value or 0.0)
         ref = Ref.of(reading)
-        run = cls(ref, ref, low=value, high=value)
+        run = cls(ref, ref, continuous=continuous, low=value, high=value)
         run._note(displayed(value), band)
         return run
 
@@ -313,11 +324,42 @@ class Stream:
     """Persistence state of one rule over one device's readings of one metric."""
 
     last_clean: datetime | None = None
+    gaps: deque[float] = field(default_factory=lambda: deque(maxlen=CADENCE_GAPS))
+    """Seconds between the last `CADENCE_GAPS` + 1 clean readings, for `cadence`."""
     runs: dict[tuple[Side, Priority], Run] = field(default_factory=dict)
     """(side, priority) of a band → the run of readings in it (`Run`)."""
     in_range: Run | None = None
     flagged: deque[Ref] = field(default_factory=lambda: deque(maxlen=MAX_LISTED))
     flagged_count: int = 0
+
+    def cadence(self) -> float | None:
+        """The stream's own cadence in seconds: the median of its recent gaps (None with fewer than 2:
+        two readings are a spot check and its re-measure as much as the start of a stream)."""
+        return median(self.gaps) if len(self.gaps) >= 2 else None
+
+
+class Continuity(NamedTuple):
+    """What the gap before a clean reading says (`continuity`)."""
+
+    continuous: bool
+    """The reading continues the one before in a continuous session."""
+    broken: bool
+    """The gap restarts the count of continuous runs (longer than the stream allows)."""
+    steady: bool
+    """The stream's own cadence is continuous: a run starting now is counted in time."""
+
+
+def continuity(stream: Stream, gap: float | None, settings: Settings) -> Continuity:
+    """The gap before a clean reading (seconds) against the stream's cadence, which must already include it."""
+    if gap is None:
+        return Continuity(continuous=False, broken=False, steady=False)
+    cadence = stream.cadence()
+    steady = cadence is not None and cadence <= settings.f("continuous_cadence_s")
+    max_gap = settings.f("continuous_max_gap_s")
+    if steady and cadence is not None:
+        max_gap = max(max_gap, settings.f("continuous_max_gap_cadences") * cadence)
+    broken = gap > max_gap
+    return Continuity(not broken and (gap <= settings.f("continuous_gap_s") or steady), broken, steady)
 
 
 RULES_BY_METRIC = {Metric.SPO2: (RuleId.SPO2_LOW,), Metric.PULSE_RATE: (RuleId.PULSE_HIGH, RuleId.PULSE_LOW)}
@@ -358,10 +400,14 @@ class ThresholdRules:
         if late and stream.last_clean is not None and reading.source_ts < stream.last_clean:
             stream.runs.clear()  # the late stream went back in time again: start over
             stream.in_range = None
+            stream.gaps.clear()
+            stream.last_clean = None
         gap = None if stream.last_clean is None else (reading.source_ts - stream.last_clean).total_seconds()
         stream.last_clean = reading.source_ts
-        continuous = gap is not None and gap <= settings.f("continuous_gap_s")
-        if gap is not None and gap > settings.f("continuous_max_gap_s"):
+        if gap is not None:
+            stream.gaps.append(gap)
+        continuous, broken, steady = continuity(stream, gap, settings)
+        if broken:
             for level in [lvl for lvl, run in stream.runs.items() if run.continuous]:
                 del stream.runs[level]
             if stream.in_range is not None and stream.in_range.continuous:
@@ -378,7 +424,7 @@ class ThresholdRules:
         if found is None:
             stream.runs.clear()
             if stream.in_range is None:
-                stream.in_range = Run.start(reading)
+                stream.in_range = Run.start(reading, continuous=steady)
             else:
                 stream.in_range.extend(reading, continuous)
             if stream.in_range.persists(settings, ending=True):
@@ -390,7 +436,7 @@ class ThresholdRules:
             if each.spec.side == found.spec.side and each.priority >= found.priority:
                 run = stream.runs.get(each.key)  # an urgent reading also counts toward the review band
                 if run is None:
-                    stream.runs[each.key] = Run.start(reading, each)
+                    stream.runs[each.key] = Run.start(reading, each, continuous=steady)
                 else:
                     run.extend(reading, continuous, each)
             else:
@@ -414,7 +460,7 @@ class ThresholdRules:
         flagged = [_reading_ref(r) for r in stream.flagged if r.source_ts >= first_flagged]
         persistence = (
             {"mode": "continuous", "seconds": run.seconds(), "needed_s": settings.f("continuous_persistence_s"),
-             "source": settings.source("continuous_persistence_s")}
+             "cadence_s": stream.cadence(), "source": settings.source("continuous_persistence_s")}
             if run.continuous else
             {"mode": "spot_check", "readings": run.count, "needed": settings.i("persistence_readings"),
              "source": settings.source("persistence_readings")}

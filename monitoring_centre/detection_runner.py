@@ -81,6 +81,7 @@ class EngineLike(Protocol):
     def tick(self, now: datetime) -> list[Decision]: ...
     def warm_up(self, messages: Iterable[tuple[Message, datetime | None]]) -> None: ...
     def set_profile(self, profile: PersonProfile) -> None: ...
+    def remove_profile(self, person: str) -> bool: ...
     def person_for_hub(self, hub_id: str) -> str | None: ...
     @property
     def counts(self) -> EngineCounts: ...
@@ -195,13 +196,16 @@ class EngineRunner:
         return len(profiles)
 
     def refresh(self, person_id: int) -> None:
-        """A person's settings or absences changed: the engine gets their new profile (keeping what it learnt)."""
+        """A person's settings or absences changed: the engine gets their new profile (keeping what it learnt).
+        A person left with no hub (their home retired, `homes.retire_home`) is no longer watched."""
         with self.sessions() as session:
             profiles = load_profiles(session, timezone=self.timezone, person_ids=[person_id])
         with self.lock:
             for profile in profiles:
                 self.engine.set_profile(profile)
                 self.people.add(profile.id)
+            if not profiles and self.engine.remove_profile(str(person_id)):
+                self.people.discard(str(person_id))
 
     def warm_up(self, days: float) -> int:
         """Feed the engine the last `days` of stored messages; returns how many."""
@@ -219,20 +223,30 @@ class EngineRunner:
         return count
 
     def observe(self, session: Session, hub: Hub, message: Message, received_at: datetime | None = None) -> set[int]:
-        with self.lock:
-            known = self.engine.person_for_hub(hub.id) is not None
-        if not known:  # enrolled since the centre started
+        with self.lock:  # one lock for a hub the engine knows (every message but a new hub's first)
+            decisions = self._observe(message, received_at) if self.engine.person_for_hub(hub.id) else None
+        if decisions is None:  # enrolled since the centre started
             for profile in load_profiles(session, timezone=self.timezone, person_ids=[hub.person_id]):
                 with self.lock:
                     self.engine.set_profile(profile)
                     self.people.add(profile.id)
-        with self.lock:
-            before = dict(self.engine.counts.no_signal)
-            decisions = self.engine.observe(message, received_at)
-            for metric, count in self.engine.counts.no_signal.items():
+            with self.lock:
+                decisions = self._observe(message, received_at)
+        if not decisions:
+            return set()
+        return apply(session, decisions, hub=hub, message=message, received_at=received_at)
+
+    def _observe(self, message: Message, received_at: datetime | None) -> list[Decision]:
+        """The engine's decisions on one message, its no-signal readings counted (`NO_SIGNAL_READINGS`).
+        Called holding `lock`."""
+        counts = self.engine.counts.no_signal
+        before = dict(counts) if isinstance(message, ReadingMessage) else None  # only a reading adds to them
+        decisions = self.engine.observe(message, received_at)
+        if before is not None:
+            for metric, count in counts.items():
                 if count > before.get(metric, 0):
                     NO_SIGNAL_READINGS.labels(metric).inc(count - before.get(metric, 0))
-        return apply(session, decisions, hub=hub, message=message, received_at=received_at)
+        return decisions
 
     def tick(self, now: datetime | None = None) -> set[int]:
         """One pass of the engine's timer rules, applied and committed; returns the changed alerts."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
+from detection.people import BedSensorKind
 from monitoring_centre.storage import Device, Hub, Person
 from telecare_protocol.messages import Identifier
 
@@ -71,6 +72,8 @@ class DeviceRecord:
     """Where in the home (front_door, bed, kitchen, ...), for the activity rules; "" if not known."""
     expected_interval_s: int | None = None
     """How often the device is heard from when all is well; None: the supervision default."""
+    bed_sensor_kind: BedSensorKind = BedSensorKind.OCCUPANCY
+    """For a bed sensor: an occupancy mat or a pulse-on-movement mat (`detection.people.BedSensorKind`)."""
 
 
 def enrol_home(session: Session, *, name: str, address: str, hub_id: str, devices: list[DeviceRecord],
@@ -85,6 +88,7 @@ def enrol_home(session: Session, *, name: str, address: str, hub_id: str, device
     session.flush()
     for device in devices:
         session.add(Device(hub_id=hub_id, id=device.device_id, kind=device.kind, location=device.location,
-                           expected_interval_s=device.expected_interval_s))
+                           expected_interval_s=device.expected_interval_s,
+                           bed_sensor_kind=device.bed_sensor_kind.value))
     session.flush()
     return person

@@ -10,13 +10,15 @@ A batch goes in three steps:
    against topic, message type against topic kind), message by message.
 2. One query each for the batch's hubs, their devices and the message ids already stored;
    then every accepted message, reading and event, and every dead letter, is inserted in
-   bulk (executemany) and flushed. If that flush fails on a constraint (a duplicate
-   racing in from another writer), the transaction is rolled back and the batch is
-   stored again message by message, each in its own savepoint, so one bad row never
-   takes the good ones down with it.
+   bulk (one Core executemany per table, no ORM unit of work) and flushed. If that flush
+   fails on a constraint (a duplicate racing in from another writer), the transaction is
+   rolled back and the batch is stored again message by message, each in its own
+   savepoint, so one bad row never takes the good ones down with it.
 3. In arrival order: device and hub bookkeeping, then detection (`Detector.observe`),
    whose alerts go into the same transaction. The detector sees each message once the
    rows are flushed, so a constraint failure in step 2 never makes it see a message twice.
+   The devices' `last_seen` and `battery_pct` are kept in memory through the batch and
+   written at its end, one executemany UPDATE for the devices that changed.
 
 Reasons a message is dead-lettered (the `reason` column and the `reason` label of
 `telecare_ingest_rejected_total`):
@@ -73,7 +75,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -180,10 +182,34 @@ class _Item:
     hub_id: str | None = None
     kind: str | None = None
     message: Message | None = None
+    message_id: str = ""
+    """`str(message.id)`, once (a UUID's str costs a microsecond, and a message needs it five times)."""
     text: str = ""
     status: str | None = None
     refusal: Rejected | None = None
     duplicate: bool = False
+
+
+@dataclass
+class _DeviceBook:
+    """A paired device's liveness columns, as loaded for one batch and changed by it (written at its end)."""
+
+    last_seen: datetime | None
+    battery_pct: int | None
+    changed: bool = False
+
+    def seen(self, at: datetime) -> None:
+        """Heard from at `at` (UTC): `last_seen` only ever moves forward."""
+        if self.last_seen is None or at > self.last_seen:
+            self.last_seen = at
+            self.changed = True
+
+
+Devices = dict[tuple[str, str], _DeviceBook]
+"""(hub id, device id) → its book, for the hubs of one batch."""
+
+_DEVICE_UPDATE = (update(Device).where(Device.hub_id == bindparam("b_hub"), Device.id == bindparam("b_id"))
+                  .values(last_seen=bindparam("b_last_seen"), battery_pct=bindparam("b_battery_pct")))
 
 
 class _NoDetection:
@@ -270,6 +296,7 @@ class Ingest:
         if isinstance(message, Heartbeat) and message.device_id != message.hub_id:
             raise Rejected("unknown_device", "device_id", "a heartbeat's device_id is its hub's id")
         item.message = message
+        item.message_id = str(message.id)
 
     # --- step 2: bulk insert ------------------------------------------------------------
 
@@ -277,7 +304,7 @@ class Ingest:
         outcome = Outcome()
         hubs, devices = self._load(session, items)
         stored = set(session.scalars(select(InboundMessage.id).where(
-            InboundMessage.id.in_([str(i.message.id) for i in items if i.message is not None]))))
+            InboundMessage.id.in_([i.message_id for i in items if i.message is not None]))))
         for item in items:
             self._against_books(item, hubs, devices, stored)
         self._insert([i for i in items if i.refusal is None and not i.duplicate and i.message], hubs, now, session)
@@ -285,6 +312,7 @@ class Ingest:
         session.flush()
         for item in items:
             self._after_insert(session, item, hubs, devices, now, outcome)
+        _write_devices(session, devices)
         return outcome
 
     def _store_one_by_one(self, session: Session, items: list[_Item], now: datetime) -> Outcome:
@@ -294,7 +322,7 @@ class Ingest:
             try:
                 hubs, devices = self._load(session, [item])
                 stored = set(session.scalars(select(InboundMessage.id).where(
-                    InboundMessage.id == str(item.message.id)))) if item.message else set()
+                    InboundMessage.id == item.message_id))) if item.message else set()
                 self._against_books(item, hubs, devices, stored)
                 if item.refusal is None and not item.duplicate and item.message:
                     self._insert([item], hubs, now, session)
@@ -308,18 +336,21 @@ class Ingest:
             if item.refusal is not None:
                 self._dead_letters(session, [item], now)
             self._after_insert(session, item, hubs, devices, now, outcome)
+            _write_devices(session, devices)
             savepoint.commit()
         return outcome
 
-    def _load(self, session: Session, items: list[_Item]) -> tuple[dict[str, Hub], dict[tuple[str, str], Device]]:
+    def _load(self, session: Session, items: list[_Item]) -> tuple[dict[str, Hub], Devices]:
         hub_ids = {i.hub_id for i in items if i.hub_id is not None and i.refusal is None}
         if not hub_ids:
             return {}, {}
         hubs = {hub.id: hub for hub in session.scalars(select(Hub).where(Hub.id.in_(hub_ids)))}
-        devices = {(d.hub_id, d.id): d for d in session.scalars(select(Device).where(Device.hub_id.in_(hub_ids)))}
+        devices = {(hub_id, device_id): _DeviceBook(last_seen, battery) for hub_id, device_id, last_seen, battery in
+                   session.execute(select(Device.hub_id, Device.id, Device.last_seen, Device.battery_pct)
+                                   .where(Device.hub_id.in_(hub_ids)))}
         return hubs, devices
 
-    def _against_books(self, item: _Item, hubs: dict[str, Hub], devices: dict[tuple[str, str], Device],
+    def _against_books(self, item: _Item, hubs: dict[str, Hub], devices: Devices,
                        stored: set[str]) -> None:
         if item.refusal is not None:
             return
@@ -330,7 +361,7 @@ class Ingest:
         message = item.message
         if message is None:
             return  # a status
-        message_id = str(message.id)
+        message_id = item.message_id
         if message_id in stored:
             item.duplicate = True
             return
@@ -349,7 +380,7 @@ class Ingest:
         for item in items:
             message = item.message
             assert message is not None
-            message_id = str(message.id)
+            message_id = item.message_id
             inbound_rows.append({"id": message_id, "type": message.type, "hub_id": message.hub_id,
                                  "device_id": message.device_id, "source_ts": message.source_ts,
                                  "hub_ts": message.hub_ts, "received_at": now, "payload": item.text})
@@ -368,9 +399,10 @@ class Ingest:
                                    "priority": message.priority, "detail": dict(message.detail),
                                    "source_ts": message.source_ts, "received_at": now,
                                    "clock_suspect": stamped_ahead(message, now)})
+        connection = session.connection()  # Core executemany: none of the ORM's per-row bookkeeping
         for model, rows in ((InboundMessage, inbound_rows), (Reading, reading_rows), (Event, event_rows)):
             if rows:
-                session.execute(insert(model), rows)
+                connection.execute(insert(model), rows)
 
     def _dead_letters(self, session: Session, items: list[_Item], now: datetime) -> None:
         rows = []
@@ -382,12 +414,12 @@ class Ingest:
                          "field": refusal.field[:128], "detail": refusal.detail[:2000],
                          "payload": item.inbound.payload[:MAX_DEAD_LETTER_BYTES]})
         if rows:
-            session.execute(insert(DeadLetter), rows)
+            session.connection().execute(insert(DeadLetter), rows)
 
     # --- step 3: bookkeeping and detection, in arrival order ------------------------------
 
-    def _after_insert(self, session: Session, item: _Item, hubs: dict[str, Hub],
-                      devices: dict[tuple[str, str], Device], now: datetime, outcome: Outcome) -> None:
+    def _after_insert(self, session: Session, item: _Item, hubs: dict[str, Hub], devices: Devices, now: datetime,
+                      outcome: Outcome) -> None:
         _add_receipt(outcome, item)
         if item.refusal is not None:
             outcome.rejected += 1
@@ -409,9 +441,8 @@ class Ingest:
         if isinstance(message, Heartbeat):
             self._heartbeat(hub, message, devices, now)
         elif message.device_id != hub.id:  # an event about the hub itself has no device row
-            device = devices[(hub.id, message.device_id)]
-            seen = min(message.source_ts, now)  # a hub clock that is ahead never makes a device look newer
-            device.last_seen = max(device.last_seen or seen, seen)
+            # a hub clock that is ahead never makes a device look newer
+            devices[(hub.id, message.device_id)].seen(min(message.source_ts, now))
         try:
             outcome.changed_alerts.update(self.detector.observe(session, hub, message, now))
         except SQLAlchemyError:
@@ -419,7 +450,7 @@ class Ingest:
         except Exception:  # a bug in a rule must not stop the message being stored, nor the batch
             log.exception("detection failed on message %s from %s; it is stored", message.id, hub.id)
 
-    def _heartbeat(self, hub: Hub, beat: Heartbeat, devices: dict[tuple[str, str], Device], now: datetime) -> None:
+    def _heartbeat(self, hub: Hub, beat: Heartbeat, devices: Devices, now: datetime) -> None:
         """The hub's state from its newest heartbeat; `last_heartbeat_at` is when the centre received it."""
         if hub.last_heartbeat_at is None or now >= hub.last_heartbeat_at:
             hub.last_heartbeat_at = now
@@ -430,11 +461,11 @@ class Ingest:
             if device is None:
                 log.warning("hub %s reports a device the centre has not paired: %s", hub.id, status.device_id)
                 continue
-            seen = min(status.last_seen, now) if status.last_seen else None
-            if seen and (device.last_seen is None or seen > device.last_seen):
-                device.last_seen = seen
-            if status.battery_pct is not None:
+            if status.last_seen:
+                device.seen(min(status.last_seen, now))
+            if status.battery_pct is not None and status.battery_pct != device.battery_pct:
                 device.battery_pct = status.battery_pct
+                device.changed = True
 
     def _hub_status(self, session: Session, hub: Hub, state: str, now: datetime) -> set[int]:
         """The hub's online/offline state; "offline" is its last will, an alert of its own (never retained:
@@ -455,6 +486,16 @@ class Ingest:
         return {cleared.id} if cleared else set()
 
 
+def _write_devices(session: Session, devices: Devices) -> None:
+    """The batch's changes to its devices' `last_seen` and `battery_pct`: one executemany UPDATE."""
+    rows = [{"b_hub": hub_id, "b_id": device_id, "b_last_seen": book.last_seen, "b_battery_pct": book.battery_pct}
+            for (hub_id, device_id), book in devices.items() if book.changed]
+    if rows:
+        session.connection().execute(_DEVICE_UPDATE, rows)
+    for book in devices.values():
+        book.changed = False
+
+
 def stamped_ahead(message: Message, received_at: datetime) -> bool:
     """Stamped later than its receipt by more than `CLOCK_TOLERANCE`: impossible with a right clock,
     so the hub's clock is ahead (the message is kept, flagged `clock_suspect`)."""
@@ -466,7 +507,7 @@ def _add_receipt(outcome: Outcome, item: _Item) -> None:
     """The item's receipt, when it came from a hub's topic and its message id can be read."""
     if item.hub_id is None or item.status is not None:
         return
-    message_id = str(item.message.id) if item.message is not None else _readable_id(item.inbound.payload)
+    message_id = item.message_id if item.message is not None else _readable_id(item.inbound.payload)
     if message_id is not None:
         outcome.receipts.append(Receipt(item.hub_id, message_id,
                                         item.refusal.reason if item.refusal is not None else None))

@@ -6,6 +6,8 @@
 - `devices`: device id → `Device.location`, for devices whose location is set (the activity
   rules need it; a device without one is still supervised through its hub).
 - `expected_intervals`: device id → `Device.expected_interval_s`, where set.
+- `bed_sensors`: bed device id → `Device.bed_sensor_kind`, for beds that are not occupancy mats
+  (`detection.people.BedSensorKind`; an unknown stored kind is logged and read as occupancy).
 - `rules`: every `RuleSetting` row whose `rule` is one of the engine's rule names
   (`detection.rules.RuleId`), its `params` as the overrides.
 - The pseudo-rule `profile` holds what is about the person rather than a rule:
@@ -34,7 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from detection.defaults import OverrideError, check_value
-from detection.people import Absence, PersonProfile
+from detection.people import Absence, BedSensorKind, PersonProfile
 from detection.rules import CATALOGUE
 from monitoring_centre.storage import Device, Hub, Person, PlannedAbsence, RuleSetting
 
@@ -103,12 +105,28 @@ def load_profiles(session: Session, *, timezone: str = "UTC", person_ids: list[i
     return profiles
 
 
+def _bed_sensors(person_id: int, devices: list[Device]) -> dict[str, BedSensorKind]:
+    """Bed device id → its kind, for the beds that are not occupancy mats; a stored kind the engine does
+    not know is logged and read as an occupancy mat (the default), never refusing the whole profile."""
+    kinds: dict[str, BedSensorKind] = {}
+    for device in devices:
+        if device.location != "bed" or device.bed_sensor_kind == BedSensorKind.OCCUPANCY:
+            continue
+        try:
+            kinds[device.id] = BedSensorKind(device.bed_sensor_kind)
+        except ValueError:
+            log.error("person %s: bed sensor %s has an unknown kind %r, read as occupancy", person_id, device.id,
+                      device.bed_sensor_kind)
+    return kinds
+
+
 def _profile(person_id: int, name: str, hubs: list[str], devices: list[Device], settings: list[RuleSetting],
              absences: list[PlannedAbsence], timezone: str) -> PersonProfile | None:
     fields: dict[str, Any] = {
         "id": str(person_id), "name": name, "hubs": tuple(hubs), "timezone": timezone,
         "devices": {d.id: d.location for d in devices if d.location},
         "expected_intervals": {d.id: d.expected_interval_s for d in devices if d.expected_interval_s},
+        "bed_sensors": _bed_sensors(person_id, devices),
         "rules": {}, "absences": tuple(Absence(start=a.starts_at, end=a.ends_at, reason=a.reason) for a in absences),
     }
     for row in settings:

@@ -5,12 +5,13 @@ The schema is owned by Alembic migrations (`centre_app/migrations`), never by
 `create_all`, so a deployed database can always be upgraded in place.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Date,
     DateTime,
     Engine,
     Float,
@@ -26,6 +27,8 @@ from sqlalchemy import (
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from detection.people import BedSensorKind
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -69,6 +72,24 @@ class Person(Base):
     access_details: Mapped[str] = mapped_column(Text, default="")
     """How a responder gets in (key safe code and where it is). Shown only to a responder who has
     explicitly accepted an alarm, and every showing is audited."""
+    # The caller record an operator reads when answering a call (`caller_record.py`); every change
+    # is audited with its values before and after (`PATCH /api/v1/patients/{id}`).
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    phones: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
+    """The person's own numbers: `[{"label": "home", "number": "01632 960123"}, ...]`, first to call first."""
+    conditions: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """Health conditions an operator should know of (e.g. "COPD; type 2 diabetes")."""
+    medication_summary: Mapped[str] = mapped_column(Text, default="", server_default="")
+    allergies: Mapped[str] = mapped_column(Text, default="", server_default="")
+    communication_needs: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """Hearing, sight, speech, language, memory: how to speak with them."""
+    property_risks: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """Risks to a responder at the property (oxygen in use, a steep path, a dog that bites)."""
+    pets: Mapped[str] = mapped_column(Text, default="", server_default="")
+    gp_practice: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    operator_notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """Access notes an operator may see (which door, lights, parking). Never the key-safe code,
+    which is kept in `access_details` for a responder who has accepted."""
 
 
 class Hub(Base):
@@ -97,6 +118,11 @@ class Device(Base):
     """Where in the home it is, for the activity rules: front_door, bedroom, bed, toilet, kitchen, …"""
     expected_interval_s: Mapped[int | None]
     """How often the device is heard from when all is well (a sleepy sensor's cadence)."""
+    bed_sensor_kind: Mapped[str] = mapped_column(String(16), default=BedSensorKind.OCCUPANCY.value,
+                                                 server_default=BedSensorKind.OCCUPANCY.value)
+    """For a bed sensor, what its events mean (`detection.people.BedSensorKind`): `occupancy` (a mat that
+    says occupied and vacated; every row enrolled before the setting) or `pulse` (pulse on movement: its
+    silence is unknown). Read only for a device whose location is `bed`."""
 
 
 class RuleSetting(Base):
@@ -205,6 +231,10 @@ class Alert(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     explanation: Mapped[dict[str, Any]]
     """The rule, its thresholds, and the events or readings that fired it (and each repeat)."""
+    taken_by: Mapped[str | None] = mapped_column(String(100))
+    """The operator (username) who has taken the call this alert belongs to (`calls.py`), or None.
+    A call is every active alert of one person: taking it marks them all."""
+    taken_at: Mapped[datetime | None]
 
 
 class AlertTransition(Base):
@@ -408,3 +438,80 @@ class PersonContact(Base):
     responder_id: Mapped[int] = mapped_column(ForeignKey("responders.id"))
     position: Mapped[int]
     nominated_at: Mapped[datetime]
+    relationship: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    """What the contact is to the person ("daughter", "neighbour"), as the operator reads it."""
+
+
+class CallNote(Base):
+    """What an operator did or said on a call, against one alert (`call_notes.py`): a note, a
+    call back, a keyholder or responder team sent, 999 called, or no further action (with its reason)."""
+
+    __tablename__ = "call_notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    at: Mapped[datetime]
+    by: Mapped[str] = mapped_column(String(100))
+    """The operator's username."""
+    action: Mapped[str] = mapped_column(String(32))
+    """A `call_notes.NoteAction` value."""
+    text: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    """Why no further action was taken (required for `no_further_action`, empty otherwise)."""
+
+
+class HandoverNote(Base):
+    """A note from one shift of operators to the next (`handover.py`)."""
+
+    __tablename__ = "handover_notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    by: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class CallScript(Base):
+    """What an operator says and does for one kind of alarm, step by step, kept as data that
+    administrators edit (`call_scripts.py`); seeded with a default for every rule."""
+
+    __tablename__ = "call_scripts"
+    rule: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """A `detection.rules.RuleId` value."""
+    title: Mapped[str] = mapped_column(String(200))
+    steps: Mapped[list[Any]]
+    """The steps, in order, each a plain sentence."""
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(100))
+    """A username, or "seed" for the default written by the migration."""
+
+
+class ReviewNote(Base):
+    """A nurse's review of a trend alert or a missed measurement ("Reviewed, plan: ..."): it closes
+    the review task (`monitoring_centre/review_tasks.py`). One per alert. The note as a FHIR R4
+    ClinicalImpression Bundle (`alerting/review_record.py`) is kept with it for the person's record."""
+
+    __tablename__ = "review_notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    plan: Mapped[str] = mapped_column(Text)
+    written_by: Mapped[str] = mapped_column(String(100))
+    written_at: Mapped[datetime]
+    record_bundle: Mapped[str] = mapped_column(Text, default="")
+    """The note as a FHIR R4 transaction Bundle (Patient, ClinicalImpression); empty if it could not be built."""
+    record_status: Mapped[str] = mapped_column(String(16), default="kept")
+    """kept (built and stored with the note) or refused (not built: `record_detail` says why)."""
+    record_detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class ResponderAccount(Base):
+    """A family member's account that is also a responder (a keyholder): the open requests to that
+    responder are shown on the family member's page, to accept or decline there. One responder per
+    account; set by an administrator (or the demo)."""
+
+    __tablename__ = "responder_accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    responder_id: Mapped[int] = mapped_column(ForeignKey("responders.id"), index=True)
+    linked_at: Mapped[datetime]
+    linked_by: Mapped[str] = mapped_column(String(100))

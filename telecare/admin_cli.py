@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from centre_app import admin, schema
+from centre_app.fhir_gateway.clients import SCOPES as FHIR_SCOPES
 from centre_app.settings import CentreSettings, explain_errors, settings_help
 from monitoring_centre.roles import ROLES
 from monitoring_centre.storage import make_engine
@@ -39,9 +40,10 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     enrol.add_argument("--name", required=True)
     enrol.add_argument("--address", default="")
     enrol.add_argument("--hub-id", required=True)
-    enrol.add_argument("--device", action="append", default=[], metavar="ID:KIND[:LOCATION]",
+    enrol.add_argument("--device", action="append", default=[], metavar="ID:KIND[:LOCATION[:BED_SENSOR]]",
                        help=f"repeat per device; KIND one of {', '.join(admin.DEVICE_KINDS)}; LOCATION (where in "
-                       f"the home, for the activity rules) one of {', '.join(admin.LOCATIONS)}")
+                       f"the home, for the activity rules) one of {', '.join(admin.LOCATIONS)}; BED_SENSOR (for "
+                       f"LOCATION bed) one of {', '.join(admin.BED_SENSOR_KINDS)}, default occupancy")
     enrol.add_argument("--nhs-number")
     enrol.add_argument("--service", choices=admin.SERVICES, default="monitored")
 
@@ -61,6 +63,19 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
                        help="the user the broker runs as: the files become theirs, mode 640 (Mosquitto reads them "
                        "after dropping root); 'none' keeps them yours, mode 600. Default: "
                        f"{default_owner or 'none (no mosquitto user here)'}")
+
+    fhir = tasks.add_parser("fhir-client", help="register or deactivate a system that reads from the FHIR gateway")
+    fhir_tasks = fhir.add_subparsers(dest="fhir_task", required=True)
+    fhir_add = fhir_tasks.add_parser("add", help="register a client (docs/interoperability.md)")
+    fhir_add.add_argument("client_id", help="what its assertions carry as iss and sub")
+    fhir_add.add_argument("--name", required=True, help="the system, as the people whose data it reads will see it")
+    fhir_add.add_argument("--public-key", type=Path, required=True, help="file: a PEM public key or a JWKS")
+    fhir_add.add_argument("--scope", action="append", required=True, choices=FHIR_SCOPES,
+                          help="repeat per scope")
+    fhir_add.add_argument("--person-id", type=int, action="append", help="repeat per person it may see; none: all")
+    fhir_add.add_argument("--purpose", default="direct care", help="why it reads, written with each read")
+    fhir_off = fhir_tasks.add_parser("deactivate", help="no more tokens; its tokens stop working")
+    fhir_off.add_argument("client_id")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,6 +143,8 @@ def _admin(session: Session, args: argparse.Namespace, settings: CentreSettings)
         hub = admin.rotate_hub_password(session, args.hub_id)
         return {"hub_id": hub.hub_id, "hub_password": hub.password,
                 "next": "run `telecare admin broker-files` and reload the broker"}
+    if args.task == "fhir-client":
+        return _fhir_client(session, args)
     left_out = admin.hubs_left_out(session, centre_username=settings.mqtt_username)
     written = admin.broker_files(session, args.out, centre_username=settings.mqtt_username,
                                  centre_password=settings.mqtt_password.get_secret_value(), owner=args.owner)
@@ -135,3 +152,16 @@ def _admin(session: Session, args: argparse.Namespace, settings: CentreSettings)
         print(f"telecare admin broker-files: hub {hub_id!r} left out, it cannot log in: {why}", file=sys.stderr)
     return {"written": [str(path) for path in written], "owner": args.owner, "left_out": left_out,
             "next": "reload the broker (systemctl reload mosquitto)"}
+
+
+def _fhir_client(session: Session, args: argparse.Namespace) -> dict[str, object]:
+    """`telecare admin fhir-client add|deactivate`."""
+    if args.fhir_task == "deactivate":
+        admin.deactivate_fhir_client(session, args.client_id)
+        return {"client_id": args.client_id, "active": False}
+    try:
+        public_key = args.public_key.read_text(encoding="utf-8")
+    except OSError as problem:
+        raise admin.AdminError(f"--public-key: {problem}") from None
+    return admin.add_fhir_client(session, client_id=args.client_id, name=args.name, public_key=public_key,
+                                 scopes=args.scope, person_ids=args.person_id, purpose=args.purpose)

@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import signal
+from datetime import date as calendar_date
 from datetime import datetime
 from pathlib import Path
 
@@ -47,6 +48,9 @@ ACCOUNTS: dict[Role, tuple[str, str]] = {
     Role.FAMILY: ("susan", "Susan Hughes (daughter; Margaret consented to her seeing her record)"),
 }
 """One account for every role (`monitoring_centre.roles.Role`), each with a fresh password every run."""
+DEMO_CENTRE_PHONE = "01632 960 123"
+"""The demo centre's phone number on the accept page: from Ofcom's range kept for drama (01632 960xxx),
+so no one real is ever called from a demo."""
 CREDENTIALS_FILE = "demo-credentials.json"
 DEMO_FILES = ("centre.db", "centre.db-wal", "centre.db-shm", "centre.db-journal", CREDENTIALS_FILE, CURSOR_FILE)
 """What a run writes in the data directory: the SQLite database (`default_sqlite_url`) with its
@@ -107,6 +111,7 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
         mqtt_password=centre_account.password, mqtt_v5=mqtt_v5, http_port=port,
         smtp={"host": outbox.hostname, "port": outbox.port, "starttls": False, "mail_from": "centre@demo.invalid"},
         allow_test_nhs_numbers=True,  # a demo's people are made up: only test-range NHS numbers belong here
+        centre_phone=DEMO_CENTRE_PHONE,
     )
     centre = Centre(settings)
     _enrol_demo_home(centre, passwords)
@@ -134,7 +139,7 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
     hub_task = asyncio.create_task(hub.run(), name="hub")
     home_task = asyncio.create_task(play_demo_day(hub.radio), name="home")
     broker_kind = "Mosquitto" if mqtt_v5 else "embedded Python broker (MQTT 3.1.1)"
-    print(f"Telecare demo: console at {centre.url}/", flush=True)
+    print(f"Telecare demo: sign in at {centre.url}/signin (each role lands on its own pages)", flush=True)
     print("  sign in as any of these (one account for each role):", flush=True)
     for role, (username, description) in ACCOUNTS.items():
         print(f"    {role.value:<9} {username!r} with password {passwords[role]!r}: {description}", flush=True)
@@ -180,9 +185,20 @@ def _enrol_demo_home(centre: Centre, passwords: dict[Role, str]) -> None:
     with centre.sessions() as session, session.begin():
         if session.get(Hub, DEMO_HUB_ID) is None:
             person = enrol_home(session, name="Margaret Hughes", address="12 Orchard Close (simulated)",
-                                hub_id=DEMO_HUB_ID,
+                                hub_id=DEMO_HUB_ID, nhs_number="9990001235",  # test range, valid check digit
                                 devices=[DeviceRecord(d.device_id, d.kind.value) for d in DEMO_DEVICES])
             person.access_details = "Key safe to the left of the front door, code 1234 (simulated)"
+            # The caller record an operator reads on a call (issue 12; `monitoring_centre/caller_record.py`).
+            person.date_of_birth = calendar_date(1941, 3, 14)
+            person.phones = [{"label": "home", "number": "01632 960461"}, {"label": "mobile", "number": "07700 900461"}]
+            person.conditions = "COPD (on home oximetry); atrial fibrillation; mild memory problems (simulated)"
+            person.medication_summary = "Inhalers (Trelegy, salbutamol); apixaban (a blood thinner); bisoprolol"
+            person.allergies = "Penicillin (rash)"
+            person.communication_needs = "Hard of hearing in the left ear: speak slowly and clearly"
+            person.property_risks = "Steep steps to the front door; no oxygen in the home"
+            person.pets = "A cat, Smudge (friendly)"
+            person.gp_practice = "Orchard Surgery, 01632 960999 (simulated)"
+            person.operator_notes = "Front door on Orchard Close; the porch light is on a timer; parking on the street"
             session.add(Responder(name="Centre operators", role="operator", active=True))
             daughter = Responder(name="Susan Hughes (daughter, simulated)", role="keyholder", active=True)
             session.add(daughter)
@@ -190,6 +206,8 @@ def _enrol_demo_home(centre: Centre, passwords: dict[Role, str]) -> None:
             session.add(ContactPoint(responder_id=daughter.id, address="mailto:susan@demo.invalid", position=0))
             session.add(PersonContact(person_id=person.id, responder_id=daughter.id, position=0,
                                       nominated_at=utc_now()))
+            for contact in session.scalars(select(PersonContact).where(PersonContact.person_id == person.id)):
+                contact.relationship = "daughter"
         person = session.scalars(select(Person).join(Hub, Hub.person_id == Person.id)
                                  .where(Hub.id == DEMO_HUB_ID)).one()
         for role, (username, description) in ACCOUNTS.items():
@@ -205,6 +223,23 @@ def _enrol_demo_home(centre: Centre, passwords: dict[Role, str]) -> None:
         if person.id not in (access.visible_person_ids(session, family) or set()):
             margaret = session.scalars(select(User).where(User.username == ACCOUNTS[Role.PERSON][0])).one()
             access.give_consent(session, margaret, person, family, "my daughter, Susan (demo)")
+        # Susan is also Margaret's keyholder: her page shows the centre's requests to go (issue 13).
+        from monitoring_centre.storage import ResponderAccount  # here: the demo's lines are added, never changed
+        keyholder = session.scalar(select(Responder).where(Responder.name == "Susan Hughes (daughter, simulated)"))
+        if keyholder is not None and session.scalar(select(ResponderAccount).where(
+                ResponderAccount.user_id == family.id)) is None:
+            session.add(ResponderAccount(user_id=family.id, responder_id=keyholder.id, linked_at=utc_now(),
+                                         linked_by="demo"))
+        # A community team with the nurse and the team lead on it, Margaret on its caseload (issue 13).
+        from monitoring_centre import teams  # here: the demo's lines are added, never changed
+        from monitoring_centre.storage import Team  # here: the demo's lines are added, never changed
+        team = session.scalar(select(Team).where(Team.name == "Demo community team"))
+        if team is None:
+            team = teams.create_team(session, "Demo community team", by="demo")
+            for username in (ACCOUNTS[Role.NURSE][0], ACCOUNTS[Role.TEAM_LEAD][0]):
+                teams.add_member(session, team, session.scalars(select(User).where(User.username == username)).one(),
+                                 by="demo")
+            teams.assign_to_team(session, person, team, by="demo")
 
 
 def _print_summary(centre: Centre, *, before: datetime) -> None:

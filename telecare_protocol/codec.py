@@ -9,13 +9,19 @@ instant that exists in UTC (years 1 to 9999 once its offset is applied), and tha
 hub's clock can be wrong by days (a Raspberry Pi has no real-time clock), and an alarm from it
 must still be raised; the centre stamps each message with its own receive time and judges the
 hub's clock itself (`detection/clock.py`, rule `hub_clock_wrong`).
+
+`decode` parses a well-formed message once: the JSON goes straight to pydantic's validator (Rust),
+all three message types at once (discriminated by `type`), with a second, tiny strict check of
+`version`'s JSON type. Whatever that fast path does not accept, `decode` checks again step by step
+(`json.loads`, then each field in order), so a refusal is exactly the one those steps give: the
+fast path decides nothing but "valid", and a message it accepts is the one the steps would return.
 """
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, ValidationError
 
 from telecare_protocol.ack import ACK_VERSIONS, Ack
 from telecare_protocol.errors import (
@@ -25,7 +31,7 @@ from telecare_protocol.errors import (
     ProtocolError,
     UnknownVersion,
 )
-from telecare_protocol.messages import MESSAGE_TYPES, SUPPORTED_VERSIONS, Message
+from telecare_protocol.messages import MESSAGE_TYPES, SUPPORTED_VERSIONS, DeviceEvent, Heartbeat, Message, Reading
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 
@@ -46,6 +52,17 @@ minted its own `id` would defeat end-to-end deduplication, and its own `hub_ts` 
 ACK_REQUIRED_ON_THE_WIRE = ("version", "type", "id", "centre_ts")
 """An ack's fields that its constructor defaults but a hub insists on."""
 
+_ANY_MESSAGE: TypeAdapter[Message] = TypeAdapter(
+    Annotated[Reading | DeviceEvent | Heartbeat, Field(discriminator="type")])
+"""Every message type in one validator, chosen by `type`: the fast path of `decode`."""
+
+
+class _Version(BaseModel):
+    """`version` as a JSON integer (the models' `Literal[1, 2]` would take `true` or `1.0` for 1)."""
+
+    model_config = ConfigDict(extra="ignore")
+    version: StrictInt
+
 _IMPOSSIBLE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
 
 
@@ -59,6 +76,13 @@ def decode(payload: bytes | str, *, now: datetime | None = None) -> Message:
 
     `now` is not used: it is accepted for callers written when `decode` refused a time more than
     5 minutes ahead of it (`future_timestamp`, until the centre judged hub clocks itself)."""
+    fast = _decode_valid(payload)
+    return fast if fast is not None else _decode_steps(payload)
+
+
+def _decode_steps(payload: bytes | str) -> Message:
+    """`decode` one check at a time, in the order the refusals rank: payload and JSON, version, type,
+    required fields, schema, instants. Raises the first `ProtocolError` met."""
     data = _load_object(payload)
     version = data.get("version")
     if version is None:
@@ -79,6 +103,25 @@ def decode(payload: bytes | str, *, now: datetime | None = None) -> Message:
     except ValidationError as exc:
         raise _from_validation_error(exc) from None
     _check_instants(message)
+    return message
+
+
+def _decode_valid(payload: bytes | str) -> Message | None:
+    """The message when it is valid in every respect `decode` checks, else None (then `decode` finds
+    out why, step by step). One JSON parse by pydantic for the message, one for `version`'s type."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return None
+    try:
+        message = _ANY_MESSAGE.validate_json(payload, strict=True)
+        _Version.model_validate_json(payload, strict=True)
+    except ValidationError:
+        return None
+    if not message.model_fields_set.issuperset(REQUIRED_ON_THE_WIRE):
+        return None  # defaulted by the constructor, not sent: `decode` names the missing field
+    try:
+        _check_instants(message)
+    except MalformedMessage:
+        return None
     return message
 
 
@@ -144,7 +187,7 @@ def _check_instants(message: Message) -> None:
     if message.type == "heartbeat":
         stamps += [(f"devices.{i}.last_seen", d.last_seen) for i, d in enumerate(message.devices)]
     for field, stamp in stamps:
-        if stamp is None:
+        if stamp is None or 1 < stamp.year < 9999:  # an offset (under a day) cannot take it out of range
             continue
         try:
             stamp.astimezone(UTC)

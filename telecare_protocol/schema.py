@@ -155,6 +155,8 @@ def _measurable(metric: Metric) -> str:
 
 def render_protocol_doc() -> str:
     """The full Markdown of docs/protocol.md."""
+    from telecare_protocol import scaip  # its XML parser is the centre's dependency, not the hub's
+
     versions = ", ".join(str(v) for v in sorted(SUPPORTED_VERSIONS))
     tolerance_min = int(codec.CLOCK_TOLERANCE.total_seconds() // 60)
     envelope = [f for f in Reading.model_fields if f in DeviceEvent.model_fields and f in Heartbeat.model_fields]
@@ -331,6 +333,7 @@ makes a message look younger than it is.""",
         "## Examples\n\n" + examples_md,
         "## JSON Schema\n\nPydantic's validation schema of each message. `required` lists what a receiver "
         "insists on.\n\n" + schemas_md,
+        scaip.protocol_doc_section(),
     ]
     return "\n\n".join(sections) + "\n"
 

@@ -1,5 +1,5 @@
-"""The FastAPI application: routers, the console's static files, /docs and /metrics, and the
-security headers on every response.
+"""The FastAPI application: routers, the web pages (`centre_app.pages`), /docs and /metrics, and
+the security headers on every response.
 
 Centres run on closed networks: /docs is Swagger UI from its own package (`swagger_ui_bundle`),
 never a CDN; ReDoc, which has none, is off. /metrics answers only clients in
@@ -31,20 +31,29 @@ from centre_app.api import (
     accept,
     alerts,
     auth,
+    call_scripts,
+    calls,
     caseloads,
     consent,
     escalations,
+    family,
     frailty,
+    handover,
     health,
+    nurse,
     patients,
     person_settings,
     responders,
+    review_tasks,
 )
 from centre_app.api.deps import CentreState
+from centre_app.api.devices import router as devices_router
+from centre_app.api.homes import router as homes_router
 from centre_app.api.kpis import router as kpis_router
+from centre_app.api.users import router as users_router
+from centre_app.fhir_gateway.router import router as fhir_gateway_router
 
 log = logging.getLogger(__name__)
-CONSOLE = Path(__file__).parent.parent / "console"
 SWAGGER_UI = Path(str(swagger_ui_bundle.swagger_ui_path))
 DOCS_ASSETS = "/docs/assets"
 
@@ -57,7 +66,7 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",  # frame-ancestors, for browsers that predate it
     "referrer-policy": "no-referrer",
 }
-PUBLIC_FILES = ("/static/", "/docs/assets/", "/console/")
+PUBLIC_FILES = ("/static/", "/docs/assets/")
 """The only answers that hold no person's data: the pages' own files. Every other answer (the
 API, the pages) may, and carries `Cache-Control: no-store`."""
 
@@ -137,17 +146,26 @@ def create_app(state: CentreState) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(patients.router)
     app.include_router(alerts.router)
+    app.include_router(calls.router)
+    app.include_router(handover.router)
+    app.include_router(call_scripts.router)
     app.include_router(escalations.router)
     app.include_router(responders.router)
     app.include_router(consent.router)
     app.include_router(person_settings.router)
     app.include_router(frailty.router)
     app.include_router(caseloads.router)
+    app.include_router(nurse.router)
+    app.include_router(review_tasks.router)
+    app.include_router(family.router)
     app.include_router(accept.router)
     app.include_router(health.router)
     app.include_router(kpis_router)
+    app.include_router(users_router)
+    app.include_router(homes_router)
+    app.include_router(devices_router)
+    app.include_router(fhir_gateway_router)
     pages.install(app)
-    app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
     app.mount(DOCS_ASSETS, StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
     docs_page = swagger_page("/openapi.json", f"{app.title}: API")
 

@@ -1,17 +1,19 @@
-from datetime import datetime, timedelta
-from typing import Annotated
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from alerting import patient_record
 from alerting.escalation import recipients
 from alerting.policy import Audience
-from centre_app.api.deps import CurrentUser, Db, DocumentedRoute, VisiblePerson, invalid
-from monitoring_centre import audit, trends
+from centre_app.api.calls import CallerOut, caller_out
+from centre_app.api.deps import Admin, Centre, CurrentUser, Db, DocumentedRoute, VisiblePerson, invalid
+from monitoring_centre import audit, caller_record, trends
 from monitoring_centre.access import visible_people
+from monitoring_centre.nhs_number import InvalidNhsNumber, normalise
 from monitoring_centre.storage import Hub, begin_read, utc_now
 from telecare_protocol.codes import METRICS, Metric
 
@@ -127,3 +129,63 @@ def readings(person: VisiblePerson, user: CurrentUser, session: Db, metric: Metr
     session.commit()
     return ReadingsOut(metric=metric, unit=METRICS[metric].unit, since=since, bucket_minutes=bucket_minutes,
                        buckets=[BucketOut(**vars(b)) for b in buckets])
+
+
+class PhoneIn(BaseModel):
+    label: str = Field(default="", max_length=50)
+    number: str = Field(max_length=50)
+
+
+class CallerRecordChange(BaseModel):
+    """Any subset of the caller record's fields (a field left out is left as it is)."""
+
+    name: str | None = Field(default=None, max_length=200)
+    address: str | None = Field(default=None, max_length=500)
+    access_details: str | None = Field(default=None, max_length=2000)
+    """How a responder gets in (the key-safe code): shown only to a responder who has accepted."""
+    access_notes: str | None = Field(default=None, max_length=2000)
+    """What an operator may see about getting in (which door, lights, parking)."""
+    date_of_birth: date | None = None
+    phones: list[PhoneIn] | None = Field(default=None, max_length=caller_record.MAX_PHONES)
+    conditions: str | None = Field(default=None, max_length=4000)
+    medication_summary: str | None = Field(default=None, max_length=4000)
+    allergies: str | None = Field(default=None, max_length=2000)
+    communication_needs: str | None = Field(default=None, max_length=2000)
+    property_risks: str | None = Field(default=None, max_length=2000)
+    pets: str | None = Field(default=None, max_length=1000)
+    gp_practice: str | None = Field(default=None, max_length=300)
+    nhs_number: str | None = Field(default=None, max_length=20)
+    """Written "943 476 5919" or plain; "" or null clears it."""
+
+
+_CLEARABLE = frozenset({"date_of_birth", "nhs_number"})
+
+
+@router.patch("/{person_id}")
+def change_caller_record(change: CallerRecordChange, user: Admin, person: VisiblePerson, session: Db,
+                         centre: Centre) -> CallerOut:
+    """Change a person's caller record (administrators). Each field sent is set; null clears
+    `date_of_birth` or `nhs_number` and is refused for the others. 422 names the field: an empty
+    name, a date of birth in the future, an invalid NHS number or one already another person's.
+    Audited "edit_caller_record" with the values before and after (the key-safe code as "(changed)")."""
+    changes: dict[str, Any] = {}
+    for field in sorted(change.model_fields_set):
+        value = getattr(change, field)
+        if value is None and field not in _CLEARABLE:
+            raise invalid(("body", field), "null clears only date_of_birth or nhs_number")
+        if field == "phones":
+            value = [{"label": phone.label, "number": phone.number} for phone in value]
+        if field == "nhs_number":
+            try:
+                value = normalise(value, allow_test_numbers=centre.settings.allow_test_nhs_numbers) if value else None
+            except InvalidNhsNumber as bad:
+                raise invalid(("body", "nhs_number"), str(bad)) from None
+        changes[field] = value
+    today = utc_now().date()
+    try:
+        caller_record.update(session, person, changes, user.username, today)
+    except caller_record.BadRecord as bad:
+        raise invalid(("body", bad.field), str(bad)) from None
+    record = caller_record.record(session, person, today)
+    session.commit()
+    return caller_out(record)

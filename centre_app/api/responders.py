@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from alerting.channels import InternalTargets, Message, SmtpSettings, send, validate_address
+from alerting.channels import InternalTargets, Message, NotifySettings, SmtpSettings, send, validate_address
 from alerting.channels.targets import refusal
 from alerting.escalation import recipient_of
 from alerting.policy import ROLE_OF_AUDIENCE
@@ -48,7 +48,8 @@ RESPONDER_ROLES = ("keyholder", *ROLE_OF_AUDIENCE.values())
 class ResponderIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     role: str
-    contact_points: list[str] = Field(default_factory=list, description="mailto: or Apprise URLs, in order")
+    contact_points: list[str] = Field(default_factory=list, description="mailto:, sms: (GOV.UK Notify) or "
+                                      "Apprise URLs, in order")
 
 
 class ResponderOut(BaseModel):
@@ -162,7 +163,8 @@ def send_test(request: Request, responder_id: RowId, user: AdminOrOperator, sess
                       body=f"This is a test, sent by {user.username} at {stamp:%H:%M} UTC. No action is needed.",
                       priority=9, reference=f"test/responder-{responder_id}/{int(stamp.timestamp())}")
     allowed = _internal_targets(centre)
-    results = [TestDelivery(address=address, **_delivery(address, message, centre.settings.smtp, allowed))
+    results = [TestDelivery(address=address, **_delivery(address, message, centre.settings.smtp, allowed,
+                                                         centre.settings.notify))
                for address in addresses]
     audit.record(session, user.username, "test_responder_result", [None],
                  f"responder {responder_id}: " + ", ".join("ok" if r.ok else "failed" for r in results))
@@ -193,6 +195,6 @@ def _internal_targets(centre: CentreState) -> InternalTargets:
 
 
 def _delivery(address: str, message: Message, smtp: SmtpSettings | None,
-              allowed: InternalTargets) -> dict[str, bool | str]:
-    delivery = send(address, message, smtp, internal=allowed)
+              allowed: InternalTargets, notify: NotifySettings | None = None) -> dict[str, bool | str]:
+    delivery = send(address, message, smtp, internal=allowed, notify=notify)
     return {"ok": delivery.ok, "detail": delivery.detail}

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from centre_app.pages import signin
+from centre_app.pages import admin, nurse, operator, person, signin
 from centre_app.pages.rendering import STATIC, SignInNeeded, error_page, sign_in_needed
 
 JSON_PREFIXES = ("/api/", "/fhir/", "/openapi.json", "/metrics", "/health")
@@ -32,6 +32,10 @@ def install(app: FastAPI) -> None:
     """The pages' routes, `/static` (the pages' own files and the vendored assets), the
     redirect to sign-in, and refusals shown as pages outside the API."""
     app.include_router(signin.router)
+    app.include_router(admin.router)
+    app.include_router(operator.router)
+    app.include_router(nurse.router)
+    app.include_router(person.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(SignInNeeded, sign_in_needed)
     app.add_exception_handler(HTTPException, _refusal)

@@ -108,7 +108,7 @@ def test_a_keyholder_is_mailed_accepts_and_is_shown_how_to_get_in(
 
     [mail] = wait_for(lambda: smtp.mailbox.received, what="the keyholder's mail")
     assert mail.rcpt_tos == ["kim@family.test"]
-    assert "Help button pressed: Ada Lovelace" in str(mail.message["Subject"])
+    assert "Ada Lovelace pressed the help button" in str(mail.message["Subject"])
     link = re.search(r"Accept: (http://\S+)", mail.text)
     assert link is not None and link.group(1).startswith(f"{url}/accept/")
     assert "2468" not in mail.text  # the way in is only shown to whoever accepts

@@ -1,6 +1,7 @@
-"""Under the centre's Content-Security-Policy, in a real headless Chromium: the operator's console
-and /docs work, the browser blocks nothing on them, and neither page asks any other host for
-anything (centres run on closed networks)."""
+"""Under the centre's Content-Security-Policy, in a real headless Chromium: every page of every
+role's menu, the sign-in page and /docs work, the browser blocks nothing on them, and none asks
+any other host for anything (centres run on closed networks). The templates and scripts
+themselves are checked for inline script and style in tests/unit/centre_app/test_api_headers.py."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.support.api_world import PASSWORD, api_app, served
+from centre_app.pages.navigation import NAVIGATION
+from monitoring_centre.roles import Role
+from tests.support.api_world import ADMIN, PASSWORD, api_app, served
+
+ACCOUNTS = {Role.ADMIN: ADMIN, Role.OPERATOR: "operator", Role.NURSE: "nurse", Role.FAMILY: "daughter",
+            Role.PERSON: "ada"}
+"""An account of `api_world` for each role whose menu is visited (a team lead's menu is a nurse's, and more)."""
 
 
 @pytest.fixture
@@ -26,22 +33,38 @@ def _watch(page: Any) -> tuple[list[str], list[str]]:
     the page makes."""
     blocked: list[str] = []
     requests: list[str] = []
-    page.on("console", lambda message: blocked.append(message.text)
+    page.on("console", lambda message: blocked.append(f"{page.url}: {message.text}")
             if "Content Security Policy" in message.text or "Refused to" in message.text else None)
     page.on("request", lambda request: requests.append(request.url))
     return blocked, requests
 
 
-def test_the_console_works_under_the_policy(api_url: str, browser_page: Any) -> None:
+def test_the_operator_queue_works_under_the_policy(api_url: str, browser_page: Any) -> None:
     page = browser_page
     blocked, requests = _watch(page)
     page.goto(f"{api_url}/")
-    page.fill("input[name=username]", "operator")
-    page.fill("input[name=password]", PASSWORD)
+    page.fill("#username", "operator")
+    page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_selector("#link.up", timeout=10_000)
-    page.locator("#queue tbody tr[data-rule=pendant_alarm]").first.wait_for(timeout=10_000)
+    page.locator("#link.op-link--up").wait_for(timeout=15_000)
+    page.locator("#queue tbody tr[data-rules~=pendant_alarm]").first.wait_for(timeout=15_000)
     assert page.locator("#queue tbody tr").count() == 2  # Ada's alert and Bob's
+    assert blocked == []
+    assert all(url.startswith(api_url) for url in requests), requests
+
+
+@pytest.mark.parametrize("role", list(ACCOUNTS))
+def test_every_page_of_each_menu_works_under_the_policy(api_url: str, browser_page: Any, role: Role) -> None:
+    page = browser_page
+    blocked, requests = _watch(page)
+    page.goto(f"{api_url}/signin")
+    page.fill("#username", ACCOUNTS[role])
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{api_url}{NAVIGATION[role][0].href}**", timeout=15_000)
+    for item in NAVIGATION[role]:
+        page.goto(f"{api_url}{item.href}", wait_until="load")
+        page.locator("main").wait_for(timeout=15_000)
     assert blocked == []
     assert all(url.startswith(api_url) for url in requests), requests
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from alerting import channels
-from alerting.channels import Delivery, InternalTargets, Message, SmtpSettings
+from alerting.channels import Delivery, InternalTargets, Message, NotifySettings, SmtpSettings
 from alerting.channels.targets import NO_INTERNAL_TARGETS
 from detection.events import PENDANT_ALARM
 from monitoring_centre import alerts
@@ -68,7 +68,7 @@ class FakeChannel:
     sent: list[tuple[str, Message]] = field(default_factory=list)
 
     def send(self, address: str, message: Message, smtp: SmtpSettings | None, *,
-             internal: InternalTargets = NO_INTERNAL_TARGETS) -> Delivery:
+             internal: InternalTargets = NO_INTERNAL_TARGETS, notify: NotifySettings | None = None) -> Delivery:
         self.sent.append((address, message))
         return Delivery(ok=self.ok, channel="email", detail="250 queued" if self.ok else "421 try again later")
 

@@ -2,8 +2,9 @@
 history incrementally, newer states superseding unsent older ones; on SQLite and PostgreSQL."""
 
 import json
+import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
@@ -14,9 +15,10 @@ from alerting import patient_record
 from alerting.tables import RecordWrite
 from centre_app import schema
 from detection.events import PENDANT_ALARM
+from detection.rules import CATALOGUE, RuleId
 from monitoring_centre import alerts
 from monitoring_centre.enrolment import enrol_home
-from monitoring_centre.storage import Alert, Person, make_engine
+from monitoring_centre.storage import Alert, InboundMessage, Person, Reading, make_engine
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 
@@ -92,3 +94,51 @@ def test_a_test_range_nhs_number_is_refused_where_the_centre_does_not_allow_it(
         [write] = session.scalars(select(RecordWrite)).all()
         assert (write.status, write.bundle) == ("refused", "")
         assert "synthetic range" in write.detail and "9434765919" not in write.detail
+
+
+def _stored_reading(session: Session, person: Person, hub_id: str, value: float, *, metric: str = "spo2",
+                    at: datetime = NOW, quality: tuple[str, ...] = ()) -> str:
+    message_id = str(uuid.uuid4())
+    session.add(InboundMessage(id=message_id, type="reading", hub_id=hub_id, device_id="oximeter-1", source_ts=at,
+                               hub_ts=at, received_at=at, payload="{}"))
+    session.flush()
+    session.add(Reading(message_id=message_id, person_id=person.id, device_id="oximeter-1", metric=metric,
+                        value=value, unit="%" if metric == "spo2" else "/min", quality=list(quality), source_ts=at,
+                        received_at=at))
+    session.flush()
+    return message_id
+
+
+def test_an_alert_is_written_with_the_readings_its_evidence_names_and_only_its_persons(
+        sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        ada = enrol_home(session, name="Ada", address="1 Test Street", hub_id="hub-1", devices=[])
+        bob = enrol_home(session, name="Bob", address="2 Test Street", hub_id="hub-2", devices=[])
+        low = _stored_reading(session, ada, "hub-1", 87.0)
+        lower = _stored_reading(session, ada, "hub-1", 86.0)
+        _not_named = _stored_reading(session, ada, "hub-1", 97.0)
+        bobs = _stored_reading(session, bob, "hub-2", 85.0)
+        alert = alerts.raise_alert(session, person_id=ada.id, hub_id="hub-1", rule=CATALOGUE[RuleId.SPO2_LOW],
+                                   subject="", at=NOW, evidence={"message_id": low, "repeats": [{"message_id": lower},
+                                                                                    {"message_id": bobs}]},
+                                   why="SpO2 below the person's threshold")
+        bundle = json.loads(patient_record.bundle_for(session, alert))
+    observations = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
+    assert sorted(o["valueQuantity"]["value"] for o in observations) == [86.0, 87.0]
+    assert all({c["code"] for c in o["code"]["coding"]} & {"2708-6", "59408-5"} for o in observations)
+    assert {o["subject"]["reference"] for o in observations} == {f"Patient/person-{ada.id}"}
+
+
+def test_the_record_carries_the_latest_clean_spo2_and_pulse_observations(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        ada = enrol_home(session, name="Ada", address="1 Test Street", hub_id="hub-1", devices=[])
+        for minutes, value in ((0, 95.0), (5, 96.0)):
+            _stored_reading(session, ada, "hub-1", value, at=NOW + timedelta(minutes=minutes))
+        _stored_reading(session, ada, "hub-1", 71.0, at=NOW + timedelta(minutes=9), quality=("motion",))
+        _stored_reading(session, ada, "hub-1", 72.0, metric="pulse_rate", at=NOW + timedelta(minutes=3))
+        record = patient_record.person_record(session, ada.id)
+        assert patient_record.person_record(session, 999) == {"resourceType": "Bundle", "type": "collection",
+                                                              "entry": []}
+    observations = [e["resource"] for e in record["entry"] if e["resource"]["resourceType"] == "Observation"]
+    assert sorted(o["valueQuantity"]["value"] for o in observations) == [72.0, 96.0]  # newest clean, not flagged
+    Bundle.model_validate(record)

@@ -2,12 +2,14 @@
 every session, and no change signed in by cookie from another site."""
 
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from centre_app.api.deps import SESSION_COOKIE
+from centre_app.api.deps import SESSION_COOKIE, CentreState
 from centre_app.pages.navigation import NAVIGATION, landing
 from centre_app.pages.rendering import PageUser
 from monitoring_centre.roles import Role
@@ -26,7 +28,6 @@ def client(database_url: str) -> Iterator[TestClient]:
         return {"user": user.username}
 
     with TestClient(app, base_url="https://centre.test") as test_client:
-        test_client.app_state = app.state  # type: ignore[attr-defined]
         yield test_client
     engine.dispose()
 
@@ -35,11 +36,12 @@ def sign_in(client: TestClient, username: str, next_path: str = "") -> str:
     response = client.post("/signin", data={"username": username, "password": PASSWORD, "next": next_path},
                            headers=SAME_SITE, follow_redirects=False)
     assert response.status_code == 303, response.text
-    return response.headers["location"]
+    return str(response.headers["location"])
 
 
 def audit_actions(client: TestClient, actor: str) -> list[str]:
-    with client.app_state.centre.sessions() as session:  # type: ignore[attr-defined]
+    centre: CentreState = cast(FastAPI, client.app).state.centre
+    with centre.sessions() as session:
         return list(session.scalars(select(AuditEntry.action).where(AuditEntry.actor == actor)
                                     .order_by(AuditEntry.id)))
 
