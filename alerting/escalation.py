@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from alerting import inhibit, snapshot
+from alerting.channels import is_tel
 from alerting.notify import (
     CONSOLE_ADDRESS,
     NoContact,
@@ -83,11 +84,12 @@ def recipients(session: Session, person: Person, audience: Audience) -> list[lis
 
 
 def recipient_of(session: Session, responder: Responder) -> Recipient:
-    """A responder with their contact points, in their own order."""
+    """A responder with the contact points a channel sends to, in their own order: a `tel:` one
+    is a number for the operator to phone (shown on the call screen), never sent to."""
     addresses = session.scalars(select(ContactPoint.address).where(ContactPoint.responder_id == responder.id)
                                 .order_by(ContactPoint.position))
     return Recipient(responder_id=responder.id, name=responder.name, role=responder.role,
-                     addresses=tuple(addresses))
+                     addresses=tuple(address for address in addresses if not is_tel(address)))
 
 
 def chain_for(session: Session, person: Person, policy: Policy) -> EscalationChain:

@@ -7,7 +7,8 @@ told, how, how long after the alarm, and what came of it. For example:
     "E-mailed Susan Hughes (daughter) 3 min after the alarm; not yet accepted"
     "On the operators' queue from the moment the alarm came in"
     "Acknowledged by Olive Operator 40 s after the alarm"
-    "No keyholder could be told 3 min after the alarm: none has a phone number or e-mail address on record"
+    "No keyholder could be told 3 min after the alarm: none has a number to text or an e-mail address on record
+    (a number only to phone is on the call screen)"
 
 Never a reference, an id, a step or cycle count, or a raw state name.
 """
@@ -76,6 +77,19 @@ def _outcome(notification: Notification, alert: Alert) -> str:
     return "delivered"
 
 
+RESPONDER_ACTOR = "responder:"
+"""How an accept link signs what it does: "responder:{id}:{name}" (`alerting/acceptance.py`)."""
+
+
+def responder_name(actor: str) -> str | None:
+    """The responder's name when `actor` is an accept link ("responder:2:Susan Hughes" → "Susan
+    Hughes"; "a responder" when the name is missing), else None."""
+    if not actor.startswith(RESPONDER_ACTOR):
+        return None
+    parts = actor.split(":", 2)
+    return (parts[2].strip() if len(parts) == 3 else "") or "a responder"
+
+
 def _names(session: Session, usernames: set[str]) -> dict[str, str]:
     if not usernames:
         return {}
@@ -97,10 +111,11 @@ def escalation_log(session: Session, alert: Alert) -> list[LogLine]:
                     else f"Operators told again {when}: not yet acknowledged")
             console_told = True
         elif not row.address:
-            text = f"Nobody could be told {when}: no one at this step has a phone number or e-mail address on record"
+            text = (f"Nobody could be told {when}: no one at this step has a number to text or an e-mail address "
+                    "on record")
             if "keyholder" in row.detail:
-                text = (f"No keyholder could be told {when}: none has a phone number or e-mail address "
-                        "on record")
+                text = (f"No keyholder could be told {when}: none has a number to text or an e-mail "
+                        "address on record (a number only to phone is on the call screen)")
         elif row.purpose == NotificationPurpose.REMINDER:
             text = f"Reminded {row.responder_name or 'the operators'} {when}: acknowledged but not yet resolved"
         elif row.purpose == NotificationPurpose.EXHAUSTED:
@@ -112,14 +127,17 @@ def escalation_log(session: Session, alert: Alert) -> list[LogLine]:
         lines.append(LogLine(row.created_at, text))
     transitions = list(session.scalars(select(AlertTransition).where(AlertTransition.alert_id == alert.id)
                                        .order_by(AlertTransition.at, AlertTransition.id)))
-    names = _names(session, {t.by for t in transitions if not t.by.startswith("system:")})
+    names = _names(session, {t.by for t in transitions if not t.by.startswith(("system:", RESPONDER_ACTOR))})
     for transition in transitions:
-        who = names.get(transition.by, transition.by)
+        responder = responder_name(transition.by)
+        who = responder or names.get(transition.by, transition.by)
         when = after(alert.opened_at, transition.at)
         if transition.to_status == AlertState.ACKNOWLEDGED:
-            lines.append(LogLine(transition.at, f"Acknowledged by {who} {when}"))
+            if responder is None:  # a responder's accept link acknowledges and accepts at once: one line
+                lines.append(LogLine(transition.at, f"Acknowledged by {who} {when}"))
         elif transition.to_status == AlertState.IN_PROGRESS:
-            lines.append(LogLine(transition.at, f"A responder accepted {when} and is on the way"))
+            lines.append(LogLine(transition.at, f"{responder} accepted by link {when} and is on the way" if responder
+                                 else f"A responder accepted {when} and is on the way"))
         elif transition.to_status == AlertState.RESOLVED:
             if transition.by.startswith("system:"):
                 lines.append(LogLine(transition.at, f"Cleared by itself {when}: the condition recovered"))

@@ -56,6 +56,8 @@ class AlertingSettings:
     """GOV.UK Notify, for `sms:` contact points (and for e-mail when it has an e-mail template)."""
     fhir_base_url: str | None = None
     timezone: str = "Europe/London"
+    centre_phone: str | None = None
+    """The centre's phone number, given to keyholders in the e-mail (`texts.mail_body`)."""
     poll_s: float = 1.0
     allow_test_nhs_numbers: bool = False
     """Let NHS numbers from the synthetic test range into the patient record (demo, tests)."""
@@ -249,7 +251,8 @@ class Escalator:
                         notification.accept_token_hash = token_hash
                     accept_url = f"{self.settings.public_url.rstrip('/')}/accept/{token}"
                 message = notify.compose(notification, alert, person, accept_url=accept_url,
-                                         timezone=self.settings.timezone)
+                                         timezone=self.settings.timezone,
+                                         centre_phone=self.settings.centre_phone)
                 outgoing.append(notify.Outgoing(notification_id, alert.id, alert.person_id, notification.address,
                                                 message))
             session.commit()

@@ -16,6 +16,7 @@ the audit log ("keyholder_declined"): the escalation goes on to the next contact
 they had not answered, and the request leaves their page.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -79,6 +80,49 @@ def open_requests(session: Session, user: User) -> list[Request]:
         result.append(Request(notification.id, alert.id, person.id, person.name, alert.title, alert.priority,
                               notification.sent_at or notification.created_at, person.address))
     return result
+
+
+@dataclass(frozen=True)
+class Going:
+    """An alert still active that a responder said they are going to (accepted by link or page)."""
+
+    alert_id: int
+    person_id: int
+    person_name: str
+    alert_title: str
+    responder_id: int | None
+    responder_name: str
+    accepted_at: datetime
+
+
+def who_is_going(session: Session, alert_ids: Iterable[int]) -> dict[int, Going]:
+    """For each of these alerts that a responder accepted: the first who did (by alert id)."""
+    ids = set(alert_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Notification, Alert, Person).join(Alert, Alert.id == Notification.alert_id)
+        .join(Person, Person.id == Alert.person_id)
+        .where(Notification.alert_id.in_(ids), Notification.accepted_at.is_not(None))
+        .order_by(Notification.accepted_at, Notification.id)).all()
+    found: dict[int, Going] = {}
+    for notification, alert, person in rows:
+        assert notification.accepted_at is not None
+        found.setdefault(alert.id, Going(alert.id, person.id, person.name, alert.title, notification.responder_id,
+                                         notification.responder_name, notification.accepted_at))
+    return found
+
+
+def going(session: Session, user: User) -> list[Going]:
+    """The alerts still active that the account's responder said they are going to, newest first."""
+    responder_id = responder_of(session, user)
+    if responder_id is None:
+        return []
+    ids = session.scalars(select(Notification.alert_id).join(Alert, Alert.id == Notification.alert_id)
+                          .where(Notification.responder_id == responder_id, Notification.accepted_at.is_not(None),
+                                 Alert.status.in_(ACTIVE)))
+    return sorted((g for g in who_is_going(session, ids).values() if g.responder_id == responder_id),
+                  key=lambda g: g.accepted_at, reverse=True)
 
 
 def _request(session: Session, user: User, notification_id: int) -> Notification:

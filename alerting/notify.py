@@ -184,17 +184,18 @@ def unwanted(notification: Notification, alert: Alert) -> str | None:
 
 
 def compose(notification: Notification, alert: Alert, person: Person, *, accept_url: str | None,
-            timezone: str) -> Message:
+            timezone: str, centre_phone: str | None = None) -> Message:
     """The message for one notification, in plain words (`texts`): subject and e-mail body (the
     accept link as an "Accept: <url>" line), and the text message. `accept_url`: the responder's
-    link, None for the operators; `timezone`: the local time the text gives (IANA name)."""
+    link, None for the operators; `timezone`: the local time the text gives (IANA name);
+    `centre_phone`: the centre's number, given to a keyholder in the e-mail."""
     opened = alert.opened_at.astimezone(ZoneInfo(timezone))
     occasion = texts.Occasion(reminder=notification.purpose == NotificationPurpose.REMINDER,
                               unanswered=notification.purpose == NotificationPurpose.EXHAUSTED)
     what = texts.what_happened(alert.rule, alert.title, person.name)
     call_999 = alert.rule in texts.CALL_999_RULES or alert.priority == 1
     body = texts.mail_body(what=what, name=person.name, opened=opened, address=person.address, call_999=call_999,
-                           accept=accept_url is not None, occasion=occasion)
+                           accept=accept_url is not None, occasion=occasion, centre_phone=centre_phone)
     head = texts.headline(alert.priority)
     if occasion.reminder or occasion.unanswered:
         head = f"{head} (still open)"

@@ -81,7 +81,8 @@ LINK_LOST = Policy(
     "link_lost",
     (Step(Audience.OPERATORS, 15 * 60), Step(Audience.OPERATORS, 15 * 60), Step(Audience.KEYHOLDERS, 3600)),
     cycles=1,
-    source="a hub that stops reporting: stale data warns at 15 min and is urgent at 30 (Nightscout, peers.md); "
+    source="a hub that stops reporting: stale data warns at 15 min and is urgent at 30 (Nightscout, the open-source "
+           "diabetes monitor); "
            "then the family is asked to check, since the person's alarms cannot reach the centre",
 )
 SUPERVISION = Policy("supervision", (Step(Audience.OPERATORS, 0),), cycles=1,

@@ -72,8 +72,9 @@ def subject(what: str, occasion: Occasion) -> str:
 
 
 def mail_body(*, what: str, name: str, opened: datetime, address: str, call_999: bool,
-              accept: bool, occasion: Occasion) -> str:
-    """The e-mail's text, before its links: what and when, where, what to do."""
+              accept: bool, occasion: Occasion, centre_phone: str | None = None) -> str:
+    """The e-mail's text, before its links: what and when, where, what to do; to a keyholder, that
+    the link also takes "I can't go", and the centre's phone number when the centre has one."""
     lines = [f"{what} at {opened:%H:%M} on {opened:%a %d %b}."]
     if occasion.reminder:
         lines.append("Someone at the centre said they were dealing with it, and it is still not resolved.")
@@ -84,7 +85,10 @@ def mail_body(*, what: str, name: str, opened: datetime, address: str, call_999:
     lines.append("")
     if accept:
         lines += [f"Can you go to {name} now? If you can, open the link below to say you are going.",
-                  "You will then be shown how to get in."]
+                  "You will then be shown how to get in.",
+                  "If you cannot go, open the same link and say so, and the centre will ask someone else."]
+        if centre_phone:
+            lines.append(f"To speak to the monitoring centre, call {centre_phone}.")
     else:
         lines.append("Please open the alarm queue and deal with it.")
     if call_999:

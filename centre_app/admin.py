@@ -72,16 +72,21 @@ def parse_device(text: str) -> DeviceRecord:
     kind, _, rest = rest.partition(":")
     location, _, bed_sensor = rest.partition(":")
     if kind not in DEVICE_KINDS:
-        raise AdminError(f"device {text!r}: write ID:KIND[:LOCATION[:BED_SENSOR]], KIND one of "
-                         f"{', '.join(DEVICE_KINDS)}")
+        what = f"the kind {kind!r} is not one we know" if kind else "it has no kind"
+        raise AdminError(f"device {text!r}: {what}. Write the device's name, a colon and its kind, for example "
+                         f"pendant-1:pendant; for a sensor add a colon and the room, for example "
+                         f"pir-1:motion:kitchen. Kinds: {', '.join(DEVICE_KINDS)}")
     if location and location not in LOCATIONS:
-        raise AdminError(f"device {text!r}: LOCATION one of {', '.join(LOCATIONS)}")
+        raise AdminError(f"device {text!r}: the room {location!r} is not one we know. Write one of "
+                         f"{', '.join(LOCATIONS)} after the kind, for example pir-1:motion:kitchen")
     bed_kind = BedSensorKind.OCCUPANCY
     if bed_sensor:
         if location != "bed":
-            raise AdminError(f"device {text!r}: BED_SENSOR is for a device whose LOCATION is bed")
+            raise AdminError(f"device {text!r}: only a device in the bed can say what sort of bed sensor it is, "
+                             f"for example mat-1:bed:bed:pulse")
         if bed_sensor not in BED_SENSOR_KINDS:
-            raise AdminError(f"device {text!r}: BED_SENSOR one of {', '.join(BED_SENSOR_KINDS)}")
+            raise AdminError(f"device {text!r}: the bed sensor {bed_sensor!r} is not one we know. Write one of "
+                             f"{', '.join(BED_SENSOR_KINDS)} last, for example mat-1:bed:bed:pulse")
         bed_kind = BedSensorKind(bed_sensor)
     return DeviceRecord(check_identifier(device_id, "device id"), kind, location=location, bed_sensor_kind=bed_kind)
 

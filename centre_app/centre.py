@@ -123,7 +123,7 @@ class Centre:
             public_url=settings.public_url or self.url, worker=settings.mqtt_client_id,
             internal_targets=InternalTargets.parse(settings.allowed_internal_targets), smtp=settings.smtp,
             notify=settings.notify,
-            fhir_base_url=settings.fhir_base_url, timezone=settings.timezone,
+            fhir_base_url=settings.fhir_base_url, timezone=settings.timezone, centre_phone=settings.centre_phone,
             poll_s=settings.alerting_poll_s, allow_test_nhs_numbers=settings.allow_test_nhs_numbers,
         ), AlertingMetrics(self.registry), on_change=self.feed.publish)
         self.registry.register(OpenAlerts(self.sessions))
@@ -138,6 +138,8 @@ class Centre:
         self.receiver = Receiver(
             self.ingest, host=settings.mqtt_host, port=settings.mqtt_port, username=settings.mqtt_username,
             password=settings.mqtt_password.get_secret_value(), client_id=settings.mqtt_client_id,
+            other_brokers=[(host, int(port)) for host, _, port in
+                           (entry.rpartition(":") for entry in settings.mqtt_other_brokers)],
             mqtt_v5=settings.mqtt_v5, queue_size=settings.ingest_queue_size, max_batch=settings.ingest_max_batch,
             on_alerts=self._alerts_changed, registry=self.registry,
         )

@@ -10,8 +10,9 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, StringConstraints, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -52,6 +53,9 @@ class CentreSettings(BaseSettings):
 
     http_host: str = Field(default="127.0.0.1", description="address the API and console listen on")
     http_port: int = Field(default=8080, ge=1, le=65535, description="port the API and console listen on")
+    mqtt_other_brokers: list[Annotated[str, StringConstraints(pattern=r"^[^\s:]+:[0-9]{1,5}$")]] = Field(
+        default=[], description='more brokers of this centre, "host:port" each: the centre keeps its sessions on '
+                                'every one, so a hub failing over to any of them is heard (docs/operating.md)')
     mqtt_v5: bool = Field(default=True, description="MQTT 5; 3.1.1 for brokers without it (the embedded demo broker)")
     metrics_allow: list[IPvAnyNetwork] = Field(default=["127.0.0.0/8", "::1/128"], validate_default=True,
                                                description="networks whose clients may read /metrics, as a JSON "
@@ -107,6 +111,14 @@ class CentreSettings(BaseSettings):
     def _targets_parse(cls, value: list[str]) -> list[str]:
         InternalTargets.parse(value)  # raises ValueError naming a bad entry
         return value
+
+    @field_validator("mqtt_other_brokers")
+    @classmethod
+    def _ports_in_range(cls, brokers: list[str]) -> list[str]:
+        for entry in brokers:
+            if not 1 <= int(entry.rpartition(":")[2]) <= 65535:
+                raise ValueError(f"{entry!r}: the port is not 1..65535")
+        return brokers
 
     @field_validator("jwt_secret", "mqtt_password")
     @classmethod

@@ -357,7 +357,8 @@ DEVICE_NOT_SEEN: dict[str, Param] = {
     "default_expected_s": _p(25 * 3600, Z2M, (60, _eng("a minute")),
                              (48 * 3600, _eng("a help button unheard from for 2 days leaves the person without one "
                                               "(hazard log H3)"))),
-    "grace_s": _p(300, "peers.md: sleepy devices need their own interval and a grace (HA core #78702)",
+    "grace_s": _p(300, "Home Assistant: sleepy devices need their own interval and a grace "
+                  "(home-assistant/core issue #78702)",
                   (0, _eng("none")), (3600, _eng("an hour"))),
     **_priority(RuleId.DEVICE_NOT_SEEN),
 }
@@ -565,3 +566,123 @@ _CITATIONS = {
     "activity products": ACTIVITY, "SPC": SPC, "scatter": SCATTER, "slope": SLOPE, "Z2M": Z2M, "design": DESIGN,
 }
 """Citations written as [key] in `bounds_table`, longest (those that quote others) first."""
+
+
+LABELS: dict[str, str] = {
+    "alert_per_day": "Alert on a fall of at least this many points a day",
+    "alert_sd": "Alert when the day-to-day spread reaches this (percentage points)",
+    "baseline_days": "Days that make the person's usual level",
+    "baseline_nights": "Nights that make the person's usual pattern",
+    "bedtime_min_nights": "Nights to learn a bedtime before it is used",
+    "bedtime_nights": "Nights of bedtimes that make the learned bedtime",
+    "confidence_z": "How sure the fall must be before it alerts (higher is surer)",
+    "continuous_cadence_s": "Readings at most this many seconds apart count as continuous monitoring",
+    "continuous_gap_s": "Readings this close (seconds) start continuous monitoring at once",
+    "continuous_max_gap_cadences": "A gap of this many reading intervals ends a continuous run",
+    "continuous_max_gap_s": "A gap longer than this (seconds) ends a continuous run",
+    "continuous_persistence_s": "Continuous monitoring: seconds out of range before it alerts",
+    "corroborate_sd": "The last day must also be this many standard deviations below the usual level",
+    "days_needed": "Days beyond the limit needed to alert",
+    "days_window": "Out of this many recent days",
+    "default_deadline": "Time to expect the person up while their usual time is learned",
+    "default_expected_s": "Seconds a device may stay silent before it counts as not seen",
+    "default_hours": "Hours out before asking, while the usual outing is learned",
+    "default_visits": "Toilet visits a night that alert, while the usual number is learned",
+    "direction": "Which way of change alerts (low or high)",
+    "earliest_deadline": "Earliest time to expect the person up",
+    "early_minutes": "Minutes before the scheduled time that a reading still counts",
+    "enabled": "Rule switched on",
+    "episode_end_readings": "In-range readings that end an episode",
+    "episode_end_s": "Continuous monitoring: seconds back in range that end an episode",
+    "eval_interval_s": "Seconds between checks of the trend",
+    "factor": "Times the person's usual longest outing before the centre asks",
+    "grace_s": "Extra seconds allowed before it alerts",
+    "late_returns": "Late returns in the usual pattern that make late nights normal for the person",
+    "latest_deadline": "Latest time to expect the person up",
+    "margin_minutes": "Minutes later than usual before it alerts",
+    "metric": "Which reading the trend follows (SpO2 or pulse)",
+    "min_baseline_days": "Days of readings to learn before the rule starts",
+    "min_days": "Mornings to learn before the person's usual time is used",
+    "min_hours": "Never ask sooner than this many hours out",
+    "min_nights": "Nights to learn before the person's usual number is used",
+    "min_outing_minutes": "A quiet house shorter than this (minutes) after a door is not an outing",
+    "min_outings": "Outings to learn before the person's usual outing is used",
+    "min_readings": "Readings needed before the trend is judged",
+    "min_sd": "Smallest spread assumed for the usual level (percentage points)",
+    "min_span_h": "Hours the readings must cover",
+    "min_today_readings": "Readings today needed before today is judged",
+    "min_visits": "Fewest toilet visits a night that can alert",
+    "minutes": "Minutes before it alerts",
+    "missed_heartbeats": "Missed check-ins before the hub counts as offline",
+    "morning_from": "Activity from this time counts as getting up",
+    "night_end": "Night ends at",
+    "night_grace_minutes": "Minutes into the night before asking about someone still out",
+    "night_start": "Night starts at (otherwise the learned bedtime)",
+    "on_oxygen": "Person is on oxygen (high readings also alert)",
+    "percentile": "Usual getting-up time: percentile of the person's mornings",
+    "persistence_readings": "Spot checks: readings out of range in a row before it alerts",
+    "priority": "Priority (1 is the most urgent)",
+    "ratio": "And at least this many times the person's usual spread",
+    "reading_alive_minutes": "Minutes an oximeter reading counts as a sign the person is well",
+    "return_minutes": "Minutes to come back indoors before it alerts",
+    "review_at_or_above": "Review at or above",
+    "review_at_or_below": "Review at or below",
+    "scale": "SpO2 scale (0 uses the person's profile)",
+    "scale2_oxygen_review_at_or_above": "SpO2 Scale 2 on oxygen: review at or above",
+    "scale2_oxygen_urgent_at_or_above": "SpO2 Scale 2 on oxygen: urgent at or above",
+    "scale2_review_at_or_below": "SpO2 Scale 2 (for people at risk of hypercapnic failure): review at or below",
+    "scale2_urgent_at_or_below": "SpO2 Scale 2 (for people at risk of hypercapnic failure): urgent at or below",
+    "sd_factor": "Standard deviations above the usual number of visits that alert",
+    "up_from": "Leaving the bed from this time is getting up",
+    "urgent_at_or_above": "Urgent at or above",
+    "urgent_at_or_below": "Urgent at or below",
+    "visit_gap_minutes": "Toilet trips closer than this (minutes) are one visit",
+    "window_h": "Hours of readings looked at",
+    "z": "How far below the usual level alerts (standard deviations)",
+}
+"""Each parameter's plain description, as the admin's and the nurse's pages show it (with the
+rule's `title`); `label` gives one, `RULE_LABELS` where a name means something else in one rule."""
+RULE_LABELS: dict[tuple[RuleId, str], str] = {
+    (RuleId.OUT_OF_BED_AT_NIGHT, "minutes"): "Minutes out of bed at night before it alerts",
+    (RuleId.DOOR_LEFT_OPEN, "minutes"): "Minutes a door may stay open before it alerts",
+    (RuleId.NO_SIGNAL, "minutes"): "Minutes without a signal before it alerts",
+    (RuleId.SPO2_LOW, "urgent_at_or_below"): "SpO2 Scale 1 (most people): urgent at or below",
+    (RuleId.SPO2_LOW, "review_at_or_below"): "SpO2 Scale 1 (most people): review at or below",
+    (RuleId.SPO2_TREND_SPC, "direction"): "Which way of change alerts (low for SpO2, high for pulse)",
+}
+ZERO_MEANS: dict[tuple[RuleId, str], str] = {
+    (RuleId.PULSE_LOW, "review_at_or_below"): "off",
+    (RuleId.SPO2_LOW, "scale"): "the person's profile",
+}
+"""Parameters whose 0 is not a number but a choice, and what it means in words."""
+CHOICE_WORDS: dict[str, str] = {"spo2": "SpO2", "pulse_rate": "pulse", "low": "low", "high": "high"}
+"""Each text parameter's choice (`Param.choices`) in words."""
+
+
+def label(rule: RuleId, name: str) -> str:
+    """A parameter's plain description (`LABELS`, `RULE_LABELS`): never its key."""
+    return RULE_LABELS.get((rule, name)) or LABELS[name]
+
+
+def plain(rule: RuleId, name: str, value: ParamValue) -> str:
+    """A parameter's value in words: on or off, a 0 that means off says "off"; else as written."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value == 0 and (rule, name) in ZERO_MEANS:
+        return ZERO_MEANS[(rule, name)]
+    if isinstance(value, float):
+        return f"{value:g}"
+    return CHOICE_WORDS.get(value, value) if isinstance(value, str) else str(value)
+
+
+def words_for(rule: RuleId, name: str) -> dict[str, ParamValue]:
+    """The words a person may write for a parameter's value instead of the value itself, as `plain`
+    shows them: on and off for a true/false setting, each choice's word, what a 0 means."""
+    param = DEFAULTS[rule][name]
+    found: dict[str, ParamValue] = {}
+    if isinstance(param.default, bool):
+        found = {"on": True, "off": False}
+    found |= {CHOICE_WORDS.get(choice, choice): choice for choice in param.choices}
+    if (rule, name) in ZERO_MEANS:
+        found[ZERO_MEANS[(rule, name)]] = 0
+    return found

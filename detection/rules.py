@@ -40,7 +40,7 @@ ACTIVITY = "activity-monitoring products (Lilli, Canary Care, Just Checking; dom
 TSA = "TSA QSF / alarm-receiving software: 5 priority levels, supervision at level 4 (domain brief)"
 DESIGN = "our design choice (docs/detection.md explains why)"
 Z2M = "Zigbee2MQTT availability default: battery devices offline after 25 h (domain brief)"
-OPENTELE = "OpenTele: a missed scheduled measurement is for the nurses' review (peers.md)"
+OPENTELE = "OpenTele (open-source telemedicine platform): a missed scheduled measurement is for the nurses' review"
 CLOCK = ("a hub's clock must be NTP-synchronised (RFC 5905) and a Raspberry Pi has no real-time clock; "
          "a clock more than 2 min off is equipment needing attention: supervision, level 4 (" + TSA + ")")
 ALARM_FLOOR = ("a help press, a pull cord and a fall are always an alarm: priority 1, always escalated, never "

@@ -1,9 +1,10 @@
 """The demo's home: one person, a pendant, a pulse oximeter, a front door and a bed.
 
-It plays a short scripted day on a loop, sending the real bytes each device would
+It plays a short scripted day (`DAY`, 10 minutes) on a loop, sending the real bytes each device would
 send into the hub agent's radio input: BTHome v2 advertisements (each broadcast three
 times, as devices repeat a frame for reliability), and PLX continuous-measurement
-notifications from the oximeter. The day includes a pendant alarm and a fall.
+notifications from the oximeter. The day includes a pendant alarm and a fall at its start, and
+another press five minutes on. Margaret's 30 days before it are `device_sims.demo_history`.
 """
 
 import asyncio
@@ -42,6 +43,7 @@ class Step:
 
 
 DAY: tuple[Step, ...] = (
+    # The night's first call at once, so a visitor sees the queue at work within seconds:
     Step(1.0, "bed_vacated"),
     Step(2.0, "door_opened"),
     Step(3.5, "door_closed"),
@@ -51,8 +53,18 @@ DAY: tuple[Step, ...] = (
     Step(16.0, "door_opened"),
     Step(17.0, "door_closed"),
     Step(22.0, "bed_occupied"),
+    # then a quieter stretch: up and back to bed, another press five minutes on, the door.
+    Step(150.0, "bed_vacated"),
+    Step(240.0, "bed_occupied"),
+    Step(305.0, "help_pressed"),
+    Step(420.0, "door_opened"),
+    Step(425.0, "door_closed"),
+    Step(480.0, "bed_vacated"),
+    Step(540.0, "bed_occupied"),
 )
-DAY_S = 30.0
+DAY_S = 600.0
+"""The scripted day repeats every 10 minutes: a help press every 5 minutes and a fall every 10, so
+the queue fills like a night's calls, not with the same alarm every half minute."""
 OXIMETER_PERIOD_S = 2.0
 
 

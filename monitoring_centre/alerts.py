@@ -45,13 +45,25 @@ NEXT_STATES: dict[AlertState, tuple[AlertState, ...]] = {
 OUTCOMES: dict[str, str] = {
     "responder_visited": "a responder visited",
     "ambulance_called": "the emergency services were called",
-    "resolved_by_call": "spoken to; no visit needed (say why)",
+    "resolved_by_call": "spoken to; no visit needed",
     "false_alarm": "pressed or triggered by accident",
     "technical": "an equipment or connection fault; the person was not at risk",
 }
-"""How an operator closes an alert. "If in doubt, go out": a decision not to visit is
-recorded with its reason (TSA; domain brief), so `resolved_by_call` needs a note. The
-detection engine closes a recovered condition itself, with the outcome `all_clear`."""
+"""How an operator closes an alert, in the staff's words (a label only: what the operator must
+add, such as the reason nobody visits, is said next to the resolve form's field). "If in doubt,
+go out": a decision not to visit is recorded with its reason (TSA; domain brief), so
+`resolved_by_call` needs a note. The detection engine closes a recovered condition itself, with
+the outcome `all_clear`."""
+ALL_CLEAR = "all_clear"
+PLAIN_OUTCOMES: dict[str, str] = {
+    "responder_visited": "someone came to see {you}",
+    "ambulance_called": "the centre called an ambulance",
+    "resolved_by_call": "someone spoke to {you}; no visit was needed",
+    "false_alarm": "it went off by accident; nobody needed to come",
+    "technical": "a fault in the equipment or its connection; nothing was wrong with {you}",
+    ALL_CLEAR: "it settled by itself",
+}
+"""The same outcomes for the person and their family, `{you}` being "you" or the person's first name."""
 NEEDS_A_REASON = frozenset({"resolved_by_call"})
 MAX_EVIDENCE = 50
 """Evidence kept on the alert itself; every message stays in the events table."""

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from monitoring_centre.alerts import ENDED, AlertState
+from monitoring_centre.calls import display_names
 from monitoring_centre.storage import Alert, AlertTransition, Person
 
 PAGE_SIZE = 50
@@ -44,6 +45,20 @@ class Resolved:
     resolved_at: datetime
     outcome: str | None
     resolved_by: str
+    resolved_by_name: str
+    """Who resolved it, in words: the operator's display name, the responder's name (an accept
+    link), or "cleared by itself" (the detection engine's all-clear)."""
+
+
+def resolver_words(actor: str, names: dict[str, str]) -> str:
+    """`Alert` transitions' `by` in words: "olive" → "Olive Operator", "system:fall" → "cleared by
+    itself", "responder:2:Susan Hughes" → "Susan Hughes"."""
+    if actor.startswith("system:"):
+        return "cleared by itself"
+    if actor.startswith("responder:"):
+        parts = actor.split(":", 2)
+        return (parts[2].strip() if len(parts) == 3 else "") or "a responder"
+    return names.get(actor, actor)
 
 
 @dataclass(frozen=True)
@@ -93,9 +108,11 @@ def history(session: Session, matching: HistoryFilter, page: int = 1, visible: s
                 acknowledged.setdefault(transition.alert_id, transition.at)
             else:
                 resolver[transition.alert_id] = transition.by
+    names = display_names(session, resolver.values())
     items = tuple(Resolved(
         id=alert.id, person_id=alert.person_id, person_name=name, rule=alert.rule, title=alert.title,
         priority=alert.priority, opened_at=alert.opened_at, acknowledged_at=acknowledged.get(alert.id),
-        resolved_at=at, outcome=alert.outcome, resolved_by=resolver.get(alert.id, ""))
+        resolved_at=at, outcome=alert.outcome, resolved_by=resolver.get(alert.id, ""),
+        resolved_by_name=resolver_words(resolver.get(alert.id, ""), names))
         for alert, name, at in rows)
     return Page(items, total, page, pages)

@@ -6,11 +6,15 @@ waiting (its earliest alert's `opened_at`).
 
 One operator takes a call (`take`): every active alert of the person is marked with the
 operator's username and the time (`Alert.taken_by`, `taken_at`), so another operator sees who
-has it and cannot take it too (`CallTaken`, the API's 409). An alert that opens for the person
-while the call is taken joins the call and its holder. `release` gives it back. Both are
-audited ("take_call", "release_call") with the holder before and after, `{"alerts": [7, 9],
-"before": {"taken_by": null}, "after": {"taken_by": "olive"}}`, and the caller commits. The
-call ends when its last alert is resolved.
+has it and cannot take it too (`CallTaken`, the API's 409). Taking a call answers it: every
+`open` alert of the call is acknowledged by the operator (the escalation stops, and the KPIs count
+it answered then, `monitoring_centre/kpis.py`). An alert that opens for the person while the call
+is taken joins the call and its holder but stays `open`: the console shows it as new within the
+call, and the holder acknowledges it explicitly (taking the call again, or "Acknowledge").
+`release` gives it back. Both are audited ("take_call", "release_call") with the holder before
+and after, `{"alerts": [7, 9], "before": {"taken_by": null}, "after": {"taken_by": "olive"}}`
+(a take also names the alerts it acknowledged, `"acknowledged": [7]`), and the caller commits.
+The call ends when its last alert is resolved.
 """
 
 import json
@@ -22,8 +26,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitoring_centre import audit
-from monitoring_centre.alerts import ACTIVE
-from monitoring_centre.storage import Alert, Person, User, utc_now
+from monitoring_centre.alerts import ACTIVE, AlertState, transition
+from monitoring_centre.storage import Alert, AlertTransition, Person, User, utc_now
 
 
 @dataclass(frozen=True)
@@ -157,9 +161,11 @@ def _active(session: Session, person_id: int) -> list[Alert]:
 
 
 def take(session: Session, person_id: int, user: User, now: datetime | None = None) -> Call:
-    """The operator `user` takes the person's call. Taking a call one already holds is allowed
-    (an alert that joined since is marked too). Raises `NoCall` when the person has no active
-    alert and `CallTaken` when another operator holds it. Audited "take_call"."""
+    """The operator `user` takes the person's call and so answers it: every `open` alert of the
+    call is acknowledged by them (the escalation stops). Taking a call one already holds is
+    allowed: an alert that joined since is marked and acknowledged too. Raises `NoCall` when the
+    person has no active alert and `CallTaken` when another operator holds it. Audited
+    "take_call"; the caller tells the consoles and the escalation (`alerts_changed`)."""
     alerts = _active(session, person_id)
     if not alerts:
         raise NoCall("no active call for this person")
@@ -167,9 +173,13 @@ def take(session: Session, person_id: int, user: User, now: datetime | None = No
     if holder is not None and holder != user.username:
         raise CallTaken(display_names(session, [holder])[holder], at)
     when = at if holder is not None and at is not None else (now or utc_now())
+    acknowledged = []
     for alert in alerts:
         alert.taken_by, alert.taken_at = user.username, when
-    _audit(session, user, "take_call", person_id, alerts, holder, user.username)
+        if alert.status == AlertState.OPEN:
+            transition(session, alert, AlertState.ACKNOWLEDGED, user.username, "took the call")
+            acknowledged.append(alert.id)
+    _audit(session, user, "take_call", person_id, alerts, holder, user.username, acknowledged)
     session.flush()
     call = call_of(session, person_id)
     assert call is not None
@@ -195,11 +205,28 @@ def release(session: Session, person_id: int, user: User) -> Call:
 
 
 def _audit(session: Session, user: User, action: str, person_id: int, alerts: Sequence[Alert], before: str | None,
-           after: str | None) -> None:
-    detail = json.dumps({"alerts": [alert.id for alert in alerts], "before": {"taken_by": before},
-                         "after": {"taken_by": after}}, sort_keys=True)
+           after: str | None, acknowledged: Sequence[int] | None = None) -> None:
+    fields: dict[str, object] = {"alerts": [alert.id for alert in alerts], "before": {"taken_by": before},
+                                 "after": {"taken_by": after}}
+    if acknowledged is not None:
+        fields["acknowledged"] = list(acknowledged)
+    detail = json.dumps(fields, sort_keys=True)
     audit.record(session, user.username, action, [person_id], detail)
 
 
 def alert_ids(call: Call) -> set[int]:
     return {alert.id for alert in call.alerts}
+
+
+def same_call(session: Session, person_id: int, alert_ids: Iterable[int], since: datetime,
+              until: datetime | None = None) -> set[int]:
+    """The alerts of one call, for its notes: `alert_ids` and every other alert of the person that
+    was active with them, i.e. resolved at or after `since` (when the call's earliest alert
+    opened) and opened before `until` (None: still going). A note written against one alarm
+    belongs to the call: the call screen and the handover show them all."""
+    query = (select(Alert.id).join(AlertTransition, AlertTransition.alert_id == Alert.id)
+             .where(Alert.person_id == person_id, AlertTransition.to_status == AlertState.RESOLVED,
+                    AlertTransition.at >= since))
+    if until is not None:
+        query = query.where(Alert.opened_at <= until)
+    return set(alert_ids) | set(session.scalars(query))

@@ -55,13 +55,15 @@ def handover(session: Session, visible: set[int] | None = None, now: datetime | 
     now = now or utc_now()
     queue = calls.active_calls(session, visible)
     taken = [call for call in queue if call.taken_by]
-    notes = notes_for(session, [alert_id for call in taken for alert_id in calls.alert_ids(call)])
+    members = {call.person_id: calls.same_call(session, call.person_id, calls.alert_ids(call), call.opened_at)
+               for call in taken}  # a note on an alarm of the call already resolved is still the call's
+    notes = notes_for(session, [alert_id for ids in members.values() for alert_id in ids])
     latest: dict[int, Note] = {}
     for note in notes:  # oldest first: the last one wins
         latest[note.alert_id] = note
     in_progress = []
     for call in taken:
-        mine = [latest[alert.id] for alert in call.alerts if alert.id in latest]
+        mine = [latest[alert_id] for alert_id in members[call.person_id] if alert_id in latest]
         in_progress.append(InProgress(call, max(mine, key=lambda n: (n.at, n.id)) if mine else None))
     rows = list(session.scalars(select(HandoverNote).where(HandoverNote.at >= now - NOTES_WINDOW)
                                 .order_by(HandoverNote.at.desc(), HandoverNote.id.desc())))

@@ -104,6 +104,8 @@ class Inbound:
     """Which connection to the broker it came on: it is acknowledged only on that one."""
     lane: str = "data"
     """Which of the receiver's sessions it came on (`data`, `alarms`: events and status, or `alarm_topic`)."""
+    broker: int = 0
+    """Which of the receiver's brokers it came by (`Receiver.brokers`): acknowledged on that one."""
 
 
 @dataclass(frozen=True)

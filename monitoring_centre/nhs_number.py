@@ -55,6 +55,14 @@ def check_digit(first_nine: str) -> int | None:
     return None if check is None or check == _NO_VALID_NUMBER else check
 
 
+def spaced(number: str) -> str:
+    """Ten digits as NHS numbers are always shown, 3-3-4: "401 023 2137" (other text unchanged)."""
+    digits = number.replace(" ", "").replace("-", "")
+    if len(digits) != 10 or not digits.isascii() or not digits.isdigit():
+        return number
+    return f"{digits[:3]} {digits[3:6]} {digits[6:]}"
+
+
 def normalise(text: str, *, allow_test_numbers: bool = False) -> str:
     """The 10 digits of an NHS number written "4010232137", "401 023 2137" or "401-023-2137".
 

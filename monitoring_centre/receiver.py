@@ -50,7 +50,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -113,10 +113,14 @@ class BrokerLink:
 
 
 class _Link:
-    """One MQTT session to the broker, and how many times it has connected."""
+    """One MQTT session to one broker, and how many times it has connected."""
 
-    def __init__(self, name: str, client: mqtt.Client, subscriptions: tuple[str, ...]) -> None:
+    def __init__(self, name: str, client: mqtt.Client, subscriptions: tuple[str, ...], broker: int = 0,
+                 address: tuple[str, int] = ("", 0)) -> None:
         self.name = name
+        self.broker = broker
+        """Which of the receiver's brokers (an index into `Receiver.brokers`)."""
+        self.host, self.port = address
         self.client = client
         self.subscriptions = subscriptions
         self.generation = 0
@@ -127,7 +131,11 @@ class Receiver:
     """MQTT in: the centre's persistent sessions at the broker, feeding `Ingest` in batches.
 
     `ingest`: stores each batch (one transaction). `host`, `port`, `username`, `password`: the broker and
-    the centre's account; `client_id`: the stem of the sessions' client ids (one per session: all
+    the centre's account; `other_brokers`: more brokers of the same centre, (host, port) each, read
+    the same way (three sessions on each) so that a hub failing over to one is still heard
+    (`hub_agent.uplink`); a message is PUBACKed on the session it came by, and the end-to-end acks
+    go out on every broker, so a hub gets its ack on whichever broker it is on now; `client_id`: the
+    stem of the sessions' client ids (one per session: all
     topics, events and status, alarms). `mqtt_v5`: False only for the demo's embedded broker.
     `queue_size`: messages held in memory before the network threads wait (backpressure, not loss);
     `max_batch`: messages per transaction. `on_alerts`: told the ids of alerts each commit changed.
@@ -140,15 +148,17 @@ class Receiver:
     """
 
     def __init__(self, ingest: Ingest, *, host: str, port: int, username: str, password: str, client_id: str,
-                 mqtt_v5: bool = True, queue_size: int = 1000, max_batch: int = MAX_BATCH,
+                 other_brokers: Sequence[tuple[str, int]] = (), mqtt_v5: bool = True, queue_size: int = 1000,
+                 max_batch: int = MAX_BATCH,
                  on_alerts: Callable[[set[int]], None] = lambda ids: None,
                  registry: CollectorRegistry | None = None) -> None:
         self.ingest = ingest
         self.on_alerts = on_alerts
         self.host, self.port = host, port
+        self.brokers: tuple[tuple[str, int], ...] = ((host, port), *other_brokers)
         self.max_batch = max_batch
         self.connected = threading.Event()
-        """Set while all three sessions are connected."""
+        """Set while all three sessions on every broker are connected."""
         self._connected_since = datetime.now(UTC)
         self._since_lock = threading.Lock()
         self._queue: queue.Queue[Inbound] = queue.Queue(maxsize=queue_size)
@@ -159,14 +169,15 @@ class Receiver:
         self._link_lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="centre-ingest", daemon=True)
         self._mqtt_v5 = mqtt_v5
-        self._links = {name: _Link(name, self._client(client_id + suffix, username, password), SUBSCRIPTIONS[name])
-                       for name, suffix in SESSION_SUFFIXES.items()}
+        self._links = {(index, name): _Link(name, self._client(client_id + suffix, username, password),
+                                            SUBSCRIPTIONS[name], index, address)
+                       for index, address in enumerate(self.brokers) for name, suffix in SESSION_SUFFIXES.items()}
         for link in self._links.values():
             link.client.on_connect = self._on_connect(link)
             link.client.on_connect_fail = self._on_connect_fail(link)
             link.client.on_disconnect = self._on_disconnect(link)
             link.client.on_message = self._on_message(link)
-        self.client = self._links[DATA].client
+        self.client = self._links[0, DATA].client
         if registry is not None:
             Gauge("telecare_broker_connected", "1 while all of the centre's broker sessions are connected",
                   registry=registry).set_function(lambda: float(self.connected.is_set()))
@@ -194,10 +205,10 @@ class Receiver:
             if self._mqtt_v5:
                 properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
                 properties.SessionExpiryInterval = SESSION_EXPIRY_S
-                link.client.connect_async(self.host, self.port, keepalive=30, clean_start=False,
+                link.client.connect_async(link.host, link.port, keepalive=30, clean_start=False,
                                           properties=properties)
             else:
-                link.client.connect_async(self.host, self.port, keepalive=30)
+                link.client.connect_async(link.host, link.port, keepalive=30)
             link.client.loop_start()
 
     def stop(self) -> None:
@@ -226,7 +237,7 @@ class Receiver:
             link.connected.set()
             if all(other.connected.is_set() for other in self._links.values()):
                 self._set_connected(True)
-            log.info("centre's %s session connected to the broker at %s:%s", link.name, self.host, self.port)
+            log.info("centre's %s session connected to the broker at %s:%s", link.name, link.host, link.port)
         return on_connect
 
     @property
@@ -246,8 +257,8 @@ class Receiver:
     def _on_connect_fail(self, link: _Link) -> Callable[[mqtt.Client, object], None]:
         def on_connect_fail(_client: mqtt.Client, _userdata: object) -> None:
             if not self._stopping.is_set():  # paho retries, waiting 1 s doubling to 10 s
-                log.error("centre's %s session cannot reach the broker at %s:%s; retrying", link.name, self.host,
-                          self.port)
+                log.error("centre's %s session cannot reach the broker at %s:%s; retrying", link.name, link.host,
+                          link.port)
         return on_connect_fail
 
     def _on_disconnect(self, link: _Link) -> Callable[..., None]:
@@ -268,7 +279,7 @@ class Receiver:
                     client.ack(message.mid, message.qos)  # the alarm session stores its own copy
                 return
             inbound = Inbound(topic=message.topic, payload=bytes(message.payload), mid=message.mid, qos=message.qos,
-                              link=link.generation, lane=link.name)
+                              link=link.generation, lane=link.name, broker=link.broker)
             lane = self._queue
             if link.name == ALARM_TOPIC:
                 lane = self._alarms  # ingest refuses anything but a call for help here (`wrong_topic`)
@@ -299,14 +310,17 @@ class Receiver:
                 self._store_then_ack(batch)
 
     def _acknowledge_to_hubs(self, receipts: list[Receipt]) -> None:
-        """End-to-end acks (QoS 1) for a committed batch, on the alarm session, whose outgoing traffic is
-        light. An ack lost on the way costs only a resend from the hub, acknowledged again."""
-        client = self._links[EVENTS].client
-        for ack in acks_for(receipts, self.ingest.clock()):
-            info = client.publish(ack.topic, ack.payload, qos=1)
-            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-                log.warning("could not publish an ack for %d messages on %s: %s", ack.entries, ack.topic,
-                            mqtt.error_string(info.rc))
+        """End-to-end acks (QoS 1) for a committed batch, on each broker's alarm session, whose outgoing
+        traffic is light: on every broker, so a hub that has just failed over hears it where it is now.
+        An ack lost on the way costs only a resend from the hub, acknowledged again."""
+        acks = acks_for(receipts, self.ingest.clock())
+        for index in range(len(self.brokers)):
+            client = self._links[index, EVENTS].client
+            for ack in acks:
+                info = client.publish(ack.topic, ack.payload, qos=1)
+                if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                    log.warning("could not publish an ack for %d messages on %s: %s", ack.entries, ack.topic,
+                                mqtt.error_string(info.rc))
 
     def _store_then_ack(self, batch: list[Inbound]) -> None:
         while True:
@@ -320,7 +334,7 @@ class Receiver:
                 time.sleep(RETRY_DELAY_S)
         with self._link_lock:
             for inbound in batch:
-                link = self._links[inbound.lane]
+                link = self._links[inbound.broker, inbound.lane]
                 if inbound.qos > 0 and inbound.link == link.generation:
                     link.client.ack(inbound.mid, inbound.qos)
         self._acknowledge_to_hubs(outcome.receipts)

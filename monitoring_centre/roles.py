@@ -26,6 +26,12 @@ class Role(StrEnum):
     members may see it."""
 
 
+ROLE_TITLES: dict[Role, str] = {
+    Role.ADMIN: "administrator", Role.OPERATOR: "centre operator", Role.NURSE: "community nurse",
+    Role.TEAM_LEAD: "nursing team lead", Role.FAMILY: "family member", Role.PERSON: "",
+}
+"""Each role in words, as the pages' header says it after the account's name ("Jane Smith,
+community nurse"); a person at home is simply their name."""
 ROLES: tuple[str, ...] = tuple(role.value for role in Role)
 """Every role's name, in `Role` order (the choices of `telecare admin add-user --role`)."""
 CLINICIANS: frozenset[Role] = frozenset({Role.NURSE, Role.TEAM_LEAD})

@@ -257,12 +257,14 @@ def team_people(session: Session, team_id: int) -> list[Person]:
                                 .where(TeamCaseload.team_id == team_id).order_by(Person.name, Person.id)))
 
 
-def caseload_of_nurse(session: Session, nurse: User) -> dict[int, list[str]]:
-    """Everyone the nurse cares for, each with how: person id → ["assigned to anna", "team North"]
-    (her own caseload first, then her teams' by name)."""
+def caseload_of_nurse(session: Session, nurse: User, *, own: bool = True) -> dict[int, list[str]]:
+    """Everyone the nurse cares for, each with how: person id → ["on your caseload", "team North"]
+    (her own caseload first, then her teams' by name). `own`: the nurse herself is reading it;
+    else her own people are "on Anna Jones's caseload" (her display name, else her username)."""
     via: dict[int, list[str]] = defaultdict(list)
+    whose = "your" if own else f"{nurse.display_name or nurse.username}'s"
     for person in nurse_people(session, nurse):
-        via[person.id].append(f"assigned to {nurse.username}")
+        via[person.id].append(f"on {whose} caseload")
     rows = session.execute(select(TeamCaseload.person_id, Team.name).join(Team, Team.id == TeamCaseload.team_id)
                            .join(TeamMember, TeamMember.team_id == Team.id)
                            .where(TeamMember.user_id == nurse.id).order_by(Team.name))

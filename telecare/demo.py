@@ -18,11 +18,12 @@ import os
 import secrets
 import shutil
 import signal
+from dataclasses import dataclass
 from datetime import date as calendar_date
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from centre_app.auth import create_user, hash_password
 from centre_app.centre import Centre
@@ -35,17 +36,31 @@ from monitoring_centre.broker import BrokerAccount, start_broker
 from monitoring_centre.enrolment import DeviceRecord, enrol_home
 from monitoring_centre.export import CURSOR_FILE
 from monitoring_centre.roles import Role
-from monitoring_centre.storage import Alert, ContactPoint, Hub, Person, PersonContact, Responder, User, utc_now
+from monitoring_centre.storage import ContactPoint, Hub, Person, PersonContact, Responder, User, utc_now
+from telecare.demo_history import seed_demo
 from telecare.demo_mail import start_outbox
+from telecare.demo_summary import summary_lines
 
 OPERATOR = "operator"
-ACCOUNTS: dict[Role, tuple[str, str]] = {
-    Role.OPERATOR: (OPERATOR, "Demo operator"),
-    Role.NURSE: ("nurse", "Demo community nurse (Margaret on her caseload)"),
-    Role.TEAM_LEAD: ("teamlead", "Demo nursing team lead"),
-    Role.ADMIN: ("admin", "Demo administrator"),
-    Role.PERSON: ("margaret", "Margaret Hughes (the person at home)"),
-    Role.FAMILY: ("susan", "Susan Hughes (daughter; Margaret consented to her seeing her record)"),
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    name: str
+    """The account's display name, as the pages show it."""
+    description: str
+    """Who this is in the demo: only for the printed sign-in list."""
+
+
+SUSAN = "Susan Hughes"
+"""Margaret's daughter: her account and her keyholder entry both carry this name."""
+ACCOUNTS: dict[Role, DemoAccount] = {
+    Role.OPERATOR: DemoAccount(OPERATOR, "Nina Patel", "a centre operator"),
+    Role.NURSE: DemoAccount("nurse", "Jane Smith", "a community nurse, Margaret on her caseload"),
+    Role.TEAM_LEAD: DemoAccount("teamlead", "Priya Shah", "the nursing team lead"),
+    Role.ADMIN: DemoAccount("admin", "Tom Reed", "the centre's administrator"),
+    Role.PERSON: DemoAccount("margaret", "Margaret Hughes", "the person at home"),
+    Role.FAMILY: DemoAccount("susan", SUSAN, "Margaret's daughter and keyholder; Margaret consented to her "
+                                           "seeing her record"),
 }
 """One account for every role (`monitoring_centre.roles.Role`), each with a fresh password every run."""
 DEMO_CENTRE_PHONE = "01632 960 123"
@@ -115,9 +130,12 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
     )
     centre = Centre(settings)
     _enrol_demo_home(centre, passwords)
+    seeded = seed_demo(centre.sessions, now=utc_now(), timezone=settings.timezone)  # Margaret's last 30 days
+    live_from = utc_now()
     write_private(data_dir / CREDENTIALS_FILE, json.dumps({
         "username": OPERATOR, "password": operator_password,
-        "accounts": {role.value: {"username": ACCOUNTS[role][0], "password": passwords[role]} for role in ACCOUNTS},
+        "accounts": {role.value: {"username": ACCOUNTS[role].username, "password": passwords[role]}
+                     for role in ACCOUNTS},
     }) + "\n")
 
     hub = HubAgent(DEMO_HUB_ID, DEMO_DEVICES, Uplink(hub_id=DEMO_HUB_ID, password=hub_account.password,
@@ -141,8 +159,9 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
     broker_kind = "Mosquitto" if mqtt_v5 else "embedded Python broker (MQTT 3.1.1)"
     print(f"Telecare demo: sign in at {centre.url}/signin (each role lands on its own pages)", flush=True)
     print("  sign in as any of these (one account for each role):", flush=True)
-    for role, (username, description) in ACCOUNTS.items():
-        print(f"    {role.value:<9} {username!r} with password {passwords[role]!r}: {description}", flush=True)
+    for role, account in ACCOUNTS.items():
+        print(f"    {role.value:<9} {account.username!r} with password {passwords[role]!r}: {account.name}, "
+              f"{account.description}", flush=True)
     print(f"  (also in {data_dir / CREDENTIALS_FILE}); broker: {broker_kind}", flush=True)
     if cleared:
         print(f"  a fresh start: the previous run's data in {data_dir} was cleared (--keep-data keeps it)",
@@ -151,6 +170,9 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
         print(f"  --keep-data: carrying on with the data in {data_dir}", flush=True)
     print(f"  alarms nobody acknowledges reach the keyholder after 3 minutes: mail kept in {data_dir / 'outbox'}",
           flush=True)
+    if seeded is not None:
+        print(f"  Margaret's last 30 days ({seeded.messages} messages: readings, bed and door) went through the "
+              f"centre first; alerts from them: {len(seeded.alerts)} (the nurse's review tasks)", flush=True)
     print("  Ctrl-C stops everything." if duration is None else f"  stopping by itself after {duration:g} s.",
           flush=True)
     try:
@@ -168,7 +190,7 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
         await asyncio.gather(centre_task, return_exceptions=True)
         running.stop()
         outbox.stop()
-    _print_summary(centre, before=stopping_at)
+    _print_summary(centre, started=live_from, before=stopping_at, data_dir=data_dir)
     return 0
 
 
@@ -200,32 +222,35 @@ def _enrol_demo_home(centre: Centre, passwords: dict[Role, str]) -> None:
             person.gp_practice = "Orchard Surgery, 01632 960999 (simulated)"
             person.operator_notes = "Front door on Orchard Close; the porch light is on a timer; parking on the street"
             session.add(Responder(name="Centre operators", role="operator", active=True))
-            daughter = Responder(name="Susan Hughes (daughter, simulated)", role="keyholder", active=True)
+            daughter = Responder(name=SUSAN, role="keyholder", active=True)
             session.add(daughter)
             session.flush()
             session.add(ContactPoint(responder_id=daughter.id, address="mailto:susan@demo.invalid", position=0))
+            # A number for the operator to phone (a `tel:` contact point: shown, never sent to; Ofcom's drama range).
+            session.add(ContactPoint(responder_id=daughter.id, address="tel:07700900123", position=1))
             session.add(PersonContact(person_id=person.id, responder_id=daughter.id, position=0,
                                       nominated_at=utc_now()))
             for contact in session.scalars(select(PersonContact).where(PersonContact.person_id == person.id)):
                 contact.relationship = "daughter"
         person = session.scalars(select(Person).join(Hub, Hub.person_id == Person.id)
                                  .where(Hub.id == DEMO_HUB_ID)).one()
-        for role, (username, description) in ACCOUNTS.items():
-            user = session.scalar(select(User).where(User.username == username))
+        for role, account in ACCOUNTS.items():
+            user = session.scalar(select(User).where(User.username == account.username))
             if user is None:
-                user = create_user(session, username, passwords[role], role.value, description,
+                user = create_user(session, account.username, passwords[role], role.value, account.name,
                                    person_id=person.id if role == Role.PERSON else None)
                 if role in (Role.NURSE, Role.TEAM_LEAD):  # direct care: Margaret is on their caseload
                     access.grant(session, user, person, "direct_care")
             else:  # a new password for every run: no credential outlives the demo that printed it
                 user.password_hash = hash_password(passwords[role])
-        family = session.scalars(select(User).where(User.username == ACCOUNTS[Role.FAMILY][0])).one()
+                user.display_name = account.name
+        family = session.scalars(select(User).where(User.username == ACCOUNTS[Role.FAMILY].username)).one()
         if person.id not in (access.visible_person_ids(session, family) or set()):
-            margaret = session.scalars(select(User).where(User.username == ACCOUNTS[Role.PERSON][0])).one()
+            margaret = session.scalars(select(User).where(User.username == ACCOUNTS[Role.PERSON].username)).one()
             access.give_consent(session, margaret, person, family, "my daughter, Susan (demo)")
         # Susan is also Margaret's keyholder: her page shows the centre's requests to go (issue 13).
         from monitoring_centre.storage import ResponderAccount  # here: the demo's lines are added, never changed
-        keyholder = session.scalar(select(Responder).where(Responder.name == "Susan Hughes (daughter, simulated)"))
+        keyholder = session.scalar(select(Responder).where(Responder.name == SUSAN, Responder.role == "keyholder"))
         if keyholder is not None and session.scalar(select(ResponderAccount).where(
                 ResponderAccount.user_id == family.id)) is None:
             session.add(ResponderAccount(user_id=family.id, responder_id=keyholder.id, linked_at=utc_now(),
@@ -236,15 +261,15 @@ def _enrol_demo_home(centre: Centre, passwords: dict[Role, str]) -> None:
         team = session.scalar(select(Team).where(Team.name == "Demo community team"))
         if team is None:
             team = teams.create_team(session, "Demo community team", by="demo")
-            for username in (ACCOUNTS[Role.NURSE][0], ACCOUNTS[Role.TEAM_LEAD][0]):
+            for username in (ACCOUNTS[Role.NURSE].username, ACCOUNTS[Role.TEAM_LEAD].username):
                 teams.add_member(session, team, session.scalars(select(User).where(User.username == username)).one(),
                                  by="demo")
             teams.assign_to_team(session, person, team, by="demo")
 
 
-def _print_summary(centre: Centre, *, before: datetime) -> None:
-    """The alerts of the demo's day by title, those raised before the demo was asked to stop."""
+def _print_summary(centre: Centre, *, started: datetime, before: datetime, data_dir: Path) -> None:
+    """What was raised, what was still waiting at the stop, the keyholder messages, how to look again
+    (`telecare.demo_summary`); only what happened before the demo was asked to stop."""
     with centre.sessions() as session:
-        rows = session.execute(select(Alert.title, func.count()).where(Alert.opened_at < before)
-                               .group_by(Alert.title).order_by(Alert.title)).all()
-    print("Alerts in the centre: " + ("; ".join(f"{title} x{count}" for title, count in rows) or "none"), flush=True)
+        lines = summary_lines(session, started=started, before=before, data_dir=data_dir)
+    print("\n".join(lines), flush=True)

@@ -158,6 +158,12 @@ def is_mailto(address: str) -> bool:
     return address[:7].lower() == "mailto:"
 
 
+def is_tel(address: str) -> bool:
+    """True for a `tel:` contact point (RFC 3966, any case): a number for the operator to phone,
+    shown on the call screen. No channel sends to it; the escalation leaves it out."""
+    return address[:4].lower() == "tel:"
+
+
 def validate_address(address: str) -> str | None:
     """None when `address` can be used as a contact point, otherwise what is wrong with it."""
     if not address.strip():
@@ -168,7 +174,12 @@ def validate_address(address: str) -> str | None:
         from alerting.channels.email import validate_mailto
 
         return validate_mailto(address)
-    from alerting.channels.notify_channel import is_sms, validate_sms
+    from alerting.channels.notify_channel import is_phone_number, is_sms, validate_sms
+
+    if is_tel(address):
+        number = address[4:]
+        return None if is_phone_number(number) else (
+            f"{number!r} is not a phone number (write tel:+447700900123 or tel:07700900123)")
 
     if is_sms(address):
         return validate_sms(address)
@@ -186,6 +197,9 @@ def send(address: str, message: Message, smtp: SmtpSettings | None, *,
     its base URL is never limited, like the SMTP server)."""
     from alerting.channels.notify_channel import is_sms, send_notify_email, send_notify_sms
 
+    if is_tel(address):  # the escalation never sends here (`recipient_of`); refused should one arrive
+        return Delivery(ok=False, channel="tel", retry=False,
+                        detail="not sent: a tel: contact point is a number for the operator to phone")
     if is_mailto(address):
         if notify is not None and notify.email_template_id is not None:
             return send_notify_email(address, message, notify)

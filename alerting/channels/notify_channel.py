@@ -56,6 +56,11 @@ def phone_number(address: str) -> str:
     return number
 
 
+def is_phone_number(number: str) -> bool:
+    """Whether `number` is written as a phone number this centre accepts ("+447700900123", "07700900123")."""
+    return bool(_PHONE.match(number))
+
+
 def validate_sms(address: str) -> str | None:
     """None when `address` is a usable `sms:` contact point, otherwise the problem."""
     try:

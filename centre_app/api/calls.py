@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from sqlalchemy import select
 
 from alerting.escalation import escalation_lines
@@ -24,6 +24,7 @@ from centre_app.api.deps import (
     Centre,
     Db,
     DocumentedRoute,
+    IsoBound,
     VisibleAlert,
     VisiblePerson,
     errors,
@@ -32,9 +33,10 @@ from centre_app.api.deps import (
 )
 from monitoring_centre import audit, call_history, call_notes, caller_record, calls, why
 from monitoring_centre.access import visible_person_ids
+from monitoring_centre.alerts import AlertState
 from monitoring_centre.call_scripts import script_for
 from monitoring_centre.roles import Role
-from monitoring_centre.storage import Alert, Device, Hub, Person, User, utc_now
+from monitoring_centre.storage import Alert, AlertTransition, Device, Hub, Person, User, utc_now
 
 router = APIRouter(prefix="/api/v1", tags=["calls"], route_class=DocumentedRoute)
 Operator = Annotated[User, Depends(require_roles(Role.OPERATOR, Role.ADMIN))]
@@ -242,13 +244,19 @@ def home_devices(session: Db, person_id: int) -> dict[str, str]:
 def call_screen(user: Operator, alert: VisibleAlert, session: Db) -> CallScreen:
     """Everything an operator needs on the call about this alert: the alert itself (as in
     `GET /api/v1/alerts`), the caller's record, what raised it in plain words, the script for its
-    rule, the escalation in sentences, the notes on it, and who has taken the call.
+    rule, the escalation in sentences, the notes of the call (on any of its alarms: each names its
+    `alert_id`), and who has taken the call.
     Audited "view_call" against the person."""
     person = session.get_one(Person, alert.person_id)
     explained = why.explain(alert, home_devices(session, person.id))
     script = script_for(session, alert.rule)
-    notes = call_notes.notes_for(session, [alert.id])
     call = calls.call_of(session, person.id)
+    resolved_at = session.scalar(select(AlertTransition.at).where(AlertTransition.alert_id == alert.id,
+                                                                  AlertTransition.to_status == AlertState.RESOLVED))
+    ongoing = call if call is not None and alert.id in calls.alert_ids(call) else None  # not a past alarm's
+    notes = call_notes.notes_for(session, calls.same_call(  # every note of the call, whichever alarm it was on
+        session, person.id, {alert.id} | (calls.alert_ids(ongoing) if ongoing else set()),
+        ongoing.opened_at if ongoing else alert.opened_at, None if ongoing else resolved_at))
     names = calls.display_names(session, [note.by for note in notes] + [alert.taken_by])
     screen = CallScreen(
         alert=alert_out(session, alert, person.name),
@@ -300,6 +308,8 @@ class ResolvedOut(BaseModel):
     outcome: str | None
     resolved_by: str
     """A username, or `system:<rule>` when the condition recovered by itself."""
+    resolved_by_name: str
+    """Who resolved it in words: the operator's display name, a responder's name, or "cleared by itself"."""
 
 
 class HistoryPage(BaseModel):
@@ -312,8 +322,8 @@ class HistoryPage(BaseModel):
 @router.get("/alerts/history")
 def history(user: Operator, session: Db,
             q: Annotated[str | None, Query(max_length=200)] = None,
-            opened_from: Annotated[datetime | None, Query(alias="from")] = None,
-            opened_to: Annotated[datetime | None, Query(alias="to")] = None,
+            opened_from: Annotated[IsoBound | None, Query(alias="from")] = None,
+            opened_to: Annotated[IsoBound | None, Query(alias="to")] = None,
             rule: Annotated[str | None, Query(max_length=64)] = None,
             outcome: Annotated[str | None, Query(max_length=32)] = None,
             page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> HistoryPage:
@@ -336,7 +346,7 @@ def history(user: Operator, session: Db,
 
 
 class SoundIn(BaseModel):
-    muted: bool
+    muted: StrictBool
 
 
 @router.post("/console/sound", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)

@@ -172,7 +172,7 @@ class CaseloadRowOut(BaseModel):
     not_known: list[str]
     """What the score could not see (no recent reading): not scored, not reassurance."""
     via: list[str]
-    """How the person is on this caseload: "assigned to anna", "team North"."""
+    """How the person is on this caseload: "on your caseload", "team North"."""
     frailty: str | None
     last_alert_at: datetime | None
     """When the most recent counted alert was last open: the first tie-break."""
@@ -222,7 +222,8 @@ def my_caseload(request: Request, user: CaseloadViewer, session: Db,
         if not teams.may_view_nurse(session, user, whose):
             raise refuse(request, session, user, status.HTTP_403_FORBIDDEN,
                          "a nurse sees her own caseload; a team lead, those of her teams' nurses", None)
-        via, scope, nurse_name = teams.caseload_of_nurse(session, whose), f"nurse {whose.username}", whose.username
+        via = teams.caseload_of_nurse(session, whose, own=whose.id == user.id)
+        scope, nurse_name = f"nurse {whose.username}", whose.username
     visible = visible_person_ids(session, user)
     shown = [person_id for person_id in via if visible is None or person_id in visible]
     now = utc_now()

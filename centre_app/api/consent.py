@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from centre_app.api.deps import CurrentUser, Db, DocumentedRoute, PersonDecidedFor, errors, invalid
 from monitoring_centre import access, audit
 from monitoring_centre.access import SEES_EVERYONE
+from monitoring_centre.roles import Role
 from monitoring_centre.storage import AuditEntry, CareRelationship, User
 
 router = APIRouter(prefix="/api/v1/patients", tags=["consent"], route_class=DocumentedRoute)
@@ -31,11 +32,17 @@ class AuditOut(BaseModel):
     detail: str
 
 
+NOT_FOUND = "We could not find that person. Check the name they use to sign in, or ask the monitoring centre."
+"""The one answer for a name that is no family member's account: it says nothing about which
+accounts exist or what they are."""
+
+
 def _family_member(session: Session, username: str, where: str) -> User:
-    """The account called `username`; 422 at `(where, "username")` when there is none."""
-    member = session.scalar(select(User).where(User.username == username))
-    if member is None:
-        raise invalid((where, "username"), f"no account called {username!r}")
+    """The family member's account called `username`; 422 at `(where, "username")` (`NOT_FOUND`)
+    when there is none, or the account is not a family member's."""
+    member = session.scalar(select(User).where(User.username == username.strip()))
+    if member is None or member.role != Role.FAMILY.value:
+        raise invalid((where, "username"), NOT_FOUND)
     return member
 
 

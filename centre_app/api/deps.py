@@ -21,6 +21,7 @@ FastAPI's validation-error shape, the one the document declares.
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from annotated_types import Interval
@@ -31,7 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 from sqlalchemy.orm import Session, sessionmaker
 
 from centre_app.auth import signed_in_user
@@ -82,6 +83,22 @@ def invalid(location: tuple[str | int, ...], message: str) -> RequestValidationE
     OpenAPI document): `{"detail": [{"loc": ["body", "outcome"], "msg": ..., "type": "value_error"}]}`.
     `location` starts with where the value came from: "path", "query" or "body"."""
     return RequestValidationError([{"type": "value_error", "loc": location, "msg": message}])
+
+
+def _iso_only(value: object) -> object:
+    """A time in a query is ISO 8601 text: pydantic would also read a bare number as Unix
+    seconds, which no one means and the OpenAPI `date-time` format does not allow."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("an ISO 8601 date or date-time (e.g. 2026-11-30 or 2026-11-30T08:00Z), not a number")
+    return value
+
+
+IsoBound = Annotated[datetime, BeforeValidator(_iso_only)]
+"""A date-time in a query (`from`, `to`): ISO 8601 text only, 422 for a bare number."""
 
 
 _Dependency = TypeVar("_Dependency", bound=Callable[..., Any])

@@ -15,28 +15,15 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from centre_app.api.deps import AdminOrOperator, Db, DocumentedRoute, invalid
+from centre_app.api.deps import AdminOrOperator, Db, DocumentedRoute, IsoBound, invalid
 from monitoring_centre import kpis
 from monitoring_centre.storage import begin_read, utc_now
 
 router = APIRouter(prefix="/api/v1/kpis", tags=["kpis"], route_class=DocumentedRoute)
 
 
-def _iso_only(value: object) -> object:
-    """A bound is ISO 8601 text: pydantic would also read a bare number as Unix seconds, which no
-    one means in a KPI window and the OpenAPI `date-time` format does not allow."""
-    if isinstance(value, str):
-        try:
-            float(value)
-        except ValueError:
-            return value
-        raise ValueError("an ISO 8601 date or date-time (e.g. 2026-11-30 or 2026-11-30T08:00Z), not a number")
-    return value
-
-
-IsoBound = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 class _Out(BaseModel):

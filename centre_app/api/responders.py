@@ -101,6 +101,10 @@ def set_contacts(responder_ids: Annotated[list[RowId], Body(embed=True)], user: 
     for position, responder in enumerate(responders):
         if responder is None:
             raise invalid(("body", "responder_ids", position), "no such responder")
+        if responder.role != "keyholder":
+            raise invalid(("body", "responder_ids", position),
+                          f"{responder.name} is not a keyholder (they are the centre's "
+                          f"{responder.role.replace('_', ' ')}): only a keyholder can be one of a person's keyholders")
     session.execute(delete(PersonContact).where(PersonContact.person_id == person.id))
     now = utc_now()
     for position, rid in enumerate(responder_ids):

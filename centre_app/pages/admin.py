@@ -13,8 +13,8 @@ by it. The forms carry `data-admin-form`: `tests/integration/test_pages_by_role.
 no other role's page has one.
 """
 
-import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
@@ -26,12 +26,12 @@ from alerting import policy
 from centre_app.admin import DEVICE_KINDS, LOCATIONS
 from centre_app.api.deps import Db, RowId, refuse
 from centre_app.api.responders import RESPONDER_ROLES
-from centre_app.pages.rendering import page_roles, render
-from detection.defaults import DEFAULTS
+from centre_app.pages.rendering import page_roles, render, signed_in_as
+from detection.defaults import DEFAULTS, Param, label, plain, words_for
 from detection.rules import CATALOGUE, RuleId
 from monitoring_centre import accounts, audit, call_scripts, caller_record, homes, person_settings, teams
 from monitoring_centre.roles import ROLES, Role
-from monitoring_centre.storage import ContactPoint, Person, PersonContact, Responder, User, utc_now
+from monitoring_centre.storage import ContactPoint, Person, PersonContact, Responder, RuleSetting, User, utc_now
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 AdminPage = Annotated[User, Depends(page_roles(Role.ADMIN))]
@@ -70,12 +70,46 @@ class RuleParameter:
     floor: object
     ceiling: object
     source: str
+    text: str
+    """What the form shows: the rule's title, the parameter's plain description, its default and range in words."""
 
 
 def _parameters() -> list[RuleParameter]:
     return [RuleParameter(f"{rule}.{name}", str(rule), name, param.default, param.floor.value, param.ceiling.value,
-                          param.source)
-            for rule, table in sorted(DEFAULTS.items()) for name, param in sorted(table.items()) if not param.fixed]
+                          param.source, _parameter_text(RuleId(rule), name, param))
+            for rule, table in sorted(DEFAULTS.items(), key=lambda item: CATALOGUE[RuleId(item[0])].title)
+            for name, param in sorted(table.items()) if not param.fixed]
+
+
+def _parameter_text(rule: RuleId, name: str, param: Param) -> str:
+    if param.choices:
+        allowed = "one of " + ", ".join(plain(rule, name, choice) for choice in param.choices)
+    else:
+        allowed = f"from {plain(rule, name, param.floor.value)} to {plain(rule, name, param.ceiling.value)}"
+    return (f"{CATALOGUE[rule].title}: {label(rule, name)} (default {plain(rule, name, param.default)}, "
+            f"{allowed})")
+
+
+@dataclass(frozen=True)
+class SettingRow:
+    """A person's own setting for one rule as the page shows it: titles and descriptions, no keys."""
+
+    rule: str
+    title: str
+    values: list[str]
+    changed_at: datetime
+    changed_by: str
+    reason: str
+
+
+def _setting_rows(settings: list[RuleSetting]) -> list[SettingRow]:
+    rows = []
+    for row in settings:
+        rule = RuleId(row.rule)
+        values = [f"{label(rule, name)}: {plain(rule, name, value)}" for name, value in sorted(row.params.items())
+                  if name in DEFAULTS[rule]]
+        rows.append(SettingRow(row.rule, CATALOGUE[rule].title, values, row.changed_at, row.changed_by, row.reason))
+    return rows
 
 
 ORDINALS = ("First", "Second", "Third", "Fourth", "Fifth", "Sixth", "Seventh", "Eighth")
@@ -103,8 +137,9 @@ def person(request: Request, person_id: RowId, user: AdminPage, session: Db) -> 
         .order_by(PersonContact.position)).all()
     keyholders = [Keyholder(position + 1, responder, _addresses(session, responder.id))
                   for position, responder in contacts]
-    responders = list(session.scalars(select(Responder).where(Responder.active.is_(True))
-                                      .order_by(Responder.role != "keyholder", Responder.name)))
+    responders = list(session.scalars(select(Responder).where(Responder.active.is_(True),
+                                                              Responder.role == "keyholder")
+                                      .order_by(Responder.name)))
     settings = person_settings.rule_settings(session, person_id)
     absences = person_settings.absences(session, person_id)
     record = caller_record.record(session, found, utc_now().date())
@@ -115,11 +150,11 @@ def person(request: Request, person_id: RowId, user: AdminPage, session: Db) -> 
                   absences=absences,
                   devices=homes.devices(session, utc_now(), person_id), show_person=False,
                   keyholders=keyholders, slots=min(len(ORDINALS), max(3, len(keyholders) + 1)), ordinals=ORDINALS,
-                  responder_options=[(r.id, f"{r.name} ({r.role.replace('_', ' ')})") for r in responders],
-                  settings=settings, current={row.rule: row.params for row in settings},
-                  parameter_options=[(p.key, f"{p.key} (default {json.dumps(p.default)}, "
-                                             f"{json.dumps(p.floor)} to {json.dumps(p.ceiling)})")
-                                     for p in _parameters()],
+                  responder_options=[(r.id, r.name) for r in responders],
+                  settings=_setting_rows(settings), current={row.rule: row.params for row in settings},
+                  parameter_options=[(p.key, p.text) for p in _parameters()],
+                  parameter_words={p.key: words_for(RuleId(p.rule), p.name) for p in _parameters()
+                                   if words_for(RuleId(p.rule), p.name)},
                   hubs_options=[(hub.id, hub.id) for hub in hubs], **_device_options())
 
 
@@ -165,8 +200,7 @@ def teams_page(request: Request, user: AdminPage, session: Db) -> HTMLResponse:
     clinicians = [c for c in session.scalars(select(User).where(User.role.in_([Role.NURSE, Role.TEAM_LEAD]))
                                              .order_by(User.username)) if not accounts.is_disabled(c)]
     return render(request, user, "admin/teams.html", title="Teams and caseloads", teams=views, caseloads=caseloads,
-                  clinician_options=[(c.username, f"{c.display_name} ({c.username})" if c.display_name else c.username)
-                                     for c in clinicians],
+                  clinician_options=[(c.username, signed_in_as(c)) for c in clinicians],
                   people_options=_people_options(session))
 
 
@@ -185,7 +219,8 @@ def scripts(request: Request, user: AdminPage, session: Db) -> HTMLResponse:
     """The operators' call script for each kind of alarm, and editing one."""
     return render(request, user, "admin/scripts.html", title="Call scripts",
                   scripts=call_scripts.all_scripts(session), editable=_script_api(request),
-                  seed_actor=call_scripts.SEED_ACTOR)
+                  seed_actor=call_scripts.SEED_ACTOR,
+                  rule_titles={str(rule): entry.title for rule, entry in CATALOGUE.items()})
 
 
 def _script_api(request: Request) -> str:

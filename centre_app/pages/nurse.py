@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from centre_app.api.deps import Db, RowId, may_see, refuse
 from centre_app.pages.rendering import page_roles, render
-from detection.defaults import Settings
+from detection.defaults import ZERO_MEANS, Settings, label, plain
 from detection.rules import CATALOGUE, RuleId
 from detection.thresholds import BANDS, RULES_BY_METRIC, table_for
 from monitoring_centre import audit, caseload, person_settings, review_tasks, teams
@@ -77,8 +77,10 @@ def threshold_fields(settings: dict[str, dict[str, Any]]) -> list[dict[str, Any]
                     edges.append(spec.edge)
         for edge in edges:
             fields.append({"rule": rule.value, "rule_title": CATALOGUE[rule].title, "param": edge,
-                           "label": f"{CATALOGUE[rule].title}: {edge.replace('_', ' ')}",
-                           "default": defaults.values[edge], "own": own.get(edge), "source": defaults.source(edge)})
+                           "label": f"{CATALOGUE[rule].title}: {label(rule, edge)}",
+                           "default": plain(rule, edge, defaults.values[edge]),
+                           "own": None if own.get(edge) is None else plain(rule, edge, own[edge]),
+                           "source": defaults.source(edge), "zero": ZERO_MEANS.get((rule, edge), "")})
     return fields
 
 

@@ -5,8 +5,9 @@ The pages are server-rendered shells (`templates/operator/`); their live parts a
 modules (`static/js/operator/`) over the same JSON API every other client uses
 (`/api/v1/calls`, `/api/v1/alerts/...`, `/api/v1/handover`, `/api/v1/console/sound`), so each
 read of a person's data and each refusal is checked and audited there, once. The KPI page is
-rendered here from `monitoring_centre.kpis` (aggregate figures, no person's data: not audited,
-as `GET /api/v1/kpis` is not), its table the text equivalent of its charts.
+rendered here from `monitoring_centre.kpis` (aggregate figures, as `GET /api/v1/kpis`), its table
+the text equivalent of its charts; the calls it lists (answered late, not answered) are named by
+person, alarm and time, a read of those people's data audited "view_kpi_calls".
 
 Routes (all `GET`, HTML):
 - `/operator`: the queue and the call screen (operators);
@@ -22,14 +23,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy import select
 
 from centre_app.api.deps import Db
 from centre_app.api.kpis import KpisOut
 from centre_app.pages.rendering import page_roles, render
 from detection.rules import CATALOGUE
-from monitoring_centre import alerts, kpis
+from monitoring_centre import alerts, audit, kpis
+from monitoring_centre.access import visible_person_ids
 from monitoring_centre.roles import Role
-from monitoring_centre.storage import User, begin_read, utc_now
+from monitoring_centre.storage import Alert, Person, User, begin_read, utc_now
 
 router = APIRouter(include_in_schema=False)
 
@@ -95,6 +98,33 @@ class KpiWindow:
     where: str = ""
 
 
+@dataclass(frozen=True)
+class NamedCall:
+    """An alarm call the KPI page lists (answered late, not answered): whose, what, when."""
+
+    person_name: str
+    title: str
+    raised_at: datetime
+
+
+def _named_calls(session: Db, user: User, figures: dict[str, Any]) -> dict[int, NamedCall]:
+    """The listed calls (alert id → whose, what, when), for the people `user` may see; reading a
+    person's name is audited "view_kpi_calls" as any read of a call is."""
+    wanted = {int(i) for key in ("answered_late_ids", "unanswered_ids", "ended_unanswered_ids") for i in figures[key]}
+    if not wanted:
+        return {}
+    visible = visible_person_ids(session, user)
+    query = (select(Alert, Person.name).join(Person, Person.id == Alert.person_id).where(Alert.id.in_(wanted)))
+    if visible is not None:
+        query = query.where(Alert.person_id.in_(visible))
+    found = {alert.id: (alert.person_id, NamedCall(name, alert.title, alert.opened_at))
+             for alert, name in session.execute(query)}
+    if found:
+        audit.record(session, user.username, "view_kpi_calls", sorted({pid for pid, _c in found.values()}))
+        session.commit()
+    return {alert_id: call for alert_id, (_pid, call) in found.items()}
+
+
 def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
@@ -113,6 +143,7 @@ def kpi_page(request: Request, user: OperatorOrAdmin, session: Db,
     first = first or last - timedelta(days=KPI_DEFAULT_DAYS - 1)
     asked = KpiWindow(first, last)
     report: dict[str, Any] | None = None
+    named: dict[int, NamedCall] = {}
     try:
         start, end = kpis.window(_midnight(first), _midnight(last) + timedelta(days=1), now)
     except (kpis.WindowRefused, OverflowError) as refused:
@@ -124,6 +155,8 @@ def kpi_page(request: Request, user: OperatorOrAdmin, session: Db,
         calls = kpis.read_calls(session, start, end)
         session.commit()
         report = KpisOut.model_validate(kpis.report(calls, start, end, now)).model_dump(mode="json", by_alias=True)
+        named = _named_calls(session, user, report["alarm_calls"])
     return render(request, user, "operator/kpis.html", title="Answer times", window=asked, report=report,
+                  named=named,
                   outcomes={**alerts.OUTCOMES, "all_clear": "the condition cleared by itself"},
                   status_code=422 if asked.problem else 200)

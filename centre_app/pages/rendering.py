@@ -14,27 +14,39 @@ every read and refusal is checked and audited in one place.
 """
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import nhsuk_frontend_jinja  # type: ignore[import-untyped]
 from fastapi import Depends, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from jinja2 import ChainableUndefined, ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from jinja2 import (
+    ChainableUndefined,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    pass_context,
+    select_autoescape,
+)
+from jinja2.runtime import Context
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
 from centre_app.api.deps import SESSION_COOKIE, Db, centre, person_asked_about, refuse
 from centre_app.auth import signed_in_user
 from centre_app.pages.navigation import menu
-from monitoring_centre.roles import Role
+from monitoring_centre import nhs_number
+from monitoring_centre.roles import ROLE_TITLES, Role
 from monitoring_centre.storage import User
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 SERVICE_NAME = "Telecare monitoring centre"
+DEFAULT_ZONE = "Europe/London"
 
 environment = Environment(
     loader=ChoiceLoader([FileSystemLoader(TEMPLATES),
@@ -43,6 +55,48 @@ environment = Environment(
     trim_blocks=True, lstrip_blocks=True,
     undefined=ChainableUndefined)  # NHS.UK frontend's macros read optional parameters as `params.a.b`
 templates = Jinja2Templates(env=environment)
+
+
+_TITLES = {role.value: words for role, words in ROLE_TITLES.items()}
+
+
+class Account(Protocol):
+    display_name: str
+    username: str
+    role: str
+
+
+def signed_in_as(user: Account) -> str:
+    """An account as the pages name it (the header, a team's members): the display name and the
+    role in words ("Jane Smith, community nurse"); the username only for an account with no
+    display name."""
+    words = _TITLES.get(user.role, "")
+    name = user.display_name or user.username
+    return f"{name}, {words}" if words else name
+
+
+environment.globals["signed_in_as"] = signed_in_as
+environment.filters["signed_in_as"] = signed_in_as
+
+
+@pass_context
+def local_time(context: Context, moment: datetime | None, style: str = "%-d %b %Y %H:%M") -> str:
+    """A time as every page shows it: in the centre's time zone (`settings.timezone`, named once
+    per page by `base.html`), never in UTC or the server's zone; "" for None."""
+    if moment is None:
+        return ""
+    zone = ZoneInfo(str(context.get("centre_zone") or DEFAULT_ZONE))
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(zone).strftime(style)
+
+
+def zone_words(zone: str) -> str:
+    """The time zone the pages' times are in, in words: "UK time" for Europe/London."""
+    return "UK time (GMT, or BST in summer)" if zone == DEFAULT_ZONE else f"{zone} time"
+
+
+environment.filters["local_time"] = local_time
+environment.filters["nhs_number"] = nhs_number.spaced
 
 
 class SignInNeeded(Exception):
@@ -95,11 +149,12 @@ def render(request: Request, user: User | None, template: str, *, title: str, st
     """The page `template` (extending `base.html`) for `user` (None: signed out) with `title`
     (the page's <h1> and <title>) and the template's own `context`."""
     path = request.url.path
+    zone = centre(request).settings.timezone
     items = [{"text": item.text, "href": item.href, "current": item.href == path,
               "active": path.startswith(item.href + "/")} for item in (menu(user.role) if user else ())]
     return templates.TemplateResponse(request, template, {
         "user": user, "menu": items, "title": title, "service_name": SERVICE_NAME, "current_path": path,
-        **context}, status_code=status_code)
+        "centre_zone": zone, "zone_words": zone_words(zone), **context}, status_code=status_code)
 
 
 def signed_in_or_none(request: Request, session: Session) -> User | None:

@@ -139,7 +139,7 @@ def test_a_rotated_password_replaces_the_old_one_at_the_next_reload(env: Env, br
     (["admin", "enrol", "--name", "X", "--hub-id", "hub-1", "--nhs-number", "0000000000"], "digits are the same"),
     (["admin", "enrol", "--name", "X", "--hub-id", "hub-1", "--nhs-number", "943 476 5919"], "synthetic range"),
     (["admin", "enrol", "--name", "X", "--hub-id", "Hub 1"], "hub id"),
-    (["admin", "enrol", "--name", "X", "--hub-id", "hub-1", "--device", "kettle"], "ID:KIND"),
+    (["admin", "enrol", "--name", "X", "--hub-id", "hub-1", "--device", "kettle"], "for example pendant-1:pendant"),
     (["admin", "add-user", "ada", "--role", "person"], "exactly one person"),
 ])
 def test_mistakes_get_a_clear_error_and_change_nothing(env: Env, args: list[str], says: str) -> None:

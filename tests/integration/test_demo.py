@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -93,10 +94,37 @@ def run_demo(tmp_path: Path, broker: str) -> None:
 
         rules = wait_for(scripted_alarms, timeout=20, what="the scripted pendant alarm and fall")
         assert "hub_offline" not in rules  # the hub is connected while the demo runs
+        _check_the_seeded_history(demo)
         output = demo.finish(timeout=60)
     assert demo.process.returncode == 0, output
     assert "Help button pressed x1" in output and "Fall detected" in output
     assert "Traceback" not in output
+    # The closing summary: what was raised, what was waiting at the stop, the keyholder mail, how to look again.
+    summary = output[output.index("Alerts in the centre:"):]
+    [live] = [line for line in summary.splitlines() if "raised while the demo ran:" in line]
+    assert "Help button pressed x1" in live and re.search(r"Fall detected[^;]* x1", live), live  # not one every 30 s
+    assert "from Margaret's 30 days of history: " in summary and "below the person's 7-day baseline" in summary
+    assert "still open at the stop: 4" in summary, summary
+    assert "calls never answered (no operator acknowledged them): 2" in summary
+    assert "review tasks waiting for the nurse: 2" in summary
+    assert "keyholder messages sent: 0" in summary  # 20 s: the keyholder's turn comes after 3 minutes
+    assert "--keep-data" in summary
+    assert "hub_offline" not in summary and "Hub offline" not in summary  # the stop itself is left out
+
+
+def _check_the_seeded_history(demo: Demo) -> None:
+    """Margaret's 30 days went through the centre before the live day: her readings over the month
+    reach the API, and the SpO2 decline of her last days is a review task for her nurse at the start."""
+    nurse = _token(demo.url, demo.credentials["accounts"]["nurse"])
+    headers = {"Authorization": f"Bearer {nurse}"}
+    [margaret] = httpx.get(f"{demo.url}/api/v1/patients", headers=headers).json()
+    month = httpx.get(f"{demo.url}/api/v1/patients/{margaret['id']}/readings", headers=headers,
+                      params={"metric": "spo2", "hours": 31 * 24, "bucket_minutes": 24 * 60}).json()
+    days = [bucket for bucket in month["buckets"] if bucket["clean"]]
+    assert len(days) >= 30, month  # 30 days of history and the live day
+    assert sum(bucket["clean"] for bucket in days) >= 30 * 3  # spot checks every day
+    tasks = httpx.get(f"{demo.url}/api/v1/review-tasks", headers=headers).json()
+    assert any(task["kind"] == "trend" and task["rule"].startswith("spo2_trend") for task in tasks), tasks
 
 
 def _token(base: str, credentials: dict[str, Any]) -> str | None:
@@ -192,19 +220,26 @@ def _run_until_the_pendant_alarm(tmp_path: Path, *args: str) -> str:
 
 def test_each_run_starts_afresh_unless_told_to_keep_its_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "demo"
-    _run_until_the_pendant_alarm(tmp_path)
+    first_started = datetime.now(UTC)
+    output = _run_until_the_pendant_alarm(tmp_path)
+    assert "Margaret's last 30 days" in output  # seeded on a fresh start
     (data_dir / "notes.txt").write_text("not the demo's")
     second_started = datetime.now(UTC)
     output = _run_until_the_pendant_alarm(tmp_path)
-    assert "a fresh start" in output
+    assert "a fresh start" in output and "Margaret's last 30 days" in output
     alerts = _alerts(data_dir)
-    assert alerts and all(opened >= second_started for _, opened, _ in alerts), alerts  # none left from run 1
+    assert not [a for a in alerts if first_started <= a[1] < second_started], alerts  # none left from run 1
+    history = [a for a in alerts if a[1] < first_started]  # the seeded days' alerts, raised before either run
+    assert [rule for rule, _, _ in history if rule.startswith("spo2_trend")], alerts
     assert [repeats for rule, _, repeats in alerts if rule == "pendant_alarm"] == [0]
     assert (data_dir / "notes.txt").read_text() == "not the demo's"  # only the demo's own files go
 
     third_started = datetime.now(UTC)
-    _run_until_the_pendant_alarm(tmp_path, "--keep-data")
-    assert any(opened < third_started for _, opened, _ in _alerts(data_dir))  # run 2's alerts are still there
+    output = _run_until_the_pendant_alarm(tmp_path, "--keep-data")
+    assert "Margaret's last 30 days" not in output  # her history is there already: not played twice
+    kept = _alerts(data_dir)
+    assert any(second_started <= opened < third_started for _, opened, _ in kept)  # run 2's alerts are still there
+    assert sorted(a for a in kept if a[1] < first_started) == sorted(history)
 
 
 @pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")

@@ -48,6 +48,35 @@ def _fill_adas_record(world: LiveWorld) -> None:
         assert admin.put(f"/api/v1/patients/{ada}/contacts", json={"responder_ids": ids}).status_code == 200
 
 
+LAID_OUT = """() => {
+  const call = document.getElementById("call");
+  const panel = call.getBoundingClientRect();
+  const problems = [];
+  if (call.scrollWidth > call.clientWidth + 1) {
+    problems.push(`the panel scrolls sideways: ${call.scrollWidth} > ${call.clientWidth}`);
+  }
+  for (const row of call.querySelectorAll(".op-facts .nhsuk-summary-list__row")) {
+    const key = row.querySelector("dt").getBoundingClientRect();
+    const value = row.querySelector("dd").getBoundingClientRect();
+    const side = key.right > value.left + 0.5 && key.bottom > value.top + 0.5 && value.bottom > key.top + 0.5;
+    if (side) problems.push(`label over its value: ${row.textContent}`);
+  }
+  for (const element of call.querySelectorAll("*")) {
+    if (!element.getClientRects().length) continue;
+    const box = element.getBoundingClientRect();
+    if (box.width && box.right > panel.right + 0.5) {
+      problems.push(`past the panel's edge: ${element.id || element.tagName} ${element.textContent.slice(0, 40)}`);
+    }
+    const clips = getComputedStyle(element).overflowX !== "visible";
+    if (clips && !["INPUT", "SELECT", "TEXTAREA"].includes(element.tagName) && element !== call
+        && element.scrollWidth > element.clientWidth + 1) problems.push(`clipped: ${element.id || element.tagName}`);
+  }
+  return problems;
+}"""
+"""Problems with the call screen's layout: a label over its value, anything past the panel's right
+edge or cut off (the panel scrolls down, never sideways)."""
+
+
 def _raise(world: LiveWorld, person: str, rule: Any, ago: timedelta = timedelta()) -> int:
     with world.sessions() as session, session.begin():
         alert = raise_alert(session, person_id=world.world.people[person], hub_id=f"hub-{person}", rule=rule,
@@ -71,7 +100,7 @@ def test_a_night_at_the_workstation(tmp_path: Path, browser_page: Any) -> None:
         _raise(world, "bob", FALL, ago=timedelta(minutes=4))  # waiting already, past 180 s
 
         sign_in(page, world.url, NIGHT[0])
-        assert "Nina Patel (operator)" in page.locator(".nhsuk-header__account").inner_text()
+        assert "Nina Patel, centre operator" in page.locator(".nhsuk-header__account").inner_text()
         page.locator("#link.op-link--up").wait_for(timeout=WAIT)
         ada_row = page.locator("#queue tbody tr", has_text="Ada Lovelace")
         bob_row = page.locator("#queue tbody tr", has_text="Bob")
@@ -119,6 +148,7 @@ def test_a_night_at_the_workstation(tmp_path: Path, browser_page: Any) -> None:
         assert keyholders.count() == 2
         assert "Susan Hughes" in keyholders.nth(0).inner_text() and "+447700900123" in keyholders.nth(0).inner_text()
         assert "Tom King" in keyholders.nth(1).inner_text()
+        assert keyholders.nth(0).locator("a.op-phone").get_attribute("href") == "tel:+447700900123"  # one click
         why = page.locator("#why-summary").inner_text()
         assert why and "{" not in why and '":' not in why, why
         assert page.locator("#script-steps li").count() >= 2
@@ -139,6 +169,23 @@ def test_a_night_at_the_workstation(tmp_path: Path, browser_page: Any) -> None:
             refused = api.post(f"/api/v1/calls/{world.world.people['ada']}/take", headers=bearer(api, RELIEF[0]))
         assert refused.status_code == 409 and "taken by Nina Patel" in refused.json()["detail"]
 
+        # Taking the call answered it: its alarms are acknowledged (the escalation stops). An alarm
+        # that joins the call Nina holds is shown as new within it until she acknowledges it.
+        page.locator("#acknowledge", has_text="Acknowledged").wait_for(timeout=WAIT)
+        assert page.locator("#acknowledge").is_disabled() and page.locator("#call-new").is_hidden()
+        joined = _raise(world, "ada", HUB_OFFLINE)
+        page.locator("#call-new", has_text="New in this call, not yet acknowledged").wait_for(timeout=WAIT)
+        page.locator("#call-alarms .op-alarm-choice--new", has_text="not yet acknowledged").wait_for(timeout=WAIT)
+        page.get_by_role("button", name="Acknowledge the new alarm").click()
+        page.locator("#call-new").wait_for(state="hidden", timeout=WAIT)
+        with world.sessions() as session:
+            assert session.get_one(Alert, joined).status == "acknowledged"
+        with httpx.Client(base_url=world.url) as api:  # dealt with, so the call goes on with its two alarms
+            done = api.post(f"/api/v1/alerts/{joined}/resolve", headers=bearer(api, NIGHT[0]),
+                            json={"outcome": "technical", "note": ""})
+            assert done.status_code == 200, done.text
+        expect(page.locator("#call-alarms button")).to_have_count(2, timeout=WAIT)
+
         # Notes and actions; "no further action" needs its reason.
         page.select_option("#note-action", "called_back")
         page.fill("#note-text", "Spoke to Ada: she slipped getting up, is sitting in her chair")
@@ -152,16 +199,17 @@ def test_a_night_at_the_workstation(tmp_path: Path, browser_page: Any) -> None:
         page.locator("#notes li", has_text="daughter is on her way").wait_for(timeout=WAIT)
         relief.locator("#notes li", has_text="Called back").wait_for(timeout=WAIT)  # the other screen follows live
         page.locator("#call-heading").focus()  # the call screen from its top
+        assert page.evaluate(LAID_OUT) == []
         screenshot(page, "call")
         screenshot(relief, "taken-by-another")
 
-        # Acknowledge, then resolve each alarm of the call with its outcome.
-        page.get_by_role("button", name="Acknowledge").click()
-        page.locator("#acknowledge", has_text="Acknowledged").wait_for(timeout=WAIT)
+        # Resolve each alarm of the call with its outcome (taking the call acknowledged them).
+        assert page.locator("#acknowledge").is_disabled()
         assert page.locator("#call-alarms [aria-pressed=true]").count() == 1
         page.select_option("#resolve-outcome", "resolved_by_call")
         page.get_by_role("button", name="Resolve").click()
         page.locator("#resolve-error", has_text="reason").wait_for(timeout=WAIT)
+        assert page.evaluate(LAID_OUT) == []  # the error too, whole, inside the panel
         page.fill("#resolve-note", "Unhurt; her daughter is with her")
         page.get_by_role("button", name="Resolve").click()
         page.locator("#resolve-error:empty").wait_for(state="attached", timeout=WAIT)
@@ -175,7 +223,7 @@ def test_a_night_at_the_workstation(tmp_path: Path, browser_page: Any) -> None:
         with world.sessions() as session:
             adas = session.scalars(select(Alert).where(Alert.person_id == world.world.people["ada"])).all()
             assert {(a.status, a.outcome) for a in adas} == {("resolved", "resolved_by_call"),
-                                                             ("resolved", "false_alarm")}
+                                                             ("resolved", "false_alarm"), ("resolved", "technical")}
         assert ada_fall in {a.id for a in adas}
         relief_context.close()
 
@@ -183,11 +231,16 @@ def test_a_night_at_the_workstation(tmp_path: Path, browser_page: Any) -> None:
         page.get_by_role("link", name="History").click()
         page.fill("#history-q", "Ada")
         page.get_by_role("button", name="Search").click()
-        page.locator("#history tbody tr").nth(1).wait_for(timeout=WAIT)
+        page.locator("#history tbody tr").nth(2).wait_for(timeout=WAIT)
         history = page.locator("#history tbody").inner_text()
-        assert page.locator("#history tbody tr").count() == 2
+        assert page.locator("#history tbody tr").count() == 3
         assert "Spoken to; no visit needed" in history and "Pressed or triggered by accident" in history
         assert "Bob" not in history
+        assert "Nina Patel" in history and NIGHT[0] not in history  # "Resolved by" in names, not usernames
+        # A row opens the alarm: the call's notes (written on either alarm) and what happened, in words.
+        page.locator("#history tbody tr", has_text="Fall").get_by_role("button").click()
+        page.locator("#history-detail-notes li", has_text="daughter is on her way").wait_for(timeout=WAIT)
+        assert "Acknowledged by Nina Patel" in page.locator("#history-detail-log").inner_text()
         assert_accessible(page, "the history")
         screenshot(page, "history")
 
@@ -211,14 +264,16 @@ def test_a_night_at_the_workstation(tmp_path: Path, browser_page: Any) -> None:
         assert_accessible(page, "the handover")
         screenshot(page, "handover")
 
-        # The night's answer times: five alarm calls raised today (Ada's and Bob's help presses from
-        # before the shift, Bob's fall, Ada's fall, Bob's hub offline), two of them answered (Ada's).
+        # The night's answer times: six alarm calls raised today (Ada's and Bob's help presses from
+        # before the shift, Bob's fall, Ada's fall, Bob's hub offline, Ada's hub offline), all six
+        # answered: Ada's when Nina took her call and acknowledged the alarm that joined it, Bob's
+        # when Raj took his.
         page.get_by_role("link", name="Answer times").click()
         today = page.locator("#kpi-days tbody tr").last
         cells = today.locator("td")
         assert today.locator("th").inner_text() == utc_now().date().isoformat()
-        assert cells.nth(0).inner_text() == "5" and cells.nth(1).inner_text() == "2"
-        assert page.locator("#kpi-alarms").inner_text() == "5"
+        assert cells.nth(0).inner_text() == "6" and cells.nth(1).inner_text() == "6"
+        assert page.locator("#kpi-alarms").inner_text() == "6"
         assert_accessible(page, "the answer times")
 
         # Signed out, the pages are refused until signing in again.

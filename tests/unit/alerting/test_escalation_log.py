@@ -98,10 +98,25 @@ def test_a_step_with_nobody_to_tell_says_so(sessions: sessionmaker[Session]) -> 
         escalation.advance(session, chain, alert, T0)
         session.commit()
         assert texts(session, alert_id)[0] == (
-            "No keyholder could be told at once: none has a phone number or e-mail address on record")
+            "No keyholder could be told at once: none has a number to text or an e-mail address on record "
+            "(a number only to phone is on the call screen)")
 
 
 def test_how_long_after_the_alarm() -> None:
     assert [after(T0, T0 + timedelta(seconds=s)) for s in (3, 40, 180, 3900, 7200)] == [
         "at once", "40 s after the alarm", "3 min after the alarm", "1 h 5 min after the alarm",
         "2 h after the alarm"]
+
+
+def test_an_accept_link_reads_as_the_responder_by_name(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        home = enrol_keyholder_home(session)
+        alert_id = press(session, home.person_id)
+        alert = session.get_one(Alert, alert_id)
+        link = "responder:2:Susan Hughes"
+        alerts.transition(session, alert, alerts.AlertState.ACKNOWLEDGED, link, "accepted from a notification")
+        alerts.transition(session, alert, alerts.AlertState.IN_PROGRESS, link)
+        session.commit()
+        lines = texts(session, alert_id)
+        assert lines[-1].startswith("Susan Hughes accepted by link ")
+        assert not any("responder:" in line or "Acknowledged by" in line for line in lines)

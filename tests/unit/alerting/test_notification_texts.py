@@ -99,3 +99,15 @@ def test_no_address_means_no_where_line() -> None:
     nowhere = Person(id=1, name="Ada Lee", address="")
     message = compose(notification(), alert(), nowhere, accept_url=LINK, timezone="Europe/London")
     assert "Where:" not in message.body and "Ada Lee pressed the help button at 14:02." in message.sms
+
+
+def test_a_keyholder_gets_the_centres_phone_and_can_say_they_cannot_go() -> None:
+    message = compose(notification(), alert(), MARGARET, accept_url=LINK, timezone="Europe/London",
+                      centre_phone="0113 496 0000")
+    assert "If you cannot go, open the same link and say so" in message.body
+    assert "To speak to the monitoring centre, call 0113 496 0000." in message.body
+    without = compose(notification(), alert(), MARGARET, accept_url=LINK, timezone="Europe/London")
+    assert "call 0113" not in without.body and "If you cannot go" in without.body
+    operators = compose(notification(NotificationPurpose.REMINDER), alert(), MARGARET, accept_url=None,
+                        timezone="Europe/London", centre_phone="0113 496 0000")
+    assert "If you cannot go" not in operators.body and "0113" not in operators.body

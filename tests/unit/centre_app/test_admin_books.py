@@ -3,6 +3,7 @@ broker's files are written for the user the broker runs as, or refused with the 
 
 import os
 import pwd
+import re
 import secrets
 import shutil
 import stat
@@ -44,13 +45,16 @@ def test_a_device_can_be_given_its_place_in_the_home(session: Session) -> None:
 
 
 @pytest.mark.parametrize(("text", "says"), [
-    ("kettle-1:kettle", "KIND one of pendant, door, bed, motion, oximeter"),
-    ("pir-1:motion:attic", "LOCATION one of front_door"),
+    ("kettle-1:kettle", "Kinds: pendant, door, bed, motion, oximeter"),
+    ("kettle", "it has no kind. Write the device's name, a colon and its kind, for example pendant-1:pendant"),
+    ("pir-1:motion:attic", "Write one of front_door"),
     ("Pir 1:motion", "device id"),
 ])
 def test_a_wrong_device_is_refused_with_what_to_write(text: str, says: str) -> None:
-    with pytest.raises(admin.AdminError, match=says):
+    with pytest.raises(admin.AdminError, match=re.escape(says)) as refused:
         admin.parse_device(text)
+    for placeholder in ("ID:KIND", "LOCATION", "BED_SENSOR"):
+        assert placeholder not in str(refused.value)
 
 
 def _files(session: Session, directory: Path, owner: str | None) -> list[Path]:

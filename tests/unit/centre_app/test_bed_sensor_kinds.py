@@ -49,8 +49,8 @@ def test_an_unknown_stored_kind_is_read_as_occupancy_and_the_person_still_watche
 
 
 @pytest.mark.parametrize(("text_", "says"), [
-    ("mat-1:bed:bed:weight", "BED_SENSOR one of occupancy, pulse"),
-    ("pir-1:motion:kitchen:pulse", "BED_SENSOR is for a device whose LOCATION is bed"),
+    ("mat-1:bed:bed:weight", "Write one of occupancy, pulse last, for example mat-1:bed:bed:pulse"),
+    ("pir-1:motion:kitchen:pulse", "only a device in the bed can say what sort of bed sensor it is"),
 ])
 def test_a_wrong_bed_sensor_kind_is_refused(text_: str, says: str) -> None:
     with pytest.raises(admin.AdminError, match=says):

@@ -221,10 +221,10 @@ def _resolve_many(api: Api, count: int) -> None:
 
 
 def test_history_is_searched_and_paged_newest_first(api: Api) -> None:
-    headers = api.as_("operator")
-    acknowledged = api.client.post(f"/api/v1/alerts/{api.world.alerts['ada']}/acknowledge", headers=headers)
+    headers, priya = api.as_("operator"), api.as_("operator2")
+    acknowledged = api.client.post(f"/api/v1/alerts/{api.world.alerts['ada']}/acknowledge", headers=priya)
     assert acknowledged.status_code == 200
-    resolved = api.client.post(f"/api/v1/alerts/{api.world.alerts['ada']}/resolve", headers=headers,
+    resolved = api.client.post(f"/api/v1/alerts/{api.world.alerts['ada']}/resolve", headers=priya,
                                json={"outcome": "responder_visited"})
     assert resolved.status_code == 200
     _resolve_many(api, 55)
@@ -232,7 +232,7 @@ def test_history_is_searched_and_paged_newest_first(api: Api) -> None:
     assert (page["total"], page["page"], page["pages"], len(page["items"])) == (56, 1, 2, 50)
     newest = page["items"][-0]
     assert set(newest) == {"id", "person_id", "person_name", "rule", "title", "priority", "opened_at",
-                           "acknowledged_at", "resolved_at", "outcome", "resolved_by"}
+                           "acknowledged_at", "resolved_at", "outcome", "resolved_by", "resolved_by_name"}
     resolved_times = [item["resolved_at"] for item in page["items"]]
     assert resolved_times == sorted(resolved_times, reverse=True)
     second = api.client.get("/api/v1/alerts/history?page=2", headers=headers).json()
@@ -240,7 +240,8 @@ def test_history_is_searched_and_paged_newest_first(api: Api) -> None:
     ada = api.client.get("/api/v1/alerts/history?q=ad&outcome=responder_visited", headers=headers).json()
     assert ada["total"] == 1
     item = ada["items"][0]
-    assert (item["person_name"], item["resolved_by"], item["outcome"]) == ("Ada", "operator", "responder_visited")
+    assert (item["person_name"], item["resolved_by"], item["outcome"]) == ("Ada", "operator2", "responder_visited")
+    assert item["resolved_by_name"] == "Priya Patel"  # the page shows the name, not the username
     assert item["acknowledged_at"] is not None
     assert api.client.get("/api/v1/alerts/history?rule=pendant_alarm", headers=headers).json()["total"] == 1
     later = (utc_now() - timedelta(hours=10, minutes=30)).isoformat().replace("+00:00", "Z")
@@ -355,3 +356,20 @@ def test_nobody_but_operators_uses_the_workstation_and_each_refusal_is_audited(a
     assert {row.actor for row in refused} == {username}
     assert sum(1 for row in refused if row.person_id == ada) == 5  # the ones that name Ada or her alert
     assert not api.audit("view_call") and not api.audit("take_call")
+
+
+def test_the_call_screen_shows_the_notes_of_every_alarm_of_the_call(api: Api) -> None:
+    ada, press = api.world.people["ada"], api.world.alerts["ada"]
+    headers = api.as_("operator")
+    fall = fall_for(api, "ada")
+    assert api.client.post(f"/api/v1/calls/{ada}/take", headers=headers).status_code == 200
+    noted = api.client.post(f"/api/v1/alerts/{press}/notes", headers=headers,
+                            json={"action": "called_back", "text": "She slipped; sitting in her chair"})
+    assert noted.status_code == 201, noted.text
+    on_fall = api.client.get(f"/api/v1/alerts/{fall}/call", headers=headers).json()["notes"]
+    assert [(n["alert_id"], n["text"]) for n in on_fall] == [(press, "She slipped; sitting in her chair")]
+    resolved = api.client.post(f"/api/v1/alerts/{press}/resolve", headers=headers, json={"outcome": "false_alarm"})
+    assert resolved.status_code == 200, resolved.text
+    assert len(api.client.get(f"/api/v1/alerts/{fall}/call", headers=headers).json()["notes"]) == 1  # still the call's
+    bob = api.client.get(f"/api/v1/alerts/{api.world.alerts['bob']}/call", headers=headers).json()["notes"]
+    assert bob == []  # another person's call: none of Ada's

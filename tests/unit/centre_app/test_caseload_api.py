@@ -89,7 +89,7 @@ def test_a_nurse_sees_her_own_and_her_teams_people_ordered_by_risk_with_reasons(
     # Cara: SpO2 91 % scores 3, moderate 2, rising 1 = 6. Ada: an open help-button alarm, 3.
     # Eve: severe, 3: a tie with Ada, who comes first for her alert. Bob and Dan are not hers.
     assert [(row["name"], row["score"], row["via"]) for row in rows] == [
-        ("Cara", 6, ["team North"]), ("Ada", 3, ["assigned to nurse"]), ("Eve", 3, ["team North"])]
+        ("Cara", 6, ["team North"]), ("Ada", 3, ["on your caseload"]), ("Eve", 3, ["team North"])]
     cara, ada, eve = rows
     assert cara["why"][0].startswith("Latest SpO2 91% (")
     assert cara["why"][0].endswith("): NEWS2 SpO2 Scale 1 scores 3")

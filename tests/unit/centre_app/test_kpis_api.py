@@ -186,3 +186,15 @@ def test_a_bound_that_is_a_number_is_refused_not_read_as_unix_seconds(
     assert response.status_code == 422, response.text
     [problem] = response.json()["detail"]
     assert problem["loc"] == ["query", "to"] and "not a number" in problem["msg"]
+
+
+def test_taking_the_call_answers_it_for_the_kpis(api: tuple[TestClient, int]) -> None:
+    client, _alert_id = api
+    operator = login(client, "operator")
+    person_id = client.get("/api/v1/calls", headers=operator).json()[0]["person_id"]
+    taken = client.post(f"/api/v1/calls/{person_id}/take", headers=operator)
+    assert taken.status_code == 200, taken.text
+    assert [a["status"] for a in taken.json()["alerts"]] == ["acknowledged"]  # the escalation stops
+    calls = client.get("/api/v1/kpis", headers=operator).json()["alarm_calls"]
+    assert (calls["answered"], calls["unanswered_ids"], calls["ended_unanswered_ids"]) == (1, [], [])
+    assert sample(client.get("/metrics").text, "telecare_alert_answer_seconds_count", priority="1") == 1

@@ -2,6 +2,7 @@
 default, and a wrong or missing setting is reported as one line naming its variable."""
 
 import os
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
@@ -77,3 +78,16 @@ def test_each_wrong_setting_is_one_line_naming_its_variable_never_its_value(monk
 def test_a_group_given_as_bad_json_names_the_group(monkeypatch: pytest.MonkeyPatch) -> None:
     lines = _errors(monkeypatch, TELECARE_SMTP="{not json")
     assert "TELECARE_SMTP: a group of settings: set each part as its own variable (TELECARE_SMTP__…)" in lines
+
+
+@pytest.mark.parametrize(("value", "ok"), [('["centre-b.internal:8883"]', True), ('["centre-b.internal"]', False),
+                                           ('["centre-b.internal:70000"]', False), ('["a b:1883"]', False)])
+def test_the_centres_other_brokers_are_host_and_port(monkeypatch: pytest.MonkeyPatch, value: str, ok: bool) -> None:
+    monkeypatch.setenv("TELECARE_MQTT_OTHER_BROKERS", value)
+    values: dict[str, Any] = {"jwt_secret": "s" * 48, "mqtt_password": "a-broker-password-long-enough",
+                              "database_url": "sqlite:///unused.db"}
+    if ok:
+        assert CentreSettings(**values).mqtt_other_brokers == ["centre-b.internal:8883"]
+    else:
+        with pytest.raises(ValidationError):
+            CentreSettings(**values)

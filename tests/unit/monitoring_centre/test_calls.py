@@ -137,5 +137,40 @@ def test_taking_and_releasing_are_audited_with_the_holder_before_and_after(sessi
     rows = list(session.scalars(select(AuditEntry).where(AuditEntry.action.in_(("take_call", "release_call")))
                                 .order_by(AuditEntry.id)))
     assert [(row.action, row.person_id, json.loads(row.detail)) for row in rows] == [
-        ("take_call", ada, {"alerts": [press.id], "before": {"taken_by": None}, "after": {"taken_by": "olive"}}),
+        ("take_call", ada, {"alerts": [press.id], "before": {"taken_by": None}, "after": {"taken_by": "olive"},
+                            "acknowledged": [press.id]}),
         ("release_call", ada, {"alerts": [press.id], "before": {"taken_by": "olive"}, "after": {"taken_by": None}})]
+
+
+def test_taking_a_call_answers_it_and_an_alarm_that_joins_waits_to_be_acknowledged(session: Session) -> None:
+    ada = person(session, "Ada")
+    press = alert(session, ada, RuleId.PENDANT_ALARM)
+    olive = operator(session, "olive", "Olive Operator")
+    calls.take(session, ada, olive)
+    assert press.status == AlertState.ACKNOWLEDGED  # the escalation stops; the KPIs count it answered
+    fall = alert(session, ada, RuleId.FALL, minutes=1)  # joins the call olive holds ...
+    call = calls.call_of(session, ada)
+    assert call is not None and call.taken_by == "olive"
+    assert {a.id: a.status for a in call.alerts} == {press.id: "acknowledged", fall.id: "open"}  # ... shown as new
+    calls.take(session, ada, olive)  # the one explicit action
+    assert fall.status == AlertState.ACKNOWLEDGED
+    entries = list(session.scalars(select(AuditEntry).where(AuditEntry.action == "take_call").order_by(AuditEntry.id)))
+    assert [json.loads(e.detail)["acknowledged"] for e in entries] == [[press.id], [fall.id]]
+
+
+def test_a_note_belongs_to_the_call_not_to_the_alarm_it_was_written_on(session: Session) -> None:
+    ada, bob = person(session, "Ada"), person(session, "Bob")
+    press = alert(session, ada, RuleId.PENDANT_ALARM)
+    fall = alert(session, ada, RuleId.FALL, minutes=1)
+    earlier = alert(session, bob, RuleId.PENDANT_ALARM)
+    olive = operator(session, "olive", "Olive Operator")
+    calls.take(session, ada, olive)
+    add_note(session, press, "olive", "called_back", "She slipped; sitting in her chair")
+    transition(session, press, AlertState.RESOLVED, "olive", outcome="false_alarm")
+    session.flush()
+    call = calls.call_of(session, ada)
+    assert call is not None and calls.alert_ids(call) == {fall.id}
+    assert calls.same_call(session, ada, calls.alert_ids(call), call.opened_at) == {fall.id, press.id}
+    assert earlier.id not in calls.same_call(session, ada, calls.alert_ids(call), call.opened_at)
+    (taken,) = handover.handover(session).in_progress
+    assert taken.latest_note is not None and taken.latest_note.text == "She slipped; sitting in her chair"

@@ -64,12 +64,12 @@ def test_three_persistent_sessions_one_for_the_alarms_topic_only(sessions: sessi
     centre = receiver(sessions)
     links = centre._links
     assert {name: (link.client._client_id, link.subscriptions) for name, link in links.items()} == {
-        DATA: (b"centre", ("telecare/v1/hubs/+/+",)),
-        EVENTS: (b"centre-alarms", ("telecare/v1/hubs/+/events", "telecare/v1/hubs/+/status")),
-        ALARM_TOPIC: (b"centre-alarm-topic", ("telecare/v1/hubs/+/alarms",)),
+        (0, DATA): (b"centre", ("telecare/v1/hubs/+/+",)),
+        (0, EVENTS): (b"centre-alarms", ("telecare/v1/hubs/+/events", "telecare/v1/hubs/+/status")),
+        (0, ALARM_TOPIC): (b"centre-alarm-topic", ("telecare/v1/hubs/+/alarms",)),
     }
     subscribed: list[Any] = []
-    link = links[ALARM_TOPIC]
+    link = links[0, ALARM_TOPIC]
     client: Any = link.client
     client.subscribe = lambda topics, *args, **kwargs: subscribed.append(topics)
     centre._on_connect(link)(link.client, None, None, None, None)
@@ -83,7 +83,7 @@ def test_the_alarm_session_feeds_the_alarm_lane_and_the_data_session_leaves_its_
     data, alarm_acks = Acks(), Acks()
 
     def deliver(session: str, client: Acks, message: Message) -> None:
-        on_message: Any = centre._on_message(centre._links[session])  # paho's callback, given stand-ins
+        on_message: Any = centre._on_message(centre._links[0, session])  # paho's callback, given stand-ins
         on_message(client, None, message)
 
     deliver(DATA, data, Message(alarm_topic("hub-1"), encode(press), mid=7))

@@ -60,11 +60,17 @@ function fill(template, lookup) {
 }
 
 // A rule setting: the select `parameter` holds "rule.name"; the person's current values of the
-// rule (data-current, JSON by rule) are kept and the one parameter changed.
+// rule (data-current, JSON by rule) are kept and the one parameter changed. A value written in
+// words as the page shows it ("on", "off", "pulse") is the value it stands for (data-words, JSON
+// by "rule.name": word → value).
 function ruleSetting(form) {
-  const [rule, name] = form.elements.parameter.value.split(".");
+  const key = form.elements.parameter.value;
+  const [rule, name] = key.split(".");
   const current = JSON.parse(form.dataset.current || "{}");
-  const params = { ...(current[rule] || {}), [name]: parseValue(form.elements.value.value) };
+  const words = JSON.parse(form.dataset.words || "{}")[key] || {};
+  const typed = form.elements.value.value.trim();
+  const word = Object.keys(words).find((each) => each.toLowerCase() === typed.toLowerCase());
+  const params = { ...(current[rule] || {}), [name]: word === undefined ? parseValue(typed) : words[word] };
   return { url: fill(form.dataset.api, (key) => (key === "rule" ? rule : form.elements[key]?.value)),
            body: { params, reason: form.elements.reason.value } };
 }
@@ -133,7 +139,12 @@ async function send(form, event) {
   }
   if (button) button.disabled = false;
   const text = await response.text();
-  const answer = text ? JSON.parse(text) : null;
+  let answer = null;
+  try {
+    answer = text ? JSON.parse(text) : null;
+  } catch {
+    answer = null; // not JSON (a proxy's error page): said by its status below
+  }
   if (!response.ok) {
     showError(form, describe(answer?.detail, response.status));
     return;

@@ -1,5 +1,6 @@
 // The JSON API from the pages: the session cookie signs each call in; a change carries the
 // browser's own Origin and Sec-Fetch-Site, which the API checks. No token handling here.
+import { zonedMidnight } from "/static/js/time.js";
 
 /** The refusal's words: FastAPI's `detail`, a string or a list of validation errors. */
 export function problemText(body, status) {
@@ -29,10 +30,9 @@ export function showError(element, message) {
   element.hidden = !message;
 }
 
-/** A local date "2026-06-03" at local midnight, `extraDays` later, as an ISO time with its zone. */
+/** A date "2026-06-03" at midnight in the centre's time zone, `extraDays` later, as an ISO time. */
 export function localMidnight(dateText, extraDays = 0) {
-  const [year, month, day] = dateText.split("-").map(Number);
-  return new Date(year, month - 1, day + extraDays).toISOString();
+  return zonedMidnight(dateText, extraDays);
 }
 
 /** An element with text content (never markup). */

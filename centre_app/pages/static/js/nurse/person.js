@@ -3,6 +3,7 @@
 // timeline; the activity pattern against the learned baselines; each chart with a table for
 // screen readers. Thresholds and absences are changed through the API (audited there).
 import { call, element, localMidnight, showError, table } from "/static/js/nurse/api.js";
+import { axisLabels, centreZone, inZone } from "/static/js/time.js";
 
 const uPlot = window.uPlot;
 const root = document.getElementById("person");
@@ -14,7 +15,12 @@ const COLOURS = { median: "#005eb8", range: "rgba(0, 94, 184, 0.12)", flagged: "
 const WINDOW_WORDS = { 24: "the last 24 hours", 168: "the last 7 days", 720: "the last 30 days" };
 
 const seconds = (iso) => Date.parse(iso) / 1000;
-const when = (iso) => new Date(iso).toLocaleString("en-GB", { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+const when = (iso) => inZone(iso, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+// The x axes en-GB in the centre's zone (time.js), never the browser's locale ("11/29/26", "6am").
+const timeAxis = { values: axisLabels };
+// The activity chart's days are dates (noon UTC of each): labelled as dates, en-GB.
+const dayLabels = (u, splits) => splits.map((seconds) => new Date(seconds * 1e3).toLocaleDateString("en-GB", { day: "numeric", month: "short", timeZone: "UTC" }));
+const tzDate = (seconds) => uPlot.tzDate(new Date(seconds * 1e3), centreZone());
 const unitOf = (metric) => (metric === "spo2" ? "%" : "/min");
 
 function drawBands(u, data) {
@@ -99,7 +105,7 @@ function draw(metric, data, hours) {
   const options = {
     width: Math.max(280, target.clientWidth), height: 260, legend: { show: false },
     scales: { x: { time: true, range: [seconds(data.since), seconds(data.until)] }, y: { range: [low, high] } },
-    axes: [{}, { label: unitOf(metric), size: 50 }],
+    tzDate, axes: [timeAxis, { label: unitOf(metric), size: 50 }],
     series: [{},
       { label: "Median", stroke: COLOURS.median, width: 2, spanGaps: hours > 24, points: { show: true, size: 6 } },
       { label: "Lowest", stroke: COLOURS.median, width: 1, dash: [3, 3], spanGaps: hours > 24, points: { show: false } },
@@ -161,7 +167,7 @@ function drawActivity(activity) {
   const options = {
     width: Math.max(280, target.clientWidth), height: 240, legend: { show: false },
     scales: { x: { time: true }, h: { range: [4, 13] }, n: { range: [0, Math.max(4, ...days.map((d) => d.toilet_visits || 0)) + 1] } },
-    axes: [{}, { scale: "h", label: "Hour of day", size: 50 }, { scale: "n", side: 1, label: "Visits", grid: { show: false } }],
+    tzDate, axes: [{ values: dayLabels }, { scale: "h", label: "Hour of day", size: 50 }, { scale: "n", side: 1, label: "Visits", grid: { show: false } }],
     series: [{},
       { label: "First activity", scale: "h", stroke: COLOURS.median, width: 2, points: { show: true, size: 7 } },
       { label: "Deadline", scale: "h", stroke: COLOURS.baseline, dash: [6, 4], width: 2, points: { show: false } },
@@ -226,9 +232,11 @@ document.getElementById("threshold-form").addEventListener("submit", async (even
     const current = await call("GET", `/api/v1/patients/${personId}/rules`);
     const own = current.find((row) => row.rule === rule);
     const saved = await call("PUT", `/api/v1/patients/${personId}/rules/${rule}`, { params: { ...(own ? own.params : {}), [param]: value }, reason });
+    const option = form.elements.setting.selectedOptions[0];
+    const shown = saved.params[param] === 0 && option.dataset.zero ? option.dataset.zero : String(saved.params[param]);
     const cell = document.querySelector(`[data-own="${rule}.${param}"]`);
-    if (cell) cell.textContent = String(saved.params[param]);
-    document.getElementById("threshold-status").textContent = `Saved: ${rule} ${param.replaceAll("_", " ")} is now ${saved.params[param]} (${reason}).`;
+    if (cell) cell.textContent = shown;
+    document.getElementById("threshold-status").textContent = `Saved: ${option.textContent} is now ${shown} (${reason}).`;
     load(Number(root.dataset.hours || 24));
   } catch (problem) {
     showError(error, problem.message);

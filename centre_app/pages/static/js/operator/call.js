@@ -3,14 +3,10 @@
 // alarm was raised in plain words, the call script, the escalation so far and the call notes.
 // Its forms (note, outcome) are the page's own and survive every live refresh.
 import { getJson, send } from "./api.js";
-import { dateTime, element, priorityWords, summaryRow, time } from "./format.js";
+import { dateTime, element, noteActionWords, priorityWords, statusWords, summaryRow, time } from "./format.js";
 
 const $ = (selector) => document.querySelector(selector);
 
-const ACTIONS = {
-  note: "Note", called_back: "Called back", dispatched_keyholder: "Keyholder sent",
-  dispatched_responder_team: "Responder team sent", called_999: "999 called", no_further_action: "No further action",
-};
 
 function words(value) {
   if (value === null || value === undefined) return "";
@@ -19,11 +15,19 @@ function words(value) {
   return String(value);
 }
 
+// A phone number as a tel: link the operator's telephony (or softphone) dials: "+44 7700 900123"
+// is dialled as tel:+447700900123.
+function telHref(number) {
+  return `tel:${String(number).replace(/[^0-9+]/g, "")}`;
+}
+
 function phoneList(phones) {
   const list = element("ul", "", "op-phones");
   for (const phone of phones || []) {
     const item = element("li");
-    item.append(`${phone.label ? `${phone.label}: ` : ""}`, element("span", phone.number, "op-phone"));
+    const link = element("a", phone.number, "op-phone");
+    link.href = telHref(phone.number);
+    item.append(`${phone.label ? `${phone.label}: ` : ""}`, link);
     list.append(item);
   }
   return phones && phones.length ? list : "";
@@ -44,6 +48,7 @@ export class CallScreen {
     $("#call-close").addEventListener("click", () => this.close());
     $("#take").addEventListener("click", () => this.toggleTake());
     $("#acknowledge").addEventListener("click", () => this.acknowledge());
+    $("#acknowledge-new").addEventListener("click", () => this.acknowledgeNew());
     $("#note-action").addEventListener("change", () => this.showReason());
     $("#note-form").addEventListener("submit", (event) => { event.preventDefault(); this.saveNote(); });
     $("#resolve-form").addEventListener("submit", (event) => { event.preventDefault(); this.resolve(); });
@@ -124,9 +129,16 @@ export class CallScreen {
 
     // This call's alarms: a press and a fall from one person are one call with two reasons.
     const alarms = call ? call.alerts : [alert];
+    // Taking the call acknowledged its alarms; one that joined since waits, shown as new, until
+    // the operator acknowledges it (one action, never silently).
+    const joined = mine ? alarms.filter((a) => a.status === "open") : [];
+    $("#call-new").hidden = joined.length === 0;
+    $("#call-new-text").textContent = joined.length === 0 ? ""
+      : `New in this call, not yet acknowledged: ${joined.map((a) => `${a.title} (${dateTime(a.opened_at)})`).join("; ")}.`;
+    $("#acknowledge-new").textContent = joined.length > 1 ? "Acknowledge the new alarms" : "Acknowledge the new alarm";
     $("#call-alarms").replaceChildren(...alarms.map((a) => {
-      const button = element("button", `${priorityWords(a.priority)}: ${a.title} (${a.status}), ${dateTime(a.opened_at)}`,
-                             "op-alarm-choice");
+      const button = element("button", `${priorityWords(a.priority)}: ${a.title} (${statusWords(a.status)}), ${dateTime(a.opened_at)}`,
+                             `op-alarm-choice${joined.includes(a) ? " op-alarm-choice--new" : ""}`);
       button.type = "button";
       button.setAttribute("aria-pressed", String(a.id === this.alertId));
       button.addEventListener("click", () => { this.alertId = a.id; this.reload(); });
@@ -149,12 +161,15 @@ export class CallScreen {
       return item;
     }) : [element("li", "Nothing sent yet.", "op-muted")]));
 
+    // The notes of the whole call, whichever of its alarms each was written against.
     const notes = this.data.notes || [];
+    const titles = new Map(alarms.map((a) => [a.id, a.title]));
     $("#notes").replaceChildren(...(notes.length ? notes.map((note) => {
       const item = element("li");
+      const on = note.alert_id === alert.id ? "" : ` (on ${titles.get(note.alert_id) || "another alarm of this call"})`;
       item.append(element("span", time(note.at), "op-log-time"), ` ${note.by_name || note.by}: `,
-                  element("strong", ACTIONS[note.action] || note.action), note.text ? `: ${note.text}` : "",
-                  note.reason ? ` (reason: ${note.reason})` : "");
+                  element("strong", noteActionWords(note.action)), note.text ? `: ${note.text}` : "",
+                  note.reason ? ` (reason: ${note.reason})` : "", on);
       return item;
     }) : [element("li", "No note yet.", "op-muted")]));
 
@@ -172,9 +187,9 @@ export class CallScreen {
     const keyholders = [...(caller.keyholders || [])].sort((a, b) => a.order - b.order);
     $("#keyholders").replaceChildren(...(keyholders.length ? keyholders.map((k) => {
       const item = element("li");
-      item.append(element("strong", k.name), k.relationship ? ` (${k.relationship})` : "");
+      item.append(element("strong", k.name), k.relationship && !k.name.toLowerCase().includes(k.relationship.toLowerCase()) ? ` (${k.relationship})` : "");
       const phones = phoneList(k.phones);
-      if (phones) item.append(phones);
+      item.append(phones || element("span", ": no phone number on record", "op-muted"));
       return item;
     }) : [element("li", "No keyholder nominated.", "op-muted")]));
   }
@@ -207,6 +222,13 @@ export class CallScreen {
     const person = this.personId;
     if (this.data.taken_by === this.queue.me) await this.act(() => this.queue.release(person));
     else await this.act(() => this.queue.take(person));
+  }
+
+  // Taking the call one holds acknowledges every alarm that joined it since.
+  async acknowledgeNew() {
+    if (this.personId === null || !this.data || this.data.taken_by !== this.queue.me) return;
+    const person = this.personId;
+    await this.act(() => this.queue.take(person));
   }
 
   async acknowledge() {

@@ -1,4 +1,5 @@
-// Times and ages in words an operator reads at a glance (en-GB, the browser's own time zone).
+// Times and ages in words an operator reads at a glance (en-GB, in the centre's time zone: time.js).
+import { inZone } from "/static/js/time.js";
 
 export const PRIORITY = { 1: "1 Emergency", 2: "2 Urgent", 3: "3 High", 4: "4 Supervision", 5: "5 Restoral", 9: "9 Routine" };
 
@@ -6,16 +7,39 @@ export function priorityWords(priority) {
   return PRIORITY[priority] || String(priority);
 }
 
+// An alert's status as the operator reads it: never the stored value ("in_progress").
+export const STATUS = {
+  open: "new: not yet acknowledged",
+  acknowledged: "acknowledged",
+  in_progress: "a responder is on the way",
+  resolved: "resolved",
+  closed: "closed",
+};
+
+export function statusWords(status) {
+  return STATUS[status] || "status not known";
+}
+
+// What the operator did, as a call note records it.
+export const NOTE_ACTIONS = {
+  note: "Note", called_back: "Called back", dispatched_keyholder: "Keyholder sent",
+  dispatched_responder_team: "Responder team sent", called_999: "999 called", no_further_action: "No further action",
+};
+
+export function noteActionWords(action) {
+  return NOTE_ACTIONS[action] || "Note";
+}
+
 // "Mon 30 Nov, 03:45:10": the date is always there, so last night's alarm never looks like today's.
 export function dateTime(iso) {
   if (!iso) return "";
-  return new Date(iso).toLocaleString("en-GB", {
+  return inZone(iso, {
     weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", second: "2-digit",
   });
 }
 
 export function time(iso) {
-  return iso ? new Date(iso).toLocaleTimeString("en-GB") : "";
+  return iso ? inZone(iso, { hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "";
 }
 
 export function secondsSince(iso, now = Date.now()) {

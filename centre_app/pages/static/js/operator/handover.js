@@ -1,7 +1,7 @@
 // The shift handover (/operator/handover): GET /api/v1/handover, and a note added with
 // POST /api/v1/handover/notes; refreshed every 30 s while open.
 import { getJson, send } from "./api.js";
-import { dateTime, element, priorityWords, time } from "./format.js";
+import { dateTime, element, noteActionWords, priorityWords, statusWords, time } from "./format.js";
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -17,7 +17,7 @@ function row(body, cells) {
 }
 
 function alarms(call) {
-  return call.alerts.map((a) => `${a.title} (${a.status})`).join("; ");
+  return call.alerts.map((a) => `${a.title} (${statusWords(a.status)})`).join("; ");
 }
 
 function empty(body, columns, text) {
@@ -45,7 +45,7 @@ async function load() {
   progress.replaceChildren();
   for (const call of handover.in_progress) {
     const note = call.latest_note;
-    const latest = note ? `${time(note.at)} ${note.by_name || note.by}: ${note.text || note.action}` : "No note yet";
+    const latest = note ? `${time(note.at)} ${note.by_name || note.by}: ${noteActionWords(note.action)}${note.text ? `: ${note.text}` : ""}` : "No note yet";
     row(progress, [call.person_name, alarms(call), `${call.taken_by_name || call.taken_by} since ${time(call.taken_at)}`,
                    latest]).dataset.personId = call.person_id;
   }

@@ -1,18 +1,14 @@
 // Resolved alarms (/operator/history): the page's own query (q, from, to, rule, outcome, page)
-// asked of GET /api/v1/alerts/history. The dates are UTC days, both included (the API takes
-// times with a zone, `to` excluded: the day after `to`, at midnight UTC).
+// asked of GET /api/v1/alerts/history. The dates are days in the centre's time zone, both included
+// (the API takes times with a zone, `to` excluded: the day after `to`, at midnight there: time.js).
 import { getJson } from "./api.js";
-import { age, dateTime, priorityWords, secondsSince } from "./format.js";
+import { zonedMidnight } from "/static/js/time.js";
+import { age, dateTime, element, noteActionWords, priorityWords, secondsSince, time } from "./format.js";
 
 const $ = (selector) => document.querySelector(selector);
 const outcomeWords = Object.fromEntries([...$("#outcome-words").content.querySelectorAll("span")]
   .map((span) => [span.dataset.code, span.textContent]));
 
-function nextDay(day) {
-  const date = new Date(`${day}T00:00:00Z`);
-  date.setUTCDate(date.getUTCDate() + 1);
-  return date.toISOString().slice(0, 10);
-}
 
 function pageLink(link, params, page) {
   const query = new URLSearchParams(params);
@@ -24,8 +20,8 @@ async function load() {
   const params = new URLSearchParams(window.location.search);
   const asked = new URLSearchParams();
   for (const name of ["q", "rule", "outcome", "page"]) if (params.get(name)) asked.set(name, params.get(name));
-  if (params.get("from")) asked.set("from", `${params.get("from")}T00:00:00Z`);
-  if (params.get("to")) asked.set("to", `${nextDay(params.get("to"))}T00:00:00Z`);
+  if (params.get("from")) asked.set("from", zonedMidnight(params.get("from")));
+  if (params.get("to")) asked.set("to", zonedMidnight(params.get("to"), 1));
   let result;
   try {
     result = await getJson(`/api/v1/alerts/history?${asked}`);
@@ -43,11 +39,17 @@ async function load() {
       ? age(secondsSince(item.opened_at, new Date(item.acknowledged_at).getTime())) : "not acknowledged";
     for (const text of [dateTime(item.resolved_at), item.person_name, item.title, priorityWords(item.priority),
                         dateTime(item.opened_at), answered, outcomeWords[item.outcome] || item.outcome || "",
-                        item.resolved_by || ""]) {
+                        item.resolved_by_name || ""]) {
       const cell = row.insertCell();
       cell.className = "nhsuk-table__cell";
       cell.textContent = text;
     }
+    // The alarm opens its detail: the call's notes and what happened, in words.
+    const open = element("button", item.title, "op-link-button");
+    open.type = "button";
+    open.setAttribute("aria-label", `Open ${item.title} of ${item.person_name}, resolved ${dateTime(item.resolved_at)}`);
+    open.addEventListener("click", () => detail(item));
+    row.cells[2].replaceChildren(open);
   }
   $("#history").hidden = result.items.length === 0;
   $("#history-status").textContent = result.total === 0 ? "No resolved alarm matches."
@@ -59,5 +61,35 @@ async function load() {
   pageLink($("#history-previous"), params, result.page - 1);
   pageLink($("#history-next"), params, result.page + 1);
 }
+
+function lines(list, items, empty, text) {
+  list.replaceChildren(...(items.length ? items.map((entry) => {
+    const li = element("li");
+    li.append(element("span", time(entry.at), "op-log-time"), ` ${text(entry)}`);
+    return li;
+  }) : [element("li", empty, "op-muted")]));
+}
+
+// One resolved alarm in detail, from GET /api/v1/alerts/{id}/call (read and audited there).
+async function detail(item) {
+  let screen;
+  try {
+    screen = await getJson(`/api/v1/alerts/${item.id}/call`);
+  } catch (error) {
+    $("#history-status").textContent = `That alarm could not be read: ${error.message}`;
+    return;
+  }
+  $("#history-detail-heading").textContent = `${item.person_name}: ${item.title}`;
+  $("#history-detail-summary").textContent = `Raised ${dateTime(item.opened_at)}; resolved ${dateTime(item.resolved_at)}`
+    + ` by ${item.resolved_by_name || "someone not recorded"}: ${outcomeWords[item.outcome] || "no outcome recorded"}.`;
+  lines($("#history-detail-notes"), screen.notes || [], "No call note.", (note) =>
+    `${note.by_name || note.by}: ${noteActionWords(note.action)}${note.text ? `: ${note.text}` : ""}`
+    + `${note.reason ? ` (reason: ${note.reason})` : ""}`);
+  lines($("#history-detail-log"), screen.escalation_log || [], "Nothing recorded.", (entry) => entry.text);
+  $("#history-detail").hidden = false;
+  $("#history-detail-heading").focus();
+}
+
+$("#history-detail-close").addEventListener("click", () => { $("#history-detail").hidden = true; });
 
 load();

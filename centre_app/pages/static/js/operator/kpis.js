@@ -1,6 +1,6 @@
 // The KPI page's charts (uPlot, vendored), drawn from the table's own cells, so the chart and
 // its text equivalent never disagree. Days are UTC midnights; a day with no decided call has
-// no point (a gap), not 0 %.
+// no point (a gap), not 0 %. The legends name the lines only (no live values: no "--" placeholders).
 /* global uPlot */
 
 const rows = [...document.querySelectorAll("#kpi-days tbody tr[data-day]")];
@@ -27,7 +27,7 @@ function draw() {
   first.replaceChildren();
   second.replaceChildren();
   new uPlot({
-    ...size(first), tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
+    ...size(first), legend: { live: false }, tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
     scales: { x: { time: true }, y: { range: [0, 100] } },
     axes: axes("%"),
     series: [
@@ -39,7 +39,7 @@ function draw() {
     ],
   }, [days, within60, within180, days.map(() => 97.5), days.map(() => 99)], first);
   new uPlot({
-    ...size(second), tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
+    ...size(second), legend: { live: false }, tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
     scales: { x: { time: true } },
     axes: [...axes("calls"), { scale: "s", side: 1, label: "seconds", grid: { show: false } }],
     series: [

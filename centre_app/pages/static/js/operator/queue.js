@@ -4,7 +4,7 @@
 // the moment the connection is lost. The call screen is `call.js`.
 import { getJson, onStorageHeader, send } from "./api.js";
 import { CallScreen } from "./call.js";
-import { age, band, dateTime, element, priorityWords, secondsSince, time } from "./format.js";
+import { age, band, dateTime, element, priorityWords, secondsSince, statusWords, time } from "./format.js";
 import { follow } from "./live.js";
 import { tone, unlockOnFirstGesture } from "./sound.js";
 
@@ -134,7 +134,7 @@ function render() {
     alarms.className = "op-alarms";
     for (const alert of call.alerts) {
       const repeats = alert.repeat_count > 0 ? ` ×${alert.repeat_count + 1}` : "";
-      alarms.append(element("span", `${alert.title}${repeats}${alert.status === "open" ? "" : " (acknowledged)"}`,
+      alarms.append(element("span", `${alert.title}${repeats}${alert.status === "open" ? "" : ` (${statusWords(alert.status)})`}`,
                             "op-alarm"));
     }
     const ageTd = row.insertCell();
@@ -318,8 +318,10 @@ follow({
   },
   onDown: () => setOnline(false),
   onChange: (ids) => {
-    refresh().catch((error) => console.warn(error));
-    if (screen.concerns(ids)) screen.reload().catch((error) => console.warn(error));
+    // An alarm that joins the open call is known only once the queue is read again: ask after.
+    const concerned = screen.concerns(ids);
+    refresh().then(() => (concerned || screen.concerns(ids) ? screen.reload() : null))
+      .catch((error) => console.warn(error));
   },
   onStorage: showStorage,
 });

@@ -20,9 +20,12 @@ for (const button of document.querySelectorAll(".telecare-withdraw")) {
 
 document.getElementById("give-form")?.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const username = event.target.elements.username.value.trim();
+  // A name typed in wins over a choice; the choices are the person's own keyholders with accounts.
+  const typed = event.target.elements.username.value.trim();
+  const chosen = event.target.querySelector("input[name='choice']:checked");
+  const username = typed || (chosen ? chosen.value : "");
   const error = document.getElementById("give-error");
-  if (!username) return showError(error, "enter your family member's account name");
+  if (!username) return showError(error, "choose who should see your record, or type the name they use to sign in");
   try {
     await call("POST", `/api/v1/patients/${personId}/consent`, { username, why: "given on my page" });
     window.location.reload();
