@@ -2,7 +2,7 @@
 // the person's alert bands and NEWS2's, flagged readings as their own markers, alerts on the
 // timeline; the activity pattern against the learned baselines; each chart with a table for
 // screen readers. Thresholds and absences are changed through the API (audited there).
-import { call, element, localMidnight, showError, table } from "/static/js/nurse/api.js";
+import { call, element, localMidnight, showError, table } from "/static/js/api.js";
 import { axisLabels, centreZone, inZone } from "/static/js/time.js";
 
 const uPlot = window.uPlot;

@@ -1,5 +1,5 @@
 // Review tasks: "Reviewed, plan: ..." posted to the API; the task leaves the list once written.
-import { call, showError } from "/static/js/nurse/api.js";
+import { call, showError } from "/static/js/api.js";
 
 const status = document.getElementById("tasks-status");
 

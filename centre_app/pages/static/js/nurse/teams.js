@@ -1,5 +1,5 @@
 // Team lead: assign people to teams and nurses, or take them off, through the caseload API.
-import { call, showError } from "/static/js/nurse/api.js";
+import { call, showError } from "/static/js/api.js";
 
 const status = document.getElementById("teams-status");
 const form = document.getElementById("assign-form");

@@ -1,5 +1,5 @@
 // A family member who is a keyholder: accept or decline a request to go, as the link in the message does.
-import { call } from "/static/js/person/api.js";
+import { call } from "/static/js/api.js";
 
 for (const button of document.querySelectorAll(".telecare-answer")) {
   button.addEventListener("click", async () => {

@@ -1,5 +1,5 @@
 // The person's page: give or withdraw a family member's access, and tell the centre about time away.
-import { call, localMidnight, showError } from "/static/js/person/api.js";
+import { call, localMidnight, showError } from "/static/js/api.js";
 
 const root = document.getElementById("me");
 const personId = root?.dataset.personId;

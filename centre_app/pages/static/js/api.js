@@ -1,4 +1,4 @@
-// The JSON API from the person's and family pages (the same helper as the nurse's: js/nurse/api.js).
+// The JSON API from the pages (nurse, person, family): the session cookie signs each call in; a change carries the
 // browser's own Origin and Sec-Fetch-Site, which the API checks. No token handling here.
 import { zonedMidnight } from "/static/js/time.js";
 
