@@ -279,17 +279,28 @@ class ScaipReceiver:
             def handle(self) -> None:
                 receiver._serve_stream(self.rfile, self.wfile, (self.client_address[0], self.client_address[1]))
 
-        names = []
-        if "udp" in self.settings.transports:
-            udp = Udp((self.settings.host, port), UdpHandler)
-            port = int(udp.server_address[1])
-            self._servers.append(udp)
-            names.append("scaip-udp")
-        if "tcp" in self.settings.transports:
-            tcp = Tcp((self.settings.host, port), TcpHandler)
-            port = int(tcp.server_address[1])
-            self._servers.append(tcp)
-            names.append("scaip-tcp")
+        names: list[str] = []
+        # Port 0 (tests): the system picks the UDP port, and TCP must get the same number; another
+        # program may hold it for TCP, so pick again (a fixed port is tried once and fails loudly).
+        for attempt in range(1 if self.settings.port else 20):
+            self._servers, names, port = [], [], self.settings.port
+            try:
+                if "udp" in self.settings.transports:
+                    udp = Udp((self.settings.host, port), UdpHandler)
+                    port = int(udp.server_address[1])
+                    self._servers.append(udp)
+                    names.append("scaip-udp")
+                if "tcp" in self.settings.transports:
+                    tcp = Tcp((self.settings.host, port), TcpHandler)
+                    port = int(tcp.server_address[1])
+                    self._servers.append(tcp)
+                    names.append("scaip-tcp")
+                break
+            except OSError:
+                for server in self._servers:
+                    server.server_close()
+                if self.settings.port or attempt == 19:
+                    raise
         self.port = port
         for server, name in zip(self._servers, names, strict=True):
             thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name=name,
