@@ -45,6 +45,7 @@ class Resolved:
     resolved_at: datetime
     outcome: str | None
     resolved_by: str
+    """A username, or `system:<rule>` when the condition recovered by itself."""
     resolved_by_name: str
     """Who resolved it, in words: the operator's display name, the responder's name (an accept
     link), or "cleared by itself" (the detection engine's all-clear)."""

@@ -295,25 +295,8 @@ def add_note(body: NoteIn, user: Operator, alert: VisibleAlert, session: Db, cen
     return note_out(session, note)
 
 
-class ResolvedOut(BaseModel):
-    id: int
-    person_id: int
-    person_name: str
-    rule: str
-    title: str
-    priority: int
-    opened_at: datetime
-    acknowledged_at: datetime | None
-    resolved_at: datetime
-    outcome: str | None
-    resolved_by: str
-    """A username, or `system:<rule>` when the condition recovered by itself."""
-    resolved_by_name: str
-    """Who resolved it in words: the operator's display name, a responder's name, or "cleared by itself"."""
-
-
 class HistoryPage(BaseModel):
-    items: list[ResolvedOut]
+    items: list[call_history.Resolved]
     total: int
     page: int
     pages: int
@@ -341,7 +324,7 @@ def history(user: Operator, session: Db,
     audit.record(session, user.username, "view_alert_history", [item.person_id for item in found.items],
                  f"page {page}")
     session.commit()
-    return HistoryPage(items=[ResolvedOut(**vars(item)) for item in found.items], total=found.total, page=found.page,
+    return HistoryPage(items=list(found.items), total=found.total, page=found.page,
                        pages=found.pages)
 
 

@@ -7,7 +7,7 @@ alerts (`monitoring_centre/vital_series.py`), and the activity pattern against t
 - `GET /api/v1/patients/{person_id}/activity?days=7`: the same callers. Audited `view_activity`.
 """
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -110,23 +110,6 @@ def series(user: Clinician, person: VisiblePerson, session: Db,
         alerts=[AlertMarkOut(**vars(a)) for a in found.alerts])
 
 
-class DayOut(BaseModel):
-    date: date
-    first_activity: str | None
-    first_activity_deadline: str
-    first_activity_median: str | None
-    learning_morning: bool
-    toilet_visits: int | None
-    toilet_mean: float | None
-    toilet_limit: float
-    learning_toilet: bool
-    bedtime: str | None
-    bedtime_usual: str | None
-    out_of_bed: int
-    out_of_bed_minutes: int
-    out_of_bed_mean: float | None
-
-
 class ActivityOut(BaseModel):
     person_id: int
     timezone: str
@@ -134,7 +117,7 @@ class ActivityOut(BaseModel):
     events_read: int
     has_bed_sensor: bool
     has_toilet_sensor: bool
-    days: list[DayOut]
+    days: list[activity_pattern.Day]
     """Oldest first, today last; times "HH:MM" in `timezone`."""
 
 
@@ -156,4 +139,4 @@ def activity(user: Clinician, person: VisiblePerson, session: Db, centre: Centre
                            has_bed_sensor=False, has_toilet_sensor=False, days=[])
     return ActivityOut(person_id=person.id, timezone=found.timezone, night_window=list(found.night_window),
                        events_read=found.events_read, has_bed_sensor=found.has_bed_sensor,
-                       has_toilet_sensor=found.has_toilet_sensor, days=[DayOut(**vars(d)) for d in found.days])
+                       has_toilet_sensor=found.has_toilet_sensor, days=list(found.days))
