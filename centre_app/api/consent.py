@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from centre_app.api.deps import CurrentUser, Db, DocumentedRoute, PersonDecidedFor, errors, invalid
-from monitoring_centre import access, audit
+from monitoring_centre import access, audit, own_record
 from monitoring_centre.access import SEES_EVERYONE
 from monitoring_centre.roles import Role
-from monitoring_centre.storage import AuditEntry, CareRelationship, User
+from monitoring_centre.storage import AuditEntry, User
 
 router = APIRouter(prefix="/api/v1/patients", tags=["consent"], route_class=DocumentedRoute)
 
@@ -46,18 +46,24 @@ def _family_member(session: Session, username: str, where: str) -> User:
     return member
 
 
+EVERYONE_SEERS = {Role.ADMIN.value: "the centre's administrators", Role.OPERATOR.value: "the centre's operators"}
+"""The roles that see every record (`access.SEES_EVERYONE`), as the person's list names them."""
+
+
 @router.get("/{person_id}/access")
 def who_can_see(person: PersonDecidedFor, user: CurrentUser, session: Db) -> list[AccessOut]:
-    """Everyone who can see this person's record, and on what basis."""
-    result = [AccessOut(who=f"every {role} of the centre", role=role, basis="direct_care", since=None)
+    """Everyone who can see this person's record, and on what basis: first the roles that see every
+    record, then each account once (`own_record.viewers`) with its teams in brackets; `basis` is
+    `consent` for a family member the person said yes to, else `direct_care`."""
+    result = [AccessOut(who=EVERYONE_SEERS.get(role, role), role=role, basis="direct_care", since=None)
               for role in sorted(SEES_EVERYONE)]
-    rows = session.execute(select(User, CareRelationship).join(CareRelationship, CareRelationship.user_id == User.id)
-                           .where(CareRelationship.person_id == person.id).order_by(CareRelationship.granted_at))
-    result += [AccessOut(who=member.display_name or member.username, role=member.role, basis=link.basis,
-                         since=link.granted_at) for member, link in rows]
-    result += [AccessOut(who=f"{member.display_name or member.username} (team {team})", role=member.role,
-                         basis="direct_care", since=since)
-               for member, team, since in access.team_access(session, person.id)]
+    for viewer in own_record.viewers(session, person.id):
+        teams = ""
+        if viewer.teams:
+            teams = f" (team{'s' if len(viewer.teams) > 1 else ''} {', '.join(viewer.teams)})"
+        result.append(AccessOut(who=viewer.name + teams, role=viewer.role,
+                                basis="consent" if viewer.consent_since is not None else "direct_care",
+                                since=viewer.since))
     audit.record(session, user.username, "view_access_list", [person.id])
     session.commit()
     return result

@@ -242,4 +242,7 @@ def test_the_person_sees_which_teams_see_them(setup: Caseloads) -> None:
     client, people = setup.client, setup.people
     listed = client.get(f"/api/v1/patients/{people['eve']}/access", headers=bearer(client, ADMIN)).json()
     assert {(entry["who"], entry["basis"]) for entry in listed} >= {
-        ("Team lead (team North)", "direct_care"), ("nurse (team North)", "direct_care")}
+        ("Team lead (team North)", "direct_care"), ("nurse (team North)", "direct_care"),
+        ("the centre's operators", "direct_care"), ("the centre's administrators", "direct_care")}
+    accounts = [entry["who"].split(" (")[0] for entry in listed]
+    assert len(accounts) == len(set(accounts))  # each account once, with all its reasons
