@@ -21,7 +21,7 @@ times to /metrics as histograms, observed as each transition commits (`alert_obs
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from itertools import groupby
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -227,7 +227,7 @@ class PriorityFigures(Figures):
 
 @dataclass(frozen=True)
 class DayFigures:
-    """The calls raised on one UTC day."""
+    """The calls raised on one calendar day (UTC, or the zone `report` was given)."""
 
     day: date
     alarm_calls: Figures
@@ -250,7 +250,7 @@ class KpiReport:
     by_priority: tuple[PriorityFigures, ...]
     """Each priority of `telecare_protocol.Priority`, and any other that occurs, in order."""
     by_day: tuple[DayFigures, ...]
-    """Each UTC day the window touches, in order, with no gaps (a day without calls has zeros)."""
+    """Each day (of `report`'s zone) the window touches, in order, with no gaps (a day without calls has zeros)."""
 
 
 def nearest_rank(ordered: Sequence[float], percent: int) -> float | None:
@@ -303,8 +303,10 @@ def is_alarm_call(priority: int) -> bool:
     return priority <= ALARM_CALL_LEAST_URGENT
 
 
-def report(calls: Sequence[Call], start: datetime, end: datetime, now: datetime) -> KpiReport:
-    """The KPIs of the calls `read_calls` gave for `[start, end)`, aged at the earlier of `end` and `now`."""
+def report(calls: Sequence[Call], start: datetime, end: datetime, now: datetime, zone: tzinfo = UTC) -> KpiReport:
+    """The KPIs of the calls `read_calls` gave for `[start, end)`, aged at the earlier of `end` and `now`;
+    `by_day` in the calendar days of `zone` (UTC unless given: the operator's page uses the centre's
+    local time, where a night's calls straddle midnight in summer as in winter)."""
     as_of = min(end, now)
     alarm_calls = [c for c in calls if is_alarm_call(c.priority)]
     supervision = [c for c in calls if not is_alarm_call(c.priority)]
@@ -313,10 +315,10 @@ def report(calls: Sequence[Call], start: datetime, end: datetime, now: datetime)
         PriorityFigures(**vars(figures([c for c in calls if c.priority == p], as_of, is_alarm_call(p))), priority=p)
         for p in priorities)
     days = []
-    first, last = start.date(), (end - timedelta(microseconds=1)).date()
+    first, last = start.astimezone(zone).date(), (end - timedelta(microseconds=1)).astimezone(zone).date()
     for n in range((last - first).days + 1):  # never a day past `last`: the window may end with the calendar
         day = first + timedelta(days=n)
-        on_day = [c for c in calls if c.raised_at.astimezone(UTC).date() == day]
+        on_day = [c for c in calls if c.raised_at.astimezone(zone).date() == day]
         days.append(DayFigures(day, figures([c for c in on_day if is_alarm_call(c.priority)], as_of, True),
                                figures([c for c in on_day if not is_alarm_call(c.priority)], as_of, False)))
     return KpiReport(start=start, end=end, as_of=as_of, targets=ANSWER_TARGETS,

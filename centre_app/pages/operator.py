@@ -20,12 +20,13 @@ Routes (all `GET`, HTML):
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
-from centre_app.api.deps import Db
+from centre_app.api.deps import Db, centre
 from centre_app.api.kpis import KpisOut
 from centre_app.pages.rendering import page_roles, render
 from detection.rules import CATALOGUE
@@ -125,27 +126,30 @@ def _named_calls(session: Db, user: User, figures: dict[str, Any]) -> dict[int, 
     return {alert_id: call for alert_id, (_pid, call) in found.items()}
 
 
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+def _midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The start of `day` in the centre's time zone, in UTC (23:00 UTC the evening before in summer)."""
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
 
 
 @router.get("/operator/kpis")
 def kpi_page(request: Request, user: OperatorOrAdmin, session: Db,
              first: Annotated[date | None, Query(alias="from")] = None,
              last: Annotated[date | None, Query(alias="to")] = None) -> HTMLResponse:
-    """Answer times per UTC day from `from` to `to`, both included (default: the last 7 days,
-    today included), against TEC Quality's targets: a chart of the fractions answered within
-    60 s and 180 s, one of the calls and the median answer time per day, and the table both are
-    drawn from (the charts' text equivalent). A refused window (`to` before `from`, longer than
-    400 days) is a 422 page with the reason."""
+    """Answer times per day of the centre's time zone (`settings.timezone`, UK time by default) from
+    `from` to `to`, both included (default: the last 7 days, today included), against TEC Quality's
+    targets: a chart of the fractions answered within 60 s and 180 s, one of the calls and the
+    median answer time per day, and the table both are drawn from (the charts' text equivalent). A
+    refused window (`to` before `from`, longer than 400 days) is a 422 page with the reason."""
     now = utc_now()
-    last = last or now.date()
+    zone = ZoneInfo(centre(request).settings.timezone)
+    last = last or now.astimezone(zone).date()
     first = first or last - timedelta(days=KPI_DEFAULT_DAYS - 1)
     asked = KpiWindow(first, last)
     report: dict[str, Any] | None = None
+    as_of: datetime | None = None
     named: dict[int, NamedCall] = {}
     try:
-        start, end = kpis.window(_midnight(first), _midnight(last) + timedelta(days=1), now)
+        start, end = kpis.window(_midnight(first, zone), _midnight(last + timedelta(days=1), zone), now)
     except (kpis.WindowRefused, OverflowError) as refused:
         where = refused.bound if isinstance(refused, kpis.WindowRefused) else "to"
         asked = KpiWindow(first, last, str(refused).replace("`", ""), where)
@@ -154,9 +158,11 @@ def kpi_page(request: Request, user: OperatorOrAdmin, session: Db,
         begin_read(session)
         calls = kpis.read_calls(session, start, end)
         session.commit()
-        report = KpisOut.model_validate(kpis.report(calls, start, end, now)).model_dump(mode="json", by_alias=True)
+        as_of = min(end, now)
+        report = KpisOut.model_validate(kpis.report(calls, start, end, now, zone)).model_dump(mode="json",
+                                                                                             by_alias=True)
         named = _named_calls(session, user, report["alarm_calls"])
     return render(request, user, "operator/kpis.html", title="Answer times", window=asked, report=report,
-                  named=named,
+                  named=named, as_of=as_of,
                   outcomes={**alerts.OUTCOMES, "all_clear": "the condition cleared by itself"},
                   status_code=422 if asked.problem else 200)

@@ -5,6 +5,7 @@ given to `report`, and every time is written."""
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -275,3 +276,20 @@ def test_observers_hear_of_a_transition_only_once_it_is_committed(sessions: sess
         alerts.transition(session, session.get_one(Alert, second), RESOLVED, ENGINE, outcome="all_clear")
         session.commit()
     assert [(h.alert_id, h.after, h.by_account) for h in heard[1:]] == [(second, RESOLVED, False)]
+
+
+def test_days_are_the_centres_local_days_when_a_zone_is_given() -> None:
+    """A call at 23:30 UTC on 1 July is at 00:30 on 2 July in UK summer time: the operator's page
+    (Europe/London) counts it on 2 July, the API (UTC) on 1 July; in winter both agree."""
+    def call(alert_id: int, at: datetime) -> kpis.Call:
+        return kpis.Call(alert_id, 1, at, at + timedelta(seconds=20), True, None, None, None)
+
+    summer = datetime(2026, 7, 1, 23, 30, tzinfo=UTC)
+    winter = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
+    for at, local_day in ((summer, 2), (winter, 1)):
+        start, end = at.replace(hour=0, minute=0) - timedelta(days=1), at.replace(hour=0, minute=0) + timedelta(days=2)
+        by_zone = {
+            zone: {d.day.day: d.alarm_calls.alarms for d in kpis.report([call(1, at)], start, end, end, zone).by_day}
+            for zone in (UTC, ZoneInfo("Europe/London"))}
+        assert [day for day, alarms in by_zone[UTC].items() if alarms] == [1]
+        assert [day for day, alarms in by_zone[ZoneInfo("Europe/London")].items() if alarms] == [local_day]
