@@ -1,5 +1,9 @@
 """Responders, their contact points, and the contacts each person has nominated.
 
+Administrators add, change (`PUT /responders/{id}`: name, role, the whole list of contact points,
+audited with before and after) and retire (`DELETE /responders/{id}`: never called again, taken
+off every keyholder list, each list's change audited; the rows stay for the logs) responders.
+
 A contact point must be usable (`channels.validate_address`) and, for an Apprise URL, reach
 a public host: one inside the centre's own networks is refused unless
 `TELECARE_ALLOWED_INTERNAL_TARGETS` allows it (`channels.targets`), so neither an escalation
@@ -11,6 +15,7 @@ responder and `TEST_LIMIT_OVERALL` in all within `TEST_WINDOW_S`; beyond, 429 wi
 `Retry-After` (seconds until one may go again), audited as "test_responder_refused".
 """
 
+import json
 import math
 import threading
 from datetime import datetime, timedelta
@@ -39,7 +44,7 @@ from centre_app.api.deps import (
     refuse,
 )
 from monitoring_centre import audit
-from monitoring_centre.storage import AuditEntry, ContactPoint, PersonContact, Responder, utc_now
+from monitoring_centre.storage import AuditEntry, ContactPoint, Person, PersonContact, Responder, User, utc_now
 
 router = APIRouter(prefix="/api/v1", tags=["responders"], route_class=DocumentedRoute)
 RESPONDER_ROLES = ("keyholder", *ROLE_OF_AUDIENCE.values())
@@ -73,13 +78,7 @@ def list_responders(user: AdminOrOperator, session: Db) -> list[ResponderOut]:
 def create_responder(new: ResponderIn, user: Admin, session: Db, centre: Centre) -> ResponderOut:
     """Add a responder. Every contact point is checked now, so a bad one fails here, not at 3 a.m.;
     so is one that would reach inside the centre's own networks (see the module docstring)."""
-    if new.role not in RESPONDER_ROLES:
-        raise invalid(("body", "role"), f"role must be one of {RESPONDER_ROLES}")
-    allowed = _internal_targets(centre)
-    for position, address in enumerate(new.contact_points):
-        problem = validate_address(address) or refusal(address, allowed)
-        if problem is not None:
-            raise invalid(("body", "contact_points", position), f"contact point {address!r}: {problem}")
+    _checked(new, centre)
     responder = Responder(name=new.name, role=new.role, active=True)
     session.add(responder)
     session.flush()
@@ -88,6 +87,92 @@ def create_responder(new: ResponderIn, user: Admin, session: Db, centre: Centre)
     audit.record(session, user.username, "create_responder", [None], f"responder {responder.id} ({new.role})")
     session.commit()
     return _out(session, responder)
+
+
+def _checked(new: ResponderIn, centre: CentreState) -> None:
+    """422 naming the field when the role is unknown or a contact point unusable (see the module docstring)."""
+    if new.role not in RESPONDER_ROLES:
+        raise invalid(("body", "role"), f"role must be one of {RESPONDER_ROLES}")
+    allowed = _internal_targets(centre)
+    for position, address in enumerate(new.contact_points):
+        problem = validate_address(address) or refusal(address, allowed)
+        if problem is not None:
+            raise invalid(("body", "contact_points", position), f"contact point {address!r}: {problem}")
+
+
+def _nominating(session: Session, responder_id: int) -> list[Person]:
+    """The people who have the responder among their keyholders, by name."""
+    return list(session.scalars(select(Person).join(PersonContact, PersonContact.person_id == Person.id)
+                                .where(PersonContact.responder_id == responder_id).order_by(Person.name)))
+
+
+def _found(request: Request, session: Session, user: User, responder_id: int) -> Responder:
+    responder = session.get(Responder, responder_id)
+    if responder is None:
+        raise refuse(request, session, user, status.HTTP_404_NOT_FOUND, "no such responder", None, "none")
+    return responder
+
+
+@router.put("/responders/{responder_id}", responses={
+    404: {"model": ErrorOut, "description": "No such responder."},
+    409: {"model": ErrorOut, "description": "A keyholder people have nominated cannot change role."}})
+def change_responder(request: Request, responder_id: RowId, new: ResponderIn, user: Admin, session: Db,
+                     centre: Centre) -> ResponderOut:
+    """Change a responder's name, role and contact points (the whole list, in order), checked as when
+    adding one. Audited "change_responder" with the values before and after. A keyholder whom people
+    have nominated keeps the keyholder role (409 naming how many): take them off those people's lists
+    first. An escalation already running keeps the addresses it started with (its snapshot)."""
+    responder = _found(request, session, user, responder_id)
+    _checked(new, centre)
+    people = _nominating(session, responder.id)
+    if responder.role == "keyholder" and new.role != "keyholder" and people:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"{len(people)} people have {responder.name} as a keyholder: take them off those "
+                            "lists before changing the role")
+    before = _out(session, responder).model_dump(exclude={"id"})
+    responder.name, responder.role = new.name, new.role
+    session.execute(delete(ContactPoint).where(ContactPoint.responder_id == responder.id))
+    for position, address in enumerate(new.contact_points):
+        session.add(ContactPoint(responder_id=responder.id, address=address, position=position))
+    session.flush()
+    after = _out(session, responder).model_dump(exclude={"id"})
+    audit.record(session, user.username, "change_responder", [None],
+                 json.dumps({"responder": responder.id, "before": before, "after": after}))
+    session.commit()
+    return _out(session, responder)
+
+
+class RetiredOut(BaseModel):
+    id: int
+    name: str
+    removed_from: list[str]
+    """The people who had this responder as a keyholder, by name: each needs another one now."""
+
+
+@router.delete("/responders/{responder_id}", responses={404: {"model": ErrorOut, "description": "No such responder."}})
+def retire_responder(request: Request, responder_id: RowId, user: Admin, session: Db) -> RetiredOut:
+    """Retire a responder: no escalation that starts from now on calls them (`Responder.active`), and
+    they leave every person's keyholder list. The rows stay, so the notification log and the audit
+    log still name them. Audited "retire_responder", and "change_contacts" with each person's list
+    before and after; the answer names the people who need another keyholder."""
+    responder = _found(request, session, user, responder_id)
+    people = _nominating(session, responder.id)
+    for person in people:
+        before = list(session.scalars(select(PersonContact.responder_id).where(PersonContact.person_id == person.id)
+                                      .order_by(PersonContact.position)))
+        after = [rid for rid in before if rid != responder.id]
+        session.execute(delete(PersonContact).where(PersonContact.person_id == person.id,
+                                                    PersonContact.responder_id == responder.id))
+        for position, contact in enumerate(session.scalars(
+                select(PersonContact).where(PersonContact.person_id == person.id).order_by(PersonContact.position))):
+            contact.position = position
+        audit.record(session, user.username, "change_contacts", [person.id],
+                     json.dumps({"before": before, "after": after, "why": f"responder {responder.id} retired"}))
+    responder.active = False
+    audit.record(session, user.username, "retire_responder", [None],
+                 f"responder {responder.id} ({responder.name}); taken off {len(people)} keyholder lists")
+    session.commit()
+    return RetiredOut(id=responder.id, name=responder.name, removed_from=[person.name for person in people])
 
 
 @router.put("/patients/{person_id}/contacts")

@@ -182,9 +182,16 @@ def users(request: Request, user: AdminPage, session: Db) -> HTMLResponse:
 
 @router.get("/responders")
 def responders(request: Request, user: AdminPage, session: Db) -> HTMLResponse:
-    """Responders and their contact points; adding one; sending a test message."""
-    found = [(responder, _addresses(session, responder.id))
-             for responder in session.scalars(select(Responder).order_by(Responder.role, Responder.name))]
+    """Responders, their contact points and whose keyholder each is; adding, changing or retiring
+    one; sending a test message."""
+    keyholder_for: dict[int, list[str]] = {}
+    for responder_id, name in session.execute(
+            select(PersonContact.responder_id, Person.name).join(Person, Person.id == PersonContact.person_id)
+            .order_by(Person.name)):
+        keyholder_for.setdefault(responder_id, []).append(name)
+    found = [(responder, _addresses(session, responder.id), keyholder_for.get(responder.id, []))
+             for responder in session.scalars(select(Responder).order_by(Responder.active.desc(), Responder.role,
+                                                                         Responder.name))]
     return render(request, user, "admin/responders.html", title="Responders", responders=found,
                   role_options=[(role, role.replace("_", " ")) for role in RESPONDER_ROLES])
 

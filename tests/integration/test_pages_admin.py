@@ -199,6 +199,31 @@ def test_an_administrator_runs_the_centre_from_its_pages(
     assert_accessible(page)
     shot(page, "admin-person.png")
 
+    # A responder changed, and one retired: the confirmation names whose keyholder they are.
+    page.goto(f"{url}/admin/responders")
+    kim_row = page.locator('[data-responder="Kim Keyholder"]')
+    expect(kim_row).to_contain_text("Edith Clarke")
+    kim_row.get_by_text("Change Kim Keyholder").click()
+    kim_row.get_by_label("First contact point").fill("mailto:kim@new.test")
+    kim_row.get_by_role("button", name="Save Kim Keyholder").click()
+    expect(page.get_by_test_id("flash")).to_have_text("Responder changed")
+    expect(page.locator('[data-responder="Kim Keyholder"]')).to_contain_text("mailto:kim@new.test")
+    asked: list[str] = []
+
+    def confirm(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", confirm)
+    lee_row = page.locator('[data-responder="Lee Neighbour"]')
+    lee_row.get_by_text("Change Lee Neighbour").click()
+    lee_row.get_by_role("button", name="Retire Lee Neighbour").click()
+    expect(page.get_by_test_id("flash")).to_have_text("Responder retired")
+    assert asked == ["Retire Lee Neighbour? They will not be called from now on and come off the keyholder lists "
+                     "of Edith Clarke."]
+    expect(page.locator('[data-responder="Lee Neighbour"]')).to_contain_text("retired")
+    assert_accessible(page)
+
     # Teams, policies and call scripts.
     with httpx.Client(base_url=url) as api:
         assert api.post("/api/v1/users", headers=bearer(api, ADMIN),
@@ -242,7 +267,7 @@ def test_an_administrator_runs_the_centre_from_its_pages(
     for action in ("enrol_home", "add_device", "create_user", "create_responder", "test_responder",
                    "change_contacts", "change_rule_setting", "create_team", "add_team_member", "assign_caseload",
                    "edit_call_script", "edit_caller_record", "change_service", "plan_absence", "retire_home",
-                   "view_patient"):
+                   "view_patient", "change_responder", "retire_responder"):
         assert action in actions, action
     with sessions() as session:
         details = list(session.scalars(select(AuditEntry.detail).where(AuditEntry.actor == ADMIN)))

@@ -12,6 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from alerting.escalation import recipients
+from alerting.policy import Audience
 from centre_app.auth import create_user
 from monitoring_centre.storage import AuditEntry, Device, Hub, Person, User, utc_now
 from tests.support.api_world import ADMIN, PASSWORD, World, api_app, bearer
@@ -228,6 +230,62 @@ def test_devices_are_listed_with_battery_and_last_heard_and_added_and_taken_out(
 
 # Refusals
 
+# Responders
+
+def test_a_responder_is_changed_with_before_and_after_and_a_nominated_keyholder_keeps_the_role(
+        world: tuple[TestClient, World]) -> None:
+    client, people = world
+    admin = bearer(client, ADMIN)
+    kim = client.post("/api/v1/responders", json={"name": "Kim", "role": "keyholder",
+                                                  "contact_points": ["mailto:kim@family.test"]}, headers=admin).json()
+    assert client.put(f"/api/v1/patients/{people.people['ada']}/contacts", json={"responder_ids": [kim["id"]]},
+                      headers=admin).status_code == 200
+    changed = client.put(f"/api/v1/responders/{kim['id']}", headers=admin, json={
+        "name": "Kim Hughes", "role": "keyholder", "contact_points": ["sms:+447700900123", "mailto:kim@family.test"]})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["contact_points"] == ["sms:+447700900123", "mailto:kim@family.test"]
+    [row] = audit_rows(client, "change_responder")
+    assert json.loads(row.detail) == {
+        "responder": kim["id"],
+        "before": {"name": "Kim", "role": "keyholder", "contact_points": ["mailto:kim@family.test"]},
+        "after": {"name": "Kim Hughes", "role": "keyholder",
+                  "contact_points": ["sms:+447700900123", "mailto:kim@family.test"]}}
+    bad = client.put(f"/api/v1/responders/{kim['id']}", headers=admin, json={
+        "name": "Kim", "role": "keyholder", "contact_points": ["not an address"]})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "contact_points", 0]
+    moved = client.put(f"/api/v1/responders/{kim['id']}", headers=admin, json={
+        "name": "Kim", "role": "nurse", "contact_points": []})
+    assert moved.status_code == 409 and "1 people have Kim Hughes as a keyholder" in moved.json()["detail"]
+    assert client.put("/api/v1/responders/999999", headers=admin, json={
+        "name": "X", "role": "keyholder", "contact_points": []}).status_code == 404
+    assert len(audit_rows(client, "change_responder")) == 1  # refusals changed nothing
+
+
+def test_a_retired_responder_leaves_every_keyholder_list_and_is_never_called_again(
+        world: tuple[TestClient, World]) -> None:
+    client, people = world
+    admin = bearer(client, ADMIN)
+    ids = [client.post("/api/v1/responders", json={"name": name, "role": "keyholder",
+                                                   "contact_points": [f"mailto:{name.lower()}@family.test"]},
+                       headers=admin).json()["id"] for name in ("Kim", "Lee")]
+    ada = people.people["ada"]
+    client.put(f"/api/v1/patients/{ada}/contacts", json={"responder_ids": ids}, headers=admin)
+    retired = client.delete(f"/api/v1/responders/{ids[0]}", headers=admin)
+    assert retired.status_code == 200, retired.text
+    assert retired.json() == {"id": ids[0], "name": "Kim", "removed_from": ["Ada"]}
+    with sessions(client)() as session:
+        person = session.get_one(Person, ada)
+        called = [recipient.name for group in recipients(session, person, Audience.KEYHOLDERS) for recipient in group]
+    assert called == ["Lee"]
+    [change] = [row for row in audit_rows(client, "change_contacts") if "retired" in row.detail]
+    assert change.person_id == ada and json.loads(change.detail)["before"] == ids
+    assert json.loads(change.detail)["after"] == [ids[1]]
+    assert [row.detail for row in audit_rows(client, "retire_responder")] == [
+        f"responder {ids[0]} (Kim); taken off 1 keyholder lists"]
+    listed = {r["name"] for r in client.get("/api/v1/responders", headers=admin).json()}
+    assert "Kim" in listed  # kept: the logs still name them
+
+
 @pytest.mark.parametrize("username", NOT_ADMINS)
 def test_no_other_role_may_use_the_administrators_api_and_each_refusal_is_audited(
         world: tuple[TestClient, World], username: str) -> None:
@@ -241,7 +299,9 @@ def test_no_other_role_may_use_the_administrators_api_and_each_refusal_is_audite
              ("POST", "/api/v1/devices/hub-ada/p9/remove", {"reason": "x"}),
              ("POST", "/api/v1/homes", {**ENROL, "hub_id": "hub-zz", "nhs_number": None}),
              ("PATCH", f"/api/v1/homes/{ada}", {"service": "keyholder_only"}),
-             ("POST", f"/api/v1/homes/{ada}/retire", {"reason": "x"})]
+             ("POST", f"/api/v1/homes/{ada}/retire", {"reason": "x"}),
+             ("PUT", "/api/v1/responders/1", {"name": "x", "role": "keyholder", "contact_points": []}),
+             ("DELETE", "/api/v1/responders/1", None)]
     for method, path, body in calls:
         answer = client.request(method, path, json=body, headers=headers)
         assert answer.status_code == 403, (method, path, answer.text)
