@@ -2,7 +2,7 @@
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: setup setup-test demo test lint bench clean
+.PHONY: setup setup-test demo test test-slow lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -19,6 +19,10 @@ demo: setup
 
 test: setup-test lint
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# Failover runs longer than CI allows (several workers killed under a steady stream): `-m slow`.
+test-slow: setup-test
+	$(PYTHON) -m pytest -m slow $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
