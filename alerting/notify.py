@@ -138,14 +138,16 @@ def lease_owner(worker: str) -> str:
 
 def claim(session: Session, notification_id: int, now: datetime, owner: str) -> Notification | None:
     """Lease a pending notification for one attempt, for `owner` (`lease_owner`); None if
-    another worker has it."""
+    another worker has it. Only a notification due at `now` can be claimed: a worker that listed it
+    as due (`due`) before another's claim committed finds it leased (its `next_attempt_at` moved on
+    by `LEASE_S`) and leaves it, so with several workers each attempt is sent once."""
     notification = session.get(Notification, notification_id)
     if notification is None or notification.status != NotificationStatus.PENDING:
         return None
     result = session.execute(
         update(Notification)
         .where(Notification.id == notification_id, Notification.attempts == notification.attempts,
-               Notification.status == NotificationStatus.PENDING)
+               Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now)
         .values(attempts=notification.attempts + 1, next_attempt_at=now + timedelta(seconds=LEASE_S),
                 lease_owner=owner)
         .execution_options(synchronize_session=False)

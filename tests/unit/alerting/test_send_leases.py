@@ -70,6 +70,27 @@ def test_a_restarted_centre_resends_what_its_dead_run_left_leased_but_not_anothe
     assert [address for address, _message in channel.sent] == [KIM[0], KIM[1]]
 
 
+def test_a_worker_that_listed_a_message_as_due_cannot_claim_it_once_another_has(
+        sessions: sessionmaker[Session]) -> None:
+    """Two workers list the same due message; the first claims and commits; the second, reading the row
+    afresh (attempts now 1), must find it leased, not claim it again and send it twice."""
+    with sessions() as session:
+        home = enrol_keyholder_home(session)
+        press(session, home.person_id)
+    run = escalator(sessions, "centre-a")
+    run.start_escalations(T0)
+    run.step_escalations(T0)
+    message = kims_messages(sessions)[KIM[0]].id
+    with sessions() as listing:
+        assert message in notify.due(listing, T0)
+    with sessions() as first:
+        assert notify.claim(first, message, T0, notify.lease_owner("centre-a")) is not None
+        first.commit()
+    with sessions() as second:
+        assert notify.claim(second, message, T0, notify.lease_owner("centre-b")) is None
+    assert kims_messages(sessions)[KIM[0]].attempts == 1
+
+
 def test_a_run_never_takes_back_its_own_leases_or_another_workers_with_a_similar_name(
         sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
