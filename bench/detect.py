@@ -14,6 +14,7 @@ Readings are built before timing (pydantic `model_construct`, already valid valu
 
     .venv/bin/python bench/detect.py [--people 10000] [--days 7] [--continuous 10]
     .venv/bin/python bench/detect.py --memory [--days 14]   # engine state per person instead
+    .venv/bin/python bench/detect.py --reference ...        # the full paths only (`Engine(fast=False)`)
 """
 
 import argparse
@@ -106,6 +107,8 @@ def main() -> int:
     parser.add_argument("--continuous", type=int, default=10)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--memory", action="store_true", help="only measure engine memory per person (tracemalloc)")
+    parser.add_argument("--reference", action="store_true",
+                        help="run every reading through the full paths (Engine(fast=False)), as before the fast paths")
     args = parser.parse_args()
     if args.memory:
         print(json.dumps({"days": args.days, **memory_per_person(args.seed, args.days)}))
@@ -113,7 +116,7 @@ def main() -> int:
     rng = np.random.default_rng(args.seed)
     total = args.people + args.continuous
     profiles = [PersonProfile(id=f"p{i}", hubs=(f"hub-{i}",), devices={"oxi": "oximeter"}) for i in range(total)]
-    engine = Engine(profiles)
+    engine = Engine(profiles, fast=not args.reference)
     engine_ns = baseline_ns = 0
     readings = alerts = 0
     spot_ns = spot_readings = 0
@@ -150,6 +153,7 @@ def main() -> int:
         "ns_per_continuous_reading": round((engine_ns - spot_ns) / max(readings - spot_readings, 1), 1),
         "alerts": alerts, "alerts_by_rule": dict(sorted(rules.items())),
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "fast": not args.reference,
     }))
     return 0
 

@@ -70,6 +70,7 @@ KEEP = 35
 SESSION_GAP = timedelta(minutes=10)
 """A clean reading this long after the previous clean one from its device starts a session: activity.
 Readings closer together (a stream, 1 Hz to one a minute) are one session: signs of life, not of being up."""
+_ZERO = timedelta(0)
 BEDTIME_SETTLED = timedelta(hours=1)
 """Going to bed (the bed occupied; a bedroom door or bedroom event in a home with no bed sensor) is the
 night's bedtime when nothing happens elsewhere in the home for this long after it (design: a toilet
@@ -190,9 +191,24 @@ class ActivityRules:
         previous = self.session.get(reading.device_id)
         self.session[reading.device_id] = max(previous or at, at)
         self.alive = at if self.alive is None else max(self.alive, at)
-        if previous is not None and timedelta(0) <= at - previous < SESSION_GAP:
+        if previous is not None and _ZERO <= at - previous < SESSION_GAP:
             return []
         return self._activity(reading.source_ts, "oximeter", "reading", str(reading.id))
+
+    def fast_reading(self, reading: Reading) -> bool:
+        """`reading` for a clean reading (a value, no quality flag) inside a session: a sign of life, noted
+        as `reading` notes it (which returns no decision then), and True; False, having changed nothing,
+        for a reading that starts a session (`reading` then runs)."""
+        at = reading.source_ts
+        previous = self.session.get(reading.device_id)
+        if previous is None or not _ZERO <= at - previous < SESSION_GAP:
+            return False
+        alive = self.alive
+        if at > previous:  # `max` keeps the first of equals, as `reading` does
+            self.session[reading.device_id] = at
+        if alive is None or at > alive:
+            self.alive = at
+        return True
 
     def event(self, event: DeviceEvent) -> list[Decision]:
         if event.code not in ACTIVITY_CODES:

@@ -87,17 +87,23 @@ class _Beat:
     uptime_s: float
 
 
-@dataclass(frozen=True)
 class Sample:
-    """The message that gave the current estimate: when it was received and what it said."""
+    """The message that gave the current estimate: when it was received and what it said. One is made
+    for every message, so its offset is computed once and its id made text only when read."""
 
-    received_at: datetime
-    hub_ts: datetime
-    message_id: str
+    __slots__ = ("_id", "hub_ts", "offset", "received_at")
+
+    def __init__(self, received_at: datetime, hub_ts: datetime, message_id: object) -> None:
+        self.received_at = received_at
+        self.hub_ts = hub_ts
+        self.offset: timedelta = hub_ts - received_at
+        """`hub_ts` − `received_at` (positive: the hub's stamp is later than the receipt)."""
+        self._id = message_id
 
     @property
-    def offset(self) -> timedelta:
-        return self.hub_ts - self.received_at
+    def message_id(self) -> str:
+        """The message's id, as text."""
+        return str(self._id)
 
 
 class HubClock:
@@ -139,7 +145,7 @@ class HubClock:
         paced = False
         if isinstance(message, Heartbeat):
             paced = self._heartbeat(message, received_at)
-        self._add(Sample(received_at, message.hub_ts, str(message.id)))
+        self._add(Sample(received_at, message.hub_ts, message.id))
         estimate = self.estimate
         assert estimate is not None  # a sample was just added
         if estimate >= -MAX_CLOCK_OFFSET:
@@ -150,8 +156,11 @@ class HubClock:
 
     def expire(self, now: datetime) -> None:
         """Forget samples received more than `WINDOW` before `now`."""
-        while self._samples and self._samples[0].received_at < now - WINDOW:
-            self._samples.popleft()
+        samples = self._samples
+        if samples:
+            since = now - WINDOW
+            while samples and samples[0].received_at < since:
+                samples.popleft()
         if not self._samples:
             self._behind_confirmed = False
 
@@ -160,11 +169,12 @@ class HubClock:
         except a time more than `MAX_CLOCK_OFFSET` after its receipt (impossible), which becomes the receipt."""
         estimate = self.estimate
         wrong = self.verdict in WRONG and estimate is not None
-        stamps = [message.source_ts, message.hub_ts]
-        if isinstance(message, Heartbeat):
-            stamps += [s.last_seen for s in message.devices if s.last_seen is not None]
-        if not wrong and all(stamp <= received_at + MAX_CLOCK_OFFSET for stamp in stamps):
-            return message
+        if not wrong:
+            limit = received_at + MAX_CLOCK_OFFSET
+            if message.source_ts <= limit and message.hub_ts <= limit and (
+                    not isinstance(message, Heartbeat)
+                    or all(s.last_seen <= limit for s in message.devices if s.last_seen is not None)):
+                return message
 
         def moved(stamp: datetime) -> datetime:
             if wrong and estimate is not None:

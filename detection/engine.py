@@ -44,7 +44,8 @@ from detection.signal import SignalRule, with_signal_flag
 from detection.supervision import SupervisionRules
 from detection.thresholds import ThresholdRules
 from detection.trends import TrendRules
-from telecare_protocol import DeviceEvent, Heartbeat, Message, QualityFlag, Reading
+from telecare_protocol import DeviceEvent, Heartbeat, Message, Metric, QualityFlag, Reading
+from telecare_protocol.codes import MEASURABLE
 
 __all__ = ["Clear", "Decision", "Engine", "PersonProfile", "Raise"]
 
@@ -62,11 +63,39 @@ class _Person:
     activity: ActivityRules
     signal: SignalRule
 
+    lane: tuple[tuple[str, Callable[[Reading], bool], Callable[[Reading], list[Decision]]], ...] = ()
+    """The reading families after supervision, in order: (family, its fast path, its full path); made at
+    the person's first clean reading (`reading_lane`), so a home with no oximeter does not keep it."""
+
     @classmethod
     def build(cls, profile: PersonProfile) -> "_Person":
         ctx = PersonContext(profile)
         return cls(ctx, SupervisionRules(ctx), AlarmRules(ctx), ThresholdRules(ctx), ScheduleRule(ctx),
                    TrendRules(ctx), ActivityRules(ctx), SignalRule(ctx))
+
+    def reading_lane(self) -> tuple[tuple[str, Callable[[Reading], bool], Callable[[Reading], list[Decision]]], ...]:
+        if not self.lane:
+            self.lane = tuple((family, part.fast_reading, part.reading) for family, part in (
+                ("thresholds", self.thresholds), ("schedule", self.schedule), ("trends", self.trends),
+                ("activity", self.activity), ("signal", self.signal)))
+        return self.lane
+
+
+_SPO2, _PULSE = Metric.SPO2, Metric.PULSE_RATE
+_SPO2_LOW, _SPO2_HIGH = MEASURABLE[_SPO2].low, MEASURABLE[_SPO2].high
+_PULSE_LOW, _PULSE_HIGH = MEASURABLE[_PULSE].low, MEASURABLE[_PULSE].high
+
+
+def _clean(reading: Reading) -> bool:
+    """A reading the fast paths take: SpO2 or pulse, a measurable value (no `no_signal` to add), no flag."""
+    if reading.quality:
+        return False
+    value, metric = reading.value, reading.metric
+    if value is None:
+        return False
+    if metric is _SPO2:
+        return _SPO2_LOW <= value <= _SPO2_HIGH
+    return metric is _PULSE and _PULSE_LOW <= value <= _PULSE_HIGH
 
 
 @dataclass
@@ -79,6 +108,9 @@ class EngineCounts:
     by_hub: dict[str, int] = field(default_factory=dict)
     no_signal: dict[str, int] = field(default_factory=dict)
     """Metric (`spo2`, `pulse_rate`) → readings flagged `no_signal` (SpO2 0 %, pulse 0)."""
+    fast_path_failures: dict[str, int] = field(default_factory=dict)
+    """Rule family → times its fast path for a reading raised an exception; its full path ran instead (no
+    decision lost: a fast path changes nothing before it can raise)."""
     rule_failures: dict[str, int] = field(default_factory=dict)
     """Rule family (`alarms`, `thresholds`, ...) → times it raised an exception. Each family runs apart,
     so one family's bug costs only its own decisions for that message, never another's (an alarm)."""
@@ -104,7 +136,11 @@ class Engine:
             log.exception("detection rule family %s failed; the other families' decisions stand", family)
             return []
 
-    def __init__(self, profiles: Iterable[PersonProfile]) -> None:
+    def __init__(self, profiles: Iterable[PersonProfile], *, fast: bool = True) -> None:
+        """`fast`: take each rule family's fast path for clean readings (`fast_reading`: the same state and
+        decisions as its full path, at a fraction of the cost); False runs every reading through the full
+        paths (the reference the fast paths are tested against)."""
+        self._fast = fast
         self._people: dict[str, _Person] = {}
         self._hubs: dict[str, str] = {}
         self.counts = EngineCounts()
@@ -154,12 +190,24 @@ class Engine:
             self.counts.by_hub[original.hub_id] = self.counts.by_hub.get(original.hub_id, 0) + 1
             return []
         person = self._people[person_id]
-        if isinstance(original, Reading):  # SpO2 0 %, pulse 0: no signal, before any rule sees it (signal.py)
-            original = with_signal_flag(original)
+        if isinstance(original, Reading):
+            if self._fast and _clean(original):  # most readings: each family's fast path (`_fast_lane`)
+                if received_at is None:  # a replay: nothing to place
+                    return self._fast_lane(person, original, None)
+                clock, message = person.supervision.place(original, received_at)
+                decisions = (self._fast_lane(person, original, received_at) if message is original
+                             else self._full(person, original, message, received_at))
+                return clock + decisions if clock else decisions
+            original = with_signal_flag(original)  # SpO2 0 %, pulse 0: no signal, before any rule (signal.py)
             if QualityFlag.NO_SIGNAL in original.quality:
                 metric = original.metric.value
                 self.counts.no_signal[metric] = self.counts.no_signal.get(metric, 0) + 1
         clock, message = person.supervision.place(original, received_at)
+        return clock + self._full(person, original, message, received_at)
+
+    def _full(self, person: _Person, original: Message, message: Message,
+              received_at: datetime | None) -> list[Decision]:
+        """Every family's full path for one message, `placed` on the engine's clock (`original` as sent)."""
         isolated = self._isolated  # bound methods and their arguments: no closure built per message
         decisions: list[Decision] = []
         if isinstance(message, DeviceEvent):  # alarms first, and apart: nothing below can cost one
@@ -177,7 +225,32 @@ class Engine:
             pass
         if message is not original:
             decisions = [_placed(d, original, message, received_at) for d in decisions]
-        return clock + decisions
+        return decisions
+
+    def _fast_lane(self, person: _Person, reading: Reading, received_at: datetime | None) -> list[Decision]:
+        """A clean reading (`_clean`), on its hub's clock: each family's fast path, or its full path when the
+        fast one declines (or raises: counted in `counts.fast_path_failures`), each family apart as ever."""
+        decisions: list[Decision] = []
+        supervision = person.supervision
+        try:
+            done = supervision.fast_reading(reading)
+        except Exception:
+            done = self._fast_failed("supervision")
+        if not done:
+            decisions += self._isolated("supervision", supervision.message, reading, received_at)
+        for family, fast, full in person.lane or person.reading_lane():
+            try:
+                if fast(reading):
+                    continue
+            except Exception:
+                self._fast_failed(family)
+            decisions += self._isolated(family, full, reading)
+        return decisions
+
+    def _fast_failed(self, family: str) -> bool:
+        self.counts.fast_path_failures[family] = self.counts.fast_path_failures.get(family, 0) + 1
+        log.exception("detection fast path of %s failed; its full path runs instead", family)
+        return False
 
     def tick(self, now: datetime) -> list[Decision]:
         """Timer rules: heartbeats missed, devices not seen, no morning activity, missed measurements..."""

@@ -16,6 +16,8 @@ from detection.rules import RuleId
 from telecare_protocol import Metric, Reading
 
 MAX_TIMES = 128
+_SPO2, _MISSED = Metric.SPO2, RuleId.MISSED_MEASUREMENT
+"""Read once: an enum member's lookup on its class costs more than the test it serves (fast path)."""
 SPACING = timedelta(minutes=5)
 """One remembered time per 5 min of clean readings, 128 of them: over 10 h, more than any window."""
 
@@ -26,6 +28,16 @@ class ScheduleRule:
         self.clean: list[datetime] = []
         """Times of recent clean SpO2 readings (bounded)."""
         self.checked_until: datetime | None = None
+
+    def fast_reading(self, reading: Reading) -> bool:
+        """`reading` for a clean reading (a value, no quality flag) that changes nothing: not SpO2, or within
+        `SPACING` of the latest remembered time with no missed measurement open; True then (`reading` would
+        return no decision), else False (`reading` then runs). Changes nothing."""
+        if reading.metric != _SPO2:
+            return True
+        clean, open_ = self.clean, self.ctx.open
+        return (self.checked_until is not None and bool(clean) and reading.source_ts - clean[-1] < SPACING
+                and not (open_ and (_MISSED, "") in open_))
 
     def reading(self, reading: Reading) -> list[Decision]:
         if reading.metric != Metric.SPO2 or reading.value is None or reading.quality:

@@ -71,6 +71,18 @@ class SignalRule:
         self.runs: dict[str, _Run] = {}
         self.latest: dict[str, datetime] = {}
 
+    def fast_reading(self, reading: Reading) -> bool:
+        """`reading` for a clean reading (a value, no quality flag) of a watched metric from a device with no
+        run of readings without a signal: the device's latest time noted as `reading` notes it (which returns
+        no decision then), and True; False, having changed nothing, for a device in such a run."""
+        device, at = reading.device_id, reading.source_ts
+        if device in self.runs:
+            return False
+        latest = self.latest.get(device)
+        if latest is None or not at < latest:  # a late reading changes nothing
+            self.latest[device] = at
+        return True
+
     def reading(self, reading: Reading) -> list[Decision]:
         if reading.metric not in WATCHED:
             return []

@@ -37,9 +37,11 @@ from uuid import UUID
 from detection.clock import MAX_CLOCK_OFFSET, PACE_TOLERANCE, WINDOW, WRONG, HubClock, Verdict, describe
 from detection.decisions import Decision, PersonContext
 from detection.rules import CATALOGUE, CLEARED_BY, RAISED_BY, RuleId, RuleKind, hub_title
-from telecare_protocol import DeviceEvent, Heartbeat, Message, Power
+from telecare_protocol import DeviceEvent, Heartbeat, Message, Power, Reading
 
 _KINDS = (RuleKind.SUPERVISION, RuleKind.LOG)
+_DEVICE_NOT_SEEN, _RIGHT = RuleId.DEVICE_NOT_SEEN, Verdict.RIGHT
+"""Read once: an enum member's lookup on its class costs more than the dict test it keys (fast paths)."""
 """The catalogue's rules this module runs (alarm events are `alarms.py`'s)."""
 
 
@@ -78,6 +80,8 @@ class SupervisionRules:
         return self._clock(message.hub_id, clock, verdict, received_at), clock.place(message, received_at)
 
     def _clock(self, hub: str, clock: HubClock, verdict: Verdict, now: datetime) -> list[Decision]:
+        if verdict is _RIGHT and not self.ctx.open:  # the common case: nothing to raise or clear
+            return []
         rule = RuleId.HUB_CLOCK_WRONG
         best, estimate = clock.best, clock.estimate
         if verdict in WRONG and best is not None and estimate is not None:
@@ -94,11 +98,26 @@ class SupervisionRules:
                         f"{WINDOW.seconds // 60} min (a delay only lowers it); {how}",
                  "consequence": "the hub's messages are placed on the centre's clock until it is right",
                  "source": settings.source("priority")}, now)
-        if verdict is Verdict.RIGHT and self.ctx.is_open(rule, hub) and best is not None and estimate is not None:
+        if verdict is Verdict.RIGHT and self.ctx.open and self.ctx.is_open(rule, hub) and best is not None \
+                and estimate is not None:
             return self.ctx.clear(rule, hub, now, {"why": "the hub's clock is right again", "hub_id": hub,
                                                    "offset_s": round(estimate.total_seconds(), 3),
                                                    "message_id": best.message_id})
         return []
+
+    def fast_reading(self, reading: Reading) -> bool:
+        """`message` for a reading whose device has no `device_not_seen` open: its sign of life noted as
+        `message` notes it (which returns no decision then), and True; False, having changed nothing,
+        otherwise (`message` then runs)."""
+        device, at = reading.device_id, reading.source_ts
+        open_ = self.ctx.open
+        if open_ and (_DEVICE_NOT_SEEN, device) in open_:
+            return False
+        key = (reading.hub_id, device)
+        before = self.last_seen.get(key)
+        if before is None or at > before:
+            self.last_seen[key] = at
+        return True
 
     def message(self, message: Message, received_at: datetime | None = None) -> list[Decision]:
         """Signs of life in one message (already placed, `place`); `received_at` is when the centre got it."""

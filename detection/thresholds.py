@@ -33,12 +33,12 @@ a normal reading never cancels a human's concern.
 Late readings (older than the device's latest) run on a persistence stream of their own.
 """
 
+import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from statistics import median
 from types import MappingProxyType
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -258,8 +258,9 @@ class Ref(NamedTuple):
 
     @classmethod
     def of(cls, reading: Reading) -> "Ref":
+        quality = reading.quality
         return cls(reading.id, reading.device_id, reading.source_ts, reading.value,
-                   tuple(flag.value for flag in reading.quality))
+                   tuple(flag.value for flag in quality) if quality else ())
 
 
 @dataclass
@@ -314,6 +315,31 @@ class Run:
         return self.count >= need_readings
 
 
+class Calm:
+    """Consecutive clean readings in range (the counterpart of `Run`, which an explanation reads; this
+    one only ends an episode, so it keeps two times and a count, not references to readings)."""
+
+    __slots__ = ("continuous", "count", "first", "last")
+
+    def __init__(self, at: datetime, *, continuous: bool = False) -> None:
+        self.first = self.last = at
+        self.count = 1
+        self.continuous = continuous
+        """As `Run.continuous`: started inside a steady stream, or extended by a continuous reading."""
+
+    def extend(self, at: datetime, continuous: bool) -> None:
+        self.last = at
+        self.count += 1
+        if continuous:
+            self.continuous = True
+
+    def ended(self, end_s: float, end_readings: int) -> bool:
+        """The episode is over: in range for `end_s` seconds (continuous) or `end_readings` readings."""
+        if self.continuous:
+            return (self.last - self.first).total_seconds() >= end_s
+        return self.count >= end_readings
+
+
 def _reading_ref(reading: Ref) -> dict[str, Any]:
     return {"id": str(reading.id), "source_ts": reading.source_ts.isoformat(), "value": reading.value,
             "quality": list(reading.quality)}
@@ -328,14 +354,25 @@ class Stream:
     """Seconds between the last `CADENCE_GAPS` + 1 clean readings, for `cadence`."""
     runs: dict[tuple[Side, Priority], Run] = field(default_factory=dict)
     """(side, priority) of a band → the run of readings in it (`Run`)."""
-    in_range: Run | None = None
+    in_range: Calm | None = None
     flagged: deque[Ref] = field(default_factory=lambda: deque(maxlen=MAX_LISTED))
     flagged_count: int = 0
 
     def cadence(self) -> float | None:
         """The stream's own cadence in seconds: the median of its recent gaps (None with fewer than 2:
         two readings are a spot check and its re-measure as much as the start of a stream)."""
-        return median(self.gaps) if len(self.gaps) >= 2 else None
+        gaps = self.gaps
+        if len(gaps) < 2:
+            return None
+        return _median(gaps[0], gaps[1], gaps[2] if len(gaps) > 2 else None)
+
+
+def _median(a: float, b: float, c: float | None = None) -> float:
+    """The median of two or three numbers, as `statistics.median` gives it (the mean of two; the middle
+    of three), without its sorting: it runs for every clean reading."""
+    if c is None:
+        return (a + b) / 2
+    return max(min(a, b), min(max(a, b), c))
 
 
 class Continuity(NamedTuple):
@@ -367,6 +404,40 @@ _WHAT = {RuleId.SPO2_LOW: "SpO2", RuleId.PULSE_HIGH: "Pulse high", RuleId.PULSE_
 """How a title starts (`title`): "SpO2 91 %: urgent, ...", "Pulse high 135 /min: urgent, ..."."""
 
 
+class InRange(NamedTuple):
+    """One rule's settings for a person, as `ThresholdRules.fast_reading` reads them: the displayed values
+    no band of the person's contains (`low` <= displayed < `above`; whole numbers, or infinite), and the
+    parameters (`defaults.py`, seconds and readings) of `continuity` and `Calm.ended`."""
+
+    rule: RuleId
+    enabled: bool
+    low: float
+    above: float
+    gap_s: float
+    cadence_s: float
+    max_gap_s: float
+    max_gap_cadences: float
+    end_s: float
+    end_readings: int
+
+
+def in_range_of(rule: RuleId, person_bands: tuple[Band, ...], settings: Settings) -> InRange:
+    """The displayed values between the person's low bands and high bands (no band holds them), and the
+    parameters the in-range path reads. Every low band's values are at most its `high`, every high band's
+    at least its `low`, so a value in `low`..`high` is in none, whatever the bands (empty ones left out)."""
+    low = max((float(b.high) for b in person_bands if b.spec.side is Side.LOW and b.high is not None),
+              default=-math.inf) + 1
+    high = min((float(b.low) for b in person_bands if b.spec.side is Side.HIGH and b.low is not None),
+               default=math.inf) - 1
+    if any(b.high is None for b in person_bands if b.spec.side is Side.LOW) or any(
+            b.low is None for b in person_bands if b.spec.side is Side.HIGH):
+        low, high = math.inf, -math.inf  # a band unbounded towards normal: no fast path (not in BANDS)
+    return InRange(rule, settings.b("enabled"), low, high + 1, settings.f("continuous_gap_s"),
+                   settings.f("continuous_cadence_s"), settings.f("continuous_max_gap_s"),
+                   settings.f("continuous_max_gap_cadences"), settings.f("episode_end_s"),
+                   settings.i("episode_end_readings"))
+
+
 class ThresholdRules:
     def __init__(self, ctx: PersonContext) -> None:
         self.ctx = ctx
@@ -374,6 +445,81 @@ class ThresholdRules:
         self.latest: dict[tuple[str, str], datetime] = {}
         self._bands: dict[tuple[RuleId, Settings, int, bool], tuple[Band, ...]] = {}
         """The person's bands, made once per rule, settings (replaced when they change) and scale."""
+        self._in_range: dict[str, tuple[InRange, ...]] = {}
+        self._in_range_ctx: PersonContext | None = None
+        """`fast_reading`'s settings per metric, made for this context (a new one when the profile changes)."""
+
+    def fast_reading(self, reading: Reading) -> bool:
+        """The common case of `reading` at a fraction of its cost: a clean reading (a value, no quality
+        flag) in order from its device, in range for every rule of its metric, continuing streams whose
+        runs are all in range. Updates exactly what `reading` would (it returns no decision then) and
+        returns True; returns False, having changed nothing, for anything else (`reading` then runs).
+        Raises only before changing anything."""
+        device, at = reading.device_id, reading.source_ts
+        name = reading.metric._value_  # the member's own attribute: `.value` is a descriptor call
+        key = (device, name)
+        latest = self.latest.get(key)
+        if latest is None or at < latest:
+            return False
+        if self._in_range_ctx is not self.ctx:
+            self._in_range.clear()
+            self._in_range_ctx = self.ctx
+        person = self._in_range.get(name)
+        if person is None:
+            person = self._in_range[name] = self._in_range_of(reading.metric)
+        point = float(reading.value or 0.0) + 0.5  # `displayed` is its whole part: compared with whole bounds
+        plans = []
+        for fast in person:
+            if not fast.enabled:
+                continue
+            stream = self.streams.get((fast.rule, device, False))
+            if stream is None or stream.runs or not fast.low <= point < fast.above:
+                return False
+            last_clean, calm = stream.last_clean, stream.in_range
+            if last_clean is None or calm is None:
+                return False
+            gap = (at - last_clean).total_seconds()
+            gaps = stream.gaps  # the cadence as `continuity` sees it once this gap is in (`Stream.cadence`)
+            count = len(gaps)
+            if count >= 2:  # the median of the last two gaps and this one
+                a, b = gaps[count - 2], gaps[count - 1]
+                if a > b:
+                    a, b = b, a
+                cadence: float | None = a if gap < a else b if gap > b else gap
+            elif count == 1:
+                cadence = (gaps[0] + gap) / 2
+            else:
+                cadence = None
+            steady = cadence is not None and cadence <= fast.cadence_s
+            max_gap = fast.max_gap_s
+            if steady and cadence is not None:
+                max_gap = max(max_gap, fast.max_gap_cadences * cadence)
+            broken = gap > max_gap
+            plans.append((fast, stream, calm, gap, not broken and (gap <= fast.gap_s or steady), steady,
+                          broken and calm.continuous))
+        self.latest[key] = at
+        open_ = self.ctx.open
+        for fast, stream, calm, gap, continuous, steady, restart in plans:
+            stream.last_clean = at
+            stream.gaps.append(gap)
+            if restart:  # a gap broke a continuous calm: a new one
+                calm = stream.in_range = Calm(at, continuous=steady)
+            else:
+                calm.extend(at, continuous)
+            if calm.ended(fast.end_s, fast.end_readings):
+                if open_:
+                    self.ctx.end_quietly(fast.rule)
+                if stream.flagged:
+                    stream.flagged.clear()
+        return True
+
+    def _in_range_of(self, metric: Metric) -> tuple[InRange, ...]:
+        """The `InRange` of each rule of `metric`, for this context."""
+        out = []
+        for rule in RULES_BY_METRIC.get(metric, ()):
+            settings = self.ctx.settings[rule]
+            out.append(in_range_of(rule, self._person_bands(rule, settings)[2], settings))
+        return tuple(out)
 
     def reading(self, reading: Reading) -> list[Decision]:
         rules = RULES_BY_METRIC.get(reading.metric, ())
@@ -412,22 +558,16 @@ class ThresholdRules:
                 del stream.runs[level]
             if stream.in_range is not None and stream.in_range.continuous:
                 stream.in_range = None
-        scale, on_oxygen = self._scale(settings)
-        key = (rule, settings, scale, on_oxygen)
-        person_bands = self._bands.get(key)
-        if person_bands is None:
-            if len(self._bands) >= 8:  # settings replaced (a profile changed): forget the old ones
-                self._bands.clear()
-            person_bands = self._bands[key] = bands(rule, settings, scale, on_oxygen)
+        scale, on_oxygen, person_bands = self._person_bands(rule, settings)
         shown = displayed(float(reading.value))
         found = next((b for b in person_bands if b.contains(shown)), None)
         if found is None:
             stream.runs.clear()
             if stream.in_range is None:
-                stream.in_range = Run.start(reading, continuous=steady)
+                stream.in_range = Calm(reading.source_ts, continuous=steady)
             else:
-                stream.in_range.extend(reading, continuous)
-            if stream.in_range.persists(settings, ending=True):
+                stream.in_range.extend(reading.source_ts, continuous)
+            if stream.in_range.ended(settings.f("episode_end_s"), settings.i("episode_end_readings")):
                 self.ctx.end_quietly(rule)
                 stream.flagged.clear()
             return []
@@ -447,6 +587,17 @@ class ThresholdRules:
                 run.fired = True
                 return self._raise(rule, each, run, stream, settings, scale, on_oxygen, late)
         return []
+
+    def _person_bands(self, rule: RuleId, settings: Settings) -> tuple[int, bool, tuple[Band, ...]]:
+        """The person's scale, whether on oxygen, and bands for `rule` (made once per settings and scale)."""
+        scale, on_oxygen = self._scale(settings)
+        key = (rule, settings, scale, on_oxygen)
+        person_bands = self._bands.get(key)
+        if person_bands is None:
+            if len(self._bands) >= 8:  # settings replaced (a profile changed): forget the old ones
+                self._bands.clear()
+            person_bands = self._bands[key] = bands(rule, settings, scale, on_oxygen)
+        return scale, on_oxygen, person_bands
 
     def _scale(self, settings: Settings) -> tuple[int, bool]:
         profile = self.ctx.profile

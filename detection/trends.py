@@ -44,6 +44,8 @@ BUCKET_S = 3600.0
 KEEP_S = 7 * 86400.0
 KEEP_DAYS = 35
 QUIET_END = timedelta(hours=72)
+_SPO2_LOW = RuleId.SPO2_LOW
+"""Read once: an enum member's lookup on its class costs more than the dict test it keys (fast path)."""
 TREND_RULES = of_kind(RuleKind.TREND)
 """spo2_trend_spc, spo2_trend_slope, spo2_variability, evaluated in this order."""
 
@@ -153,6 +155,8 @@ class TrendRules:
         self.last_now: datetime | None = None
         self._day_key = -1.0
         self._day_value = date.min
+        self._metrics_ctx: PersonContext | None = None
+        self._metrics: frozenset[str] = frozenset()
         self.low_seen: datetime | None = None
         """When an SpO2 threshold alert was last seen open: trend alerts are held back for a while after."""
 
@@ -163,6 +167,52 @@ class TrendRules:
         if key != self._day_key:
             self._day_key, self._day_value = key, at.astimezone(self.ctx.profile.zone).date()
         return self._day_value
+
+    def fast_reading(self, reading: Reading) -> bool:
+        """The common case of `reading` for a clean reading (a value, no quality flag): its hour, its
+        15 minutes of the local day and its day already have sums for its metric, and no rule is due (or
+        none reads this metric). Adds it exactly as `reading` would (which returns no decision then) and
+        returns True; returns False, having changed nothing, for anything else (`reading` then runs)."""
+        metric = reading.metric
+        samples = self.samples.get(metric)
+        if samples is None:
+            return False
+        now = reading.source_ts
+        ts = now.timestamp()
+        if ts - ts % 900 != self._day_key or ts - ts % BUCKET_S != samples.current:
+            return False
+        tally = samples.daily.get(self._day_value)
+        if tally is None:
+            return False
+        quiet = self.quiet_until.get(metric)
+        last_now = self.last_now
+        idle = quiet is not None and last_now is not None and last_now <= now < quiet
+        if not idle and metric._value_ in self._read_metrics():
+            return False  # a rule may be due
+        value = float(reading.value or 0.0)
+        samples.current_total += value
+        samples.current_count += 1
+        samples.current_last = reading.id
+        tally[0] += 1
+        tally[1] += value
+        if idle:
+            self.last_now = now
+            return True
+        if last_now is None or now > last_now:
+            self.last_now = now
+        open_ = self.ctx.open
+        if open_ and (_SPO2_LOW, "") in open_:
+            self.low_seen = now
+        self.quiet_until[metric] = now
+        return True
+
+    def _read_metrics(self) -> frozenset[str]:
+        """The metrics (values) some enabled trend rule of the person reads, made once per context."""
+        if self._metrics_ctx is not self.ctx:
+            self._metrics_ctx = self.ctx
+            self._metrics = frozenset(self.ctx.settings[rule].s("metric") for rule in TREND_RULES
+                                      if self.ctx.settings[rule].b("enabled"))
+        return self._metrics
 
     def reading(self, reading: Reading) -> list[Decision]:
         if reading.value is None or reading.quality or reading.metric not in (Metric.SPO2, Metric.PULSE_RATE):
