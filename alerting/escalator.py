@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting import channels, escalation, notify, patient_record
@@ -28,7 +28,7 @@ from alerting.channels.targets import NO_INTERNAL_TARGETS, InternalTargets
 from alerting.notify import NotificationStatus
 from alerting.tables import Escalation, Notification
 from monitoring_centre import audit
-from monitoring_centre.alerts import ACTIVE
+from monitoring_centre.alerts import ACTIVE, AlertState
 from monitoring_centre.periodic import PeriodicWorker
 from monitoring_centre.storage import Alert, Person, utc_now
 
@@ -61,6 +61,22 @@ class AlertingSettings:
     poll_s: float = 1.0
     allow_test_nhs_numbers: bool = False
     """Let NHS numbers from the synthetic test range into the patient record (demo, tests)."""
+
+
+def may_need_attention(session: Session, now: datetime) -> list[tuple[Escalation, Alert]]:
+    """`escalation.unfinished`, narrowed in SQL to those `escalation.needs_attention` may say yes to at `now`
+    (UTC): a step is due, or the alert is no longer open (accepted, acknowledged, resolved). A superset of
+    what needs attention, in the same order (priority, then escalation id); an open alert whose next step
+    is not due yet is left in the database. A pass runs every second and after every commit that changes an
+    alert; loading every running chain with its JSON snapshot made it cost about 0.1 ms per open alert
+    (SQLite, 100 open alerts, none due: 12 ms a pass, about 2 ms narrowed)."""
+    rows = session.execute(
+        select(Escalation, Alert).join(Alert, Alert.id == Escalation.alert_id)
+        .where(Escalation.state.in_(escalation.UNFINISHED),
+               or_(Alert.status != AlertState.OPEN, Escalation.due_at <= now))
+        .order_by(Alert.priority, Escalation.id)
+    )
+    return [(chain, alert) for chain, alert in rows]
 
 
 class AlertingMetrics:
@@ -174,7 +190,7 @@ class Escalator:
         moved = set()
         key = self._accept_link_key()
         with self.sessions() as session:
-            for chain, alert in escalation.unfinished(session):
+            for chain, alert in may_need_attention(session, now):
                 if escalation.needs_attention(chain, alert, now) and escalation.claim(session, chain):
                     state = chain.state
                     if escalation.advance(session, chain, alert, now,

@@ -31,7 +31,12 @@ message, per 1,000 messages). Each counts a message once: `copies` are the broke
 (a PUBACK it did not get in time), dropped by message id (the centre), by hash (the ceiling), or by
 the table's primary key (Node-RED: the insert fails, so it is not counted).
 
-`--profile`: the centre's CPU by thread and by function (a sampling profiler of all its threads), on stderr.
+The centre's figures also give `batches` (transactions committed) and `batch_size_mean` (messages per batch).
+
+`--profile`: the centre's CPU by thread and by function (a sampling profiler of all its threads), on stderr;
+`--profile-top N` prints the N functions with the most CPU (60 by default), by self and by inclusive share.
+The sampler charges the CPU a thread used since its last look to the stack it is in now, so a function where
+a thread waits for the GIL (a socket send, a database call) takes a share of what ran before it.
 
 During the load, `--presses` help-button presses are published from other hubs' accounts (one press
 per hub, at even intervals) on the alarms topic (`--press-topic events`: where a hub of the earlier
@@ -189,6 +194,7 @@ class CentreJob:
     hubs: tuple[str, ...]
     total: int
     profile: bool = False
+    profile_top: int = 60
 
 
 class Sampler:
@@ -274,11 +280,13 @@ def centre(job: CentreJob, ready: Any, results: Any) -> None:
     done = threading.Event()
     changes: list[tuple[float, set[int]]] = []
     alarm_batches: list[tuple[float, float, int]] = []
+    sizes: list[int] = []
     process = the_centre.ingest.process
 
     def timed_process(batch: Sequence[Inbound]) -> Outcome:
         began = time.monotonic()
         outcome = process(batch)
+        sizes.append(len(batch))
         if any(inbound.topic.split("/")[3].startswith("alarm-") for inbound in batch):
             alarm_batches.append((began, time.monotonic(), len(batch)))
         stored[0] += outcome.stored + outcome.rejected  # each message once: a redelivered copy is a duplicate
@@ -300,12 +308,12 @@ def centre(job: CentreJob, ready: Any, results: Any) -> None:
         ready.set()
         sampler = Sampler() if job.profile else None
         done.wait(900)
-        profile = sampler.top() if sampler is not None else None
+        profile = sampler.top(job.profile_top) if sampler is not None else None
         with the_centre.sessions() as session:
             hub_of_alert = {a.id: people[a.person_id] for a in session.query(Alert).filter(
                 Alert.rule == "pendant_alarm")}
     results.put({"stored": stored[0], "copies": copies[0], "last": last_stored[0], "alarm_batches": alarm_batches,
-                 "profile": profile,
+                 "profile": profile, "batch_sizes": sizes,
                  "alerted": {hub: next((t for t, ids in changes if any(hub_of_alert.get(i) == hub for i in ids)),
                                        None) for hub in set(hub_of_alert.values())}})
 
@@ -487,7 +495,7 @@ def phase(args: argparse.Namespace, kind: str, node_red: Path | None) -> dict[st
         centre_ready, ceiling_ready = context.Event(), context.Event()
         centre_results, ceiling_results = context.Queue(), context.Queue()
         job = CentreJob(url, tmp, broker.host, broker.port, accounts["centre"].password, args.max_batch,
-                        tuple(load_hubs + alarm_hubs), total, args.profile)
+                        tuple(load_hubs + alarm_hubs), total, args.profile, args.profile_top)
         centre_process = context.Process(target=centre, args=(job, centre_ready, centre_results))
         ceiling_process = context.Process(target=ceiling, args=(
             broker.host, broker.port, "ceiling", accounts["ceiling"].password, total, ceiling_ready, ceiling_results))
@@ -571,8 +579,10 @@ def phase(args: argparse.Namespace, kind: str, node_red: Path | None) -> dict[st
     result["ceiling"] = {**the_ceiling, "messages": ceiling_state["count"], "copies": ceiling_state["copies"]}
     the_centre = rate_figures(centre_state["stored"], began, centre_state["last"], cpu("centre"),
                               usage_at_end["centre"][1])
+    sizes = centre_state["batch_sizes"]
     result["centre"] = {**the_centre, "messages": centre_state["stored"], "copies": centre_state["copies"],
-                        "ratio": round(the_centre["msgs_per_s"] / the_ceiling["msgs_per_s"], 2)}
+                        "ratio": round(the_centre["msgs_per_s"] / the_ceiling["msgs_per_s"], 2),
+                        "batches": len(sizes), "batch_size_mean": round(statistics.fmean(sizes), 1) if sizes else None}
     if peer is not None:
         last = began + (peer_state["last"] / 1000 - began_wall) if peer_state.get("last") else began
         the_peer = rate_figures(peer_state["stored"], began, last, cpu("nodered"), usage_at_end["nodered"][1])
@@ -615,6 +625,8 @@ def main() -> None:
                         help="comma-separated: sqlite, postgresql (one phase each, in this order)")
     parser.add_argument("--peer", choices=("none", "nodered"), default="none",
                         help="nodered: a Node-RED 4 flow on the same stream in every phase (installed with npm)")
+    parser.add_argument("--profile-top", type=int, default=60,
+                        help="with --profile: how many functions to print, by self and by inclusive share")
     parser.add_argument("--profile", action="store_true",
                         help="sample the centre's threads' stacks and print where its time goes (stderr)")
     parser.add_argument("--press-topic", choices=("alarms", "events"), default="alarms",
