@@ -15,6 +15,7 @@ States of an escalation:
 - finished: a responder accepted, or the alert was resolved.
 """
 
+import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -229,6 +230,57 @@ def _run_step(session: Session, escalation: Escalation, alert: Alert, now: datet
             escalation.state, escalation.due_at = EscalationState.FINISHED, None
             escalation.note = "sent once, as its policy says"
     return sent
+
+
+_STEP_REFERENCE = re.compile(r"^alert-\d+/cycle-(\d+)/step-(\d+)/responder-\d+/")
+
+
+def _step_of(notification: Notification) -> StepOccasion | None:
+    """The chain step a notification was sent at (from its reference), or None for a timer's message."""
+    found = _STEP_REFERENCE.match(notification.reference)
+    return StepOccasion(cycle=int(found[1]), step=int(found[2])) if found else None
+
+
+def _last_step_run(escalation: Escalation) -> StepOccasion | None:
+    """The step `_run_step` ran last (escalation.step is the next one), or None before the first."""
+    if escalation.step > 0:
+        return StepOccasion(cycle=escalation.cycle, step=escalation.step - 1)
+    if escalation.cycle == 0:
+        return None
+    return StepOccasion(cycle=escalation.cycle - 1, step=len(escalation.steps) - 1)
+
+
+def declined(session: Session, notification: Notification, now: datetime) -> bool:
+    """A responder said "No, I cannot go" to `notification` (the accept page or the family page).
+
+    Marks every message of that step to that responder declined. When the alert is still open, its
+    chain is running, the message is of the step the chain ran last and every responder told at that
+    step has now declined, the next step is due at once instead of after the step's wait: nobody is
+    on the way, so waiting for them only delays the next contact ("if in doubt, go out", TSA; the
+    domain brief). Returns True when the chain was brought forward. Commit is the caller's."""
+    step = _step_of(notification)
+    if step is None or notification.responder_id is None:
+        notification.declined_at = notification.declined_at or now
+        return False
+    prefix = f"alert-{notification.alert_id}/cycle-{step.cycle}/step-{step.step}/"
+    told = [row for row in session.scalars(select(Notification).where(Notification.reference.startswith(prefix)))
+            if row.responder_id is not None]
+    for row in told:
+        if row.responder_id == notification.responder_id and row.declined_at is None:
+            row.declined_at = now
+    escalation = session.scalar(select(Escalation).where(Escalation.alert_id == notification.alert_id))
+    alert = session.get(Alert, notification.alert_id)
+    if escalation is None or alert is None or alert.status != AlertState.OPEN:
+        return False
+    if escalation.state != EscalationState.RUNNING or _last_step_run(escalation) != step:
+        return False
+    if any(row.declined_at is None and row.accepted_at is None for row in told):
+        return False  # someone else told at this step may still go
+    if escalation.due_at is not None and escalation.due_at > now:
+        escalation.due_at = now
+        escalation.note = f"{notification.responder_name} cannot go: the next contact is asked now"
+        escalation.token = new_token()  # a pass holding the old token does nothing
+    return True
 
 
 def _remind(session: Session, escalation: Escalation, alert: Alert, now: datetime) -> list[Notification]:

@@ -66,6 +66,8 @@ def _outcome(notification: Notification, alert: Alert) -> str:
     status = notification.status
     if notification.accepted_at is not None:
         return f"accepted {after(alert.opened_at, notification.accepted_at)}"
+    if notification.declined_at is not None:
+        return f"said they cannot go {after(alert.opened_at, notification.declined_at)}"
     if status == NotificationStatus.PENDING:
         return "sending now"
     if status == NotificationStatus.FAILED:

@@ -12,8 +12,9 @@ A request is a notification of an escalation to that responder with an accept li
 still active (`alerts.ACTIVE`), not yet accepted or declined by them. Accepting goes through
 `acceptance.accept` with the notification's own link token (the same checks, state change and
 audit as the link in the message: taken by another, expired, a replay). Declining is recorded in
-the audit log ("keyholder_declined"): the escalation goes on to the next contact as it would if
-they had not answered, and the request leaves their page.
+the audit log ("keyholder_declined") and on the message (`escalation.declined`): when everyone
+told at that step has said no, the next contact is asked at once rather than after the step's
+wait, and the request leaves their page.
 """
 
 from collections.abc import Iterable
@@ -23,11 +24,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerting import acceptance
+from alerting import acceptance, escalation
 from alerting.tables import Notification
 from monitoring_centre import audit
 from monitoring_centre.alerts import ACTIVE
-from monitoring_centre.storage import Alert, AuditEntry, Person, ResponderAccount, User
+from monitoring_centre.storage import Alert, AuditEntry, Person, ResponderAccount, User, utc_now
 
 DECLINED = "keyholder_declined"
 
@@ -149,6 +150,8 @@ def decline(session: Session, user: User, notification_id: int) -> Alert:
     (`NOT_VALID`) when the request is not this account's."""
     notification = _request(session, user, notification_id)
     alert = session.get_one(Alert, notification.alert_id)
+    brought_forward = escalation.declined(session, notification, utc_now())
     audit.record(session, user.username, DECLINED, [alert.person_id],
-                 f"alert {alert.id}: declined on the family page as {notification.responder_name}")
+                 f"alert {alert.id}: declined on the family page as {notification.responder_name}"
+                 + ("; the next contact is asked now" if brought_forward else ""))
     return alert

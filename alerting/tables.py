@@ -56,6 +56,8 @@ class Notification(Base):
     sent_at: Mapped[datetime | None]
     accept_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     accepted_at: Mapped[datetime | None]
+    declined_at: Mapped[datetime | None]
+    """When the responder said "No, I cannot go" to this message (accept page or family page); None if not."""
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     """The worker sending it now, "{worker}#{run}" (`notify.lease_owner`), until `next_attempt_at`;
     None when no attempt is in progress. A restarted worker takes back its own dead run's leases at once."""

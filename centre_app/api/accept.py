@@ -12,9 +12,10 @@ open links); the buttons do. What each state shows, and its status code:
 | the alarm was resolved or closed | 410 "this link has expired", no name | 410 the same |
 | no such link | 404 "this link is not valid" | 404 the same |
 
-"No, I cannot go" (`POST /accept/{token}/decline`) changes nothing but the audit log
-("decline_accept_link"): the escalation goes on to the next person at its time, as it does
-when a responder does nothing; the operators see who said no. A refused link answers as above.
+"No, I cannot go" (`POST /accept/{token}/decline`) is audited ("decline_accept_link") and
+marks the message declined; when everyone told at the chain's latest step has said no, the
+next step is sent at once instead of after the step's wait (`alerting.escalation.declined`),
+and the operators see who said no in the escalation log. A refused link answers as above.
 
 Every page is in the NHS.UK layout (`centre_app/pages`, signed out: no menu, no account),
 works on a phone 390 px wide, and gives the centre's phone number (`settings.centre_phone`)
@@ -30,7 +31,7 @@ import hashlib
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from alerting import acceptance
+from alerting import acceptance, escalation
 from alerting.acceptance import Refusal
 from centre_app.api.deps import Centre, Db
 from centre_app.pages.rendering import render
@@ -104,7 +105,7 @@ def accept(request: Request, token: str, session: Db, centre: Centre) -> HTMLRes
 
 @router.post("/{token}/decline")
 def decline(request: Request, token: str, session: Db, centre: Centre) -> HTMLResponse:
-    """"No, I cannot go": recorded, nothing else changes (see the module docstring)."""
+    """"No, I cannot go": recorded, and the escalation asks the next contact now (see the module docstring)."""
     try:
         found = acceptance.offer(session, token)
     except acceptance.AcceptRefused as refused:
@@ -112,6 +113,8 @@ def decline(request: Request, token: str, session: Db, centre: Centre) -> HTMLRe
     refusal = found.refusal
     if refusal is not None and refusal != Refusal.TAKEN:
         return _refused(request, centre, refusal)
-    audit.record(session, found.actor, "decline_accept_link", [found.person.id], f"alert {found.alert.id}")
+    brought_forward = refusal is None and escalation.declined(session, found.notification, utc_now())
+    audit.record(session, found.actor, "decline_accept_link", [found.person.id],
+                 f"alert {found.alert.id}" + ("; the next contact is asked now" if brought_forward else ""))
     session.commit()
     return _page(request, centre, "Thank you for letting us know", "declined", person_name=found.person.name)
