@@ -25,18 +25,20 @@ from centre_app.api.app import create_app
 from centre_app.api.deps import CentreState
 from centre_app.settings import CentreSettings
 from detection.engine import Engine
-from monitoring_centre import export, kpis
+from monitoring_centre import change_feed, export, kpis
 from monitoring_centre.alerts import ACTIVE
+from monitoring_centre.detection_queue import FROM_QUEUE, QUEUED, SharedDetection
 from monitoring_centre.detection_runner import NO_SIGNAL_READINGS, EngineRunner
 from monitoring_centre.ingest import Ingest, IngestMetrics
 from monitoring_centre.live import AlertFeed
 from monitoring_centre.periodic import PeriodicWorker
 from monitoring_centre.profiles import SETTINGS_IGNORED, check_rule_setting
-from monitoring_centre.receiver import Receiver
+from monitoring_centre.receiver import SESSION_EXPIRY_S, Receiver
 from monitoring_centre.retention import RetentionJob
 from monitoring_centre.scaip_receiver import ScaipReceiver
 from monitoring_centre.storage import Alert, make_engine
 from monitoring_centre.storage_health import RETRY_S, StorageHealth
+from monitoring_centre.workers import LeaseKeeper, new_run
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +115,22 @@ class Centre:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.registry = CollectorRegistry()
         kpis.observe_answer_times(self.sessions, self.registry)  # answer, accept, resolve histograms
-        self.feed = AlertFeed()
+        # the centre's other workers (PostgreSQL NOTIFY; nobody on SQLite): changes made on any worker reach
+        # every worker's consoles and detection runner (`_changed_elsewhere`, `_changes_missed`)
+        self.changes = change_feed.for_engine(self.engine,
+                                              change_feed.worker_name(settings.worker or settings.mqtt_client_id))
+        self.changes.watch(self.sessions)
+        self.changes.subscribe(change_feed.Subscriber(
+            alerts_changed=self._changed_elsewhere, profile_changed=lambda person_id: self.detection.refresh(person_id),
+            resync=self._changes_missed))
+        self.feed = AlertFeed(others=lambda alert_ids: self.changes.announce(alert_ids=alert_ids))
         # a full disk: reads go on, the consoles and /health say so, audit rows wait in memory
         self.storage = StorageHealth(registry=self.registry, on_change=lambda: self.feed.publish(set()))
         self.storage.watch(self.engine)
         self.storage_retry = PeriodicWorker("storage-retry", lambda: self.storage.retry(self.sessions), RETRY_S,
                                             logger=log)
         self.escalator = Escalator(self.sessions, AlertingSettings(
-            public_url=settings.public_url or self.url, worker=settings.mqtt_client_id,
+            public_url=settings.public_url or self.url, worker=settings.worker_client_id,
             internal_targets=InternalTargets.parse(settings.allowed_internal_targets), smtp=settings.smtp,
             notify=settings.notify,
             fhir_base_url=settings.fhir_base_url, timezone=settings.timezone, centre_phone=settings.centre_phone,
@@ -134,13 +144,28 @@ class Centre:
                                       backlog=lambda: self.receiver.queue_depth >= settings.ingest_queue_size)
         people = Gauge("telecare_detection_people", "People the detection engine is watching", registry=self.registry)
         people.set_function(lambda: float(len(self.detection.people)))
-        self.ingest = Ingest(self.sessions, IngestMetrics(self.registry), detector=self.detection)
+        # several workers (TELECARE_WORKER): this one detects only the people whose leases it holds
+        self.shared: SharedDetection | None = None
+        self.leases: LeaseKeeper | None = None
+        if settings.worker is not None:
+            identity = new_run(settings.worker)
+            self.detection.share()
+            self.shared = SharedDetection(self.detection, self.sessions, identity,
+                                          warm_up_days=settings.detection_warm_up_days, on_alerts=self._alerts_changed)
+            self.leases = LeaseKeeper(self.sessions, identity, self.shared, heartbeat_s=settings.worker_heartbeat_s,
+                                      lease_s=settings.worker_lease_s)
+            self.registry.register(QUEUED)  # stored here, detected by another worker
+            self.registry.register(FROM_QUEUE)  # stored by another worker, detected here
+        self.ingest = Ingest(self.sessions, IngestMetrics(self.registry), detector=self.shared or self.detection)
         self.receiver = Receiver(
             self.ingest, host=settings.mqtt_host, port=settings.mqtt_port, username=settings.mqtt_username,
-            password=settings.mqtt_password.get_secret_value(), client_id=settings.mqtt_client_id,
+            password=settings.mqtt_password.get_secret_value(), client_id=settings.worker_client_id,
             other_brokers=[(host, int(port)) for host, _, port in
                            (entry.rpartition(":") for entry in settings.mqtt_other_brokers)],
-            mqtt_v5=settings.mqtt_v5, queue_size=settings.ingest_queue_size, max_batch=settings.ingest_max_batch,
+            mqtt_v5=settings.mqtt_v5, shared_subscriptions=settings.mqtt_shared_subscriptions,
+            session_expiry_s=(settings.worker_session_expiry_s if settings.mqtt_shared_subscriptions
+                              else SESSION_EXPIRY_S),
+            queue_size=settings.ingest_queue_size, max_batch=settings.ingest_max_batch,
             on_alerts=self._alerts_changed, registry=self.registry,
         )
         # other makers' alarm units (SCAIP over SIP), into the same ingest: off unless configured
@@ -165,6 +190,17 @@ class Centre:
 
     def _profile_changed(self, person_id: int) -> None:
         self.detection.refresh(person_id)
+        self.changes.announce(person_ids={person_id})  # the worker that holds the person, if another
+
+    def _changed_elsewhere(self, alert_ids: frozenset[int]) -> None:
+        """Another worker changed these alerts: this worker's consoles hear of them, its escalator looks."""
+        self.feed.deliver(alert_ids)
+        self.escalator.wake()
+
+    def _changes_missed(self) -> None:
+        """The other workers' notices may have been missed: consoles refetch, profiles are read again."""
+        self.feed.resync()
+        self.detection.load()
 
     def _alerts_changed(self, alert_ids: set[int]) -> None:
         self.feed.publish(alert_ids)
@@ -184,9 +220,15 @@ class Centre:
     async def serve(self) -> None:
         """Run until cancelled or `server.should_exit` is set."""
         self.feed.bind(asyncio.get_running_loop())
+        self.changes.start()  # the other workers' changes, heard from now on
         # before the first message: the engine's state from history, then live
-        await asyncio.to_thread(self.detection.load)
-        await asyncio.to_thread(self.detection.warm_up, self.settings.detection_warm_up_days)
+        if self.leases is None:
+            await asyncio.to_thread(self.detection.load)
+            await asyncio.to_thread(self.detection.warm_up, self.settings.detection_warm_up_days)
+        else:  # several workers: this worker's people (rendezvous over the live workers), each warmed up
+            await asyncio.to_thread(self.leases.start)
+        if self.shared is not None:
+            self.shared.start()
         self.escalator.start()
         self.receiver.start()
         if self.scaip is not None:
@@ -205,12 +247,17 @@ class Centre:
             if self.scaip is not None:
                 await asyncio.to_thread(self.scaip.stop)
             await asyncio.to_thread(self.receiver.stop)
+            if self.shared is not None:
+                await asyncio.to_thread(self.shared.stop)
+            if self.leases is not None:  # a clean stop: the leases go back at once
+                await asyncio.to_thread(self.leases.stop)
             await asyncio.to_thread(self.detection.stop)
             await asyncio.to_thread(self.retention.stop)
             await asyncio.to_thread(self.storage_retry.stop)
             if self.export is not None:
                 await asyncio.to_thread(self.export.stop)
             await asyncio.to_thread(self.escalator.stop)
+            await asyncio.to_thread(self.changes.stop)
             self.engine.dispose()
 
 

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -57,6 +66,25 @@ class CentreSettings(BaseSettings):
         default=[], description='more brokers of this centre, "host:port" each: the centre keeps its sessions on '
                                 'every one, so a hub failing over to any of them is heard (docs/operating.md)')
     mqtt_v5: bool = Field(default=True, description="MQTT 5; 3.1.1 for brokers without it (the embedded demo broker)")
+    worker: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,40}$", description="this worker's "
+                               "name, when several centre workers share one database and the brokers (each its "
+                               "own, the same at every restart, e.g. w1): its MQTT client ids become "
+                               "<mqtt_client_id>-<worker>, and each person's detection runs on the one worker "
+                               "holding their lease (docs/operating.md, \"Several workers\"); unset: the only "
+                               "worker, as ever")
+    mqtt_shared_subscriptions: bool = Field(default=False, description="subscribe through MQTT 5 shared "
+                                            "subscriptions ($share/telecare-centre-<lane>/...), so that the broker "
+                                            "spreads messages over the workers; needs worker and mqtt_v5")
+    worker_session_expiry_s: int = Field(
+        default=60, ge=5, le=7 * 24 * 3600, description="with shared subscriptions, how long the broker keeps a "
+        "worker's sessions while it is away: its turn of the stream waits there meanwhile (Mosquitto 2.0 keeps "
+        "giving an absent member its turn), so a worker that never comes back stops taking it after this. The "
+        "hubs resend what an expired session held (they keep every message until the centre's ack), so this "
+        "bounds a delay, never loses a message; a restart within it resumes the session")
+    worker_heartbeat_s: float = Field(default=2.0, gt=0, description="how often a worker beats and renews its "
+                                      "detection leases")
+    worker_lease_s: float = Field(default=10.0, gt=0, description="how long a lease lasts unrenewed: a "
+                                  "crashed worker's people are taken over after this (more than two heartbeats)")
     metrics_allow: list[IPvAnyNetwork] = Field(default=["127.0.0.0/8", "::1/128"], validate_default=True,
                                                description="networks whose clients may read /metrics, as a JSON "
                                                "list, e.g. [\"127.0.0.0/8\", \"10.20.0.0/16\"]; others get 403")
@@ -119,6 +147,21 @@ class CentreSettings(BaseSettings):
             if not 1 <= int(entry.rpartition(":")[2]) <= 65535:
                 raise ValueError(f"{entry!r}: the port is not 1..65535")
         return brokers
+
+    @model_validator(mode="after")
+    def _workers_consistent(self) -> "CentreSettings":
+        if self.mqtt_shared_subscriptions and (self.worker is None or not self.mqtt_v5):
+            raise ValueError("mqtt_shared_subscriptions needs a worker name (TELECARE_WORKER) and mqtt_v5")
+        if self.worker_lease_s <= 2 * self.worker_heartbeat_s:
+            raise ValueError(f"worker_lease_s ({self.worker_lease_s}) must be more than two worker_heartbeat_s "
+                             f"({self.worker_heartbeat_s})")
+        return self
+
+    @property
+    def worker_client_id(self) -> str:
+        """This worker's MQTT client id stem (and escalation lease name): `mqtt_client_id`, followed by
+        `-<worker>` when several workers run."""
+        return self.mqtt_client_id if self.worker is None else f"{self.mqtt_client_id}-{self.worker}"
 
     @field_validator("jwt_secret", "mqtt_password")
     @classmethod

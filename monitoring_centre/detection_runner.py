@@ -25,12 +25,12 @@ Readings with no signal (SpO2 0 %, pulse 0: `detection/signal.py`) are counted b
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from detection.decisions import Decision, Raise
@@ -39,7 +39,7 @@ from detection.people import PersonProfile
 from monitoring_centre import alerts
 from monitoring_centre.periodic import PeriodicWorker
 from monitoring_centre.profiles import load_profiles
-from monitoring_centre.storage import Device, Hub, InboundMessage, utc_now
+from monitoring_centre.storage import DetectionQueueEntry, Device, Hub, InboundMessage, utc_now
 from telecare_protocol import DeviceEvent, Heartbeat
 from telecare_protocol import Reading as ReadingMessage
 from telecare_protocol.messages import MESSAGE_TYPES
@@ -137,15 +137,21 @@ def _hub_of(session: Session, person_id: int, device_id: str) -> str:
     return session.scalar(select(Hub.id).where(Hub.person_id == person_id).order_by(Hub.id)) or ""
 
 
-def stored_messages(sessions: sessionmaker[Session], since: datetime) -> Iterator[tuple[Message, datetime]]:
+def stored_messages(sessions: sessionmaker[Session], since: datetime,
+                    hubs: Collection[str] | None = None) -> Iterator[tuple[Message, datetime]]:
     """Accepted messages received since `since`, with their receive times, in arrival order, for the
-    engine's warm-up."""
+    engine's warm-up. With `hubs` (a takeover by one of several workers): only theirs, and none still
+    waiting in the detection queue (never observed by any worker: the new holder observes them after,
+    decisions and all). One statement, so a message and its queue entry, committed together, are
+    either both seen or neither."""
+    query = (select(InboundMessage.type, InboundMessage.payload, InboundMessage.received_at)
+             .where(InboundMessage.received_at >= since))
+    if hubs is not None:
+        query = query.where(InboundMessage.hub_id.in_(sorted(hubs)), ~exists().where(
+            DetectionQueueEntry.inbound_message_id == InboundMessage.id))
     with sessions() as session:
         rows = session.execute(
-            select(InboundMessage.type, InboundMessage.payload, InboundMessage.received_at)
-            .where(InboundMessage.received_at >= since)
-            .order_by(InboundMessage.received_at)
-            .execution_options(yield_per=WARM_UP_CHUNK)
+            query.order_by(InboundMessage.received_at).execution_options(yield_per=WARM_UP_CHUNK)
         )
         for kind, payload, received_at in rows:
             model = MESSAGE_TYPES.get(kind)
@@ -168,6 +174,12 @@ class EngineRunner:
     stored: a tick is skipped while the receiver has a backlog (`backlog()` true), else a
     hub's heartbeats queued behind a burst would look missed. The engine's own grace
     periods (minutes) cover the ordinary few-batch lag.
+
+    With several workers (`share()`), the engine holds only the people whose detection lease
+    this worker holds (`monitoring_centre/workers.py`): `take` loads and warms up people as
+    their leases are claimed, `hold` lets their messages in (`observe_held`), `drop` forgets
+    them when the lease goes. The tick covers the people in the engine. One worker (no
+    `share()`) holds everyone, as ever.
     """
 
     def __init__(self, engine: EngineLike, sessions: sessionmaker[Session], *, tick_s: float,
@@ -182,22 +194,34 @@ class EngineRunner:
         self.clock = clock
         self.lock = threading.Lock()
         self.people: set[str] = set()
+        self.held: set[str] | None = None
+        """With several workers (`share()`): the people whose messages this worker observes; None: everyone."""
         self.skipped_ticks = 0
         self._worker = PeriodicWorker("centre-detection-tick", self.tick, tick_s, logger=log)
 
     def load(self) -> int:
-        """Give the engine every person on the books; returns how many."""
+        """Give the engine every person on the books (with several workers: read again the profiles of the
+        people this worker holds); returns how many."""
+        with self.lock:
+            held = None if self.held is None else sorted(int(person) for person in self.held)
+        if held == []:
+            return 0
         with self.sessions() as session:
-            profiles = load_profiles(session, timezone=self.timezone)
+            profiles = load_profiles(session, timezone=self.timezone, person_ids=held)
         with self.lock:
             for profile in profiles:
-                self.engine.set_profile(profile)
-                self.people.add(profile.id)
+                if self.held is None or profile.id in self.held:  # not dropped meanwhile
+                    self.engine.set_profile(profile)
+                    self.people.add(profile.id)
         return len(profiles)
 
     def refresh(self, person_id: int) -> None:
         """A person's settings or absences changed: the engine gets their new profile (keeping what it learnt).
-        A person left with no hub (their home retired, `homes.retire_home`) is no longer watched."""
+        A person left with no hub (their home retired, `homes.retire_home`) is no longer watched.
+        With several workers, only the holder of the person's lease keeps them (others ignore this)."""
+        with self.lock:
+            if self.held is not None and str(person_id) not in self.held:
+                return
         with self.sessions() as session:
             profiles = load_profiles(session, timezone=self.timezone, person_ids=[person_id])
         with self.lock:
@@ -221,6 +245,87 @@ class EngineRunner:
             self.engine.warm_up(counted())
         log.info("detection warmed up from %d stored messages (%g days)", count, days)
         return count
+
+    # --- several workers: the people this worker holds -------------------------------------
+
+    def share(self) -> None:
+        """Several workers: from now on the engine holds only the people given to `take` and `hold`."""
+        with self.lock:
+            self.held = set()
+
+    def held_people(self) -> set[int]:
+        """The people this worker observes (`hold`); with one worker, everyone the engine knows."""
+        with self.lock:
+            return {int(person) for person in (self.people if self.held is None else self.held)}
+
+    def holds(self, person_id: int) -> bool:
+        """Whether this worker observes `person_id`'s messages (always, with one worker)."""
+        held = self.held
+        return held is None or str(person_id) in held
+
+    def take(self, person_ids: Collection[int], days: float) -> int:
+        """Load these people's profiles and warm the engine up from their stored messages of the last
+        `days` (arrival order) that are not in the detection queue, as the worker claims their leases.
+        Returns how many messages it replayed. Their live messages still wait (`observe_held` says no)
+        until `hold`; then the queue's are observed."""
+        if not person_ids:
+            return 0
+        with self.sessions() as session:
+            profiles = load_profiles(session, timezone=self.timezone, person_ids=sorted(person_ids))
+        hubs = {hub for profile in profiles for hub in profile.hubs}
+        count = 0
+
+        def counted() -> Iterator[tuple[Message, datetime]]:
+            nonlocal count
+            for message, received_at in stored_messages(self.sessions, self.clock() - timedelta(days=days), hubs):
+                count += 1
+                yield message, received_at
+
+        with self.lock:
+            for profile in profiles:
+                self.engine.remove_profile(profile.id)  # what an earlier holding learnt may be stale
+                self.engine.set_profile(profile)
+                self.people.add(profile.id)
+            self.engine.warm_up(counted())
+        log.info("detection took %d people, warmed up from %d stored messages", len(profiles), count)
+        return count
+
+    def hold(self, person_ids: Collection[int]) -> None:
+        """Observe these people's messages from now on (after `take`)."""
+        with self.lock:
+            if self.held is not None:
+                self.held.update(str(person) for person in person_ids)
+
+    def drop(self, person_ids: Collection[int]) -> None:
+        """Forget these people (their lease went to another worker): no message of theirs is observed here."""
+        with self.lock:
+            for person in map(str, person_ids):
+                if self.held is not None:
+                    self.held.discard(person)
+                self.engine.remove_profile(person)
+                self.people.discard(person)
+
+    def observe_held(self, session: Session, hub: Hub, message: Message,
+                     received_at: datetime | None = None) -> set[int] | None:
+        """`observe`, if this worker holds the hub's person (`hold`); None if it does not (the message
+        goes to the detection queue instead)."""
+        person = str(hub.person_id)
+        with self.lock:
+            if self.held is not None and person not in self.held:
+                return None
+            known = self.engine.person_for_hub(hub.id) is not None
+            decisions = self._observe(message, received_at) if known else None
+        if decisions is None:  # a hub added to a held person since they were taken
+            profiles = load_profiles(session, timezone=self.timezone, person_ids=[hub.person_id])
+            with self.lock:
+                if self.held is not None and person not in self.held:
+                    return None
+                for profile in profiles:
+                    self.engine.set_profile(profile)
+                decisions = self._observe(message, received_at)
+        if not decisions:
+            return set()
+        return apply(session, decisions, hub=hub, message=message, received_at=received_at)
 
     def observe(self, session: Session, hub: Hub, message: Message, received_at: datetime | None = None) -> set[int]:
         with self.lock:  # one lock for a hub the engine knows (every message but a new hub's first)

@@ -11,11 +11,13 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Date,
     DateTime,
     Engine,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -515,3 +517,54 @@ class ResponderAccount(Base):
     responder_id: Mapped[int] = mapped_column(ForeignKey("responders.id"), index=True)
     linked_at: Mapped[datetime]
     linked_by: Mapped[str] = mapped_column(String(100))
+
+
+# --- several centre workers (docs/operating.md, "Several workers") ----------------------------
+
+
+ACTIVE_ALERT_STATES = ("open", "acknowledged", "in_progress")
+"""`monitoring_centre.alerts.ACTIVE` as stored values: the partial unique index below repeats them."""
+
+Index("uq_alerts_one_active", Alert.person_id, Alert.rule, Alert.subject, unique=True,
+      postgresql_where=Alert.status.in_(ACTIVE_ALERT_STATES), sqlite_where=Alert.status.in_(ACTIVE_ALERT_STATES))
+"""At most one active alert per person, rule and subject, enforced by the database too: two workers
+raising the same condition at once (a hub's last will on one, the missed heartbeats on the holder of the
+person's lease) cannot both open one; the second transaction fails, is retried, and counts a repeat."""
+
+
+class CentreWorker(Base):
+    """A centre worker that is alive: it writes `heartbeat_at` every couple of seconds
+    (`monitoring_centre/workers.py`). Removed on a clean stop; a crashed worker's row goes stale."""
+
+    __tablename__ = "centre_workers"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    """The worker's stable name (`TELECARE_WORKER`), the same at every start."""
+    run: Mapped[str] = mapped_column(String(16))
+    """This start of it: a random id, so its leases from an earlier (crashed) run are known as dead."""
+    heartbeat_at: Mapped[datetime]
+
+
+class DetectionLease(Base):
+    """Which worker holds a person's detection state (`detection.engine.Engine`) until when.
+    One holder at a time: per-person order and learned baselines live in one engine."""
+
+    __tablename__ = "detection_leases"
+    person_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    worker: Mapped[str] = mapped_column(String(100), index=True)
+    run: Mapped[str] = mapped_column(String(16))
+    until: Mapped[datetime]
+    """The lease lapses at this time (UTC) unless renewed; another worker may claim it after."""
+
+
+class DetectionQueueEntry(Base):
+    """A stored message of a person whose lease another worker holds (or nobody, during a
+    takeover): written in the storing transaction, observed and deleted by the holder, in id
+    order (`monitoring_centre/detection_queue.py`)."""
+
+    __tablename__ = "detection_queue"
+    __table_args__ = (Index("ix_detection_queue_person_id_id", "person_id", "id"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(Integer)
+    inbound_message_id: Mapped[str] = mapped_column(String(36))
+    """`InboundMessage.id` (no foreign key: retention may purge a message before a late holder reads it,
+    and then the entry is dropped)."""

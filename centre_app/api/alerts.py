@@ -23,7 +23,7 @@ from centre_app.api.deps import (
 )
 from monitoring_centre import alerts, audit
 from monitoring_centre.access import visible_person_ids
-from monitoring_centre.live import visible_alert_ids
+from monitoring_centre.live import Marker, visible_alert_ids
 from monitoring_centre.storage import Alert, Person, User
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], route_class=DocumentedRoute)
@@ -123,7 +123,9 @@ async def stream(user: CurrentUser, centre: Centre) -> StreamingResponse:
     (of the others, not even the ids: `live.visible_alert_ids`). No other personal data travels
     here; the console refetches `GET /api/v1/alerts`, which checks access and audits.
     `event: storage` with `data: {"storage_fault": false}`, or `true` with the fault's `rule`,
-    `title` and `since` (`StorageHealth.banner`), when the stream opens and whenever that changes."""
+    `title` and `since` (`StorageHealth.banner`), when the stream opens and whenever that changes.
+    The stream ends when the centre stops, and when notices from the centre's other workers may have
+    been missed (`AlertFeed.resync`): the console reconnects and refetches everything."""
     feed = centre.feed.subscribe()
 
     async def events() -> AsyncIterator[str]:
@@ -138,6 +140,8 @@ async def stream(user: CurrentUser, centre: Centre) -> StreamingResponse:
                     ids = []
                     yield ": keepalive\n\n"
                 if centre.feed.closed:  # the centre is stopping: end the stream, the console reconnects
+                    return
+                if ids is Marker.RESYNC:  # notices may have been missed: the console reconnects and refetches
                     return
                 if (storage := _storage_event(centre)) != told:  # a storage fault began or ended
                     told = storage

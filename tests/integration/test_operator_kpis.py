@@ -25,7 +25,9 @@ def _call(world: LiveWorld, raised_at: datetime, steps: Sequence[tuple[float, Al
     """An alert raised at `raised_at`, then each step: seconds after it, the state it goes to, by whom."""
     with world.sessions() as session, session.begin():
         state = AlertState.OPEN
-        alert = Alert(person_id=world.world.people["ada"], hub_id="hub-ada", rule="pendant_alarm", subject="",
+        # A subject of its own: one active alert per person, rule and subject, and these may overlap.
+        alert = Alert(person_id=world.world.people["ada"], hub_id="hub-ada", rule="pendant_alarm",
+                      subject=raised_at.isoformat(),
                       title="Help button pressed", priority=priority, status=state, opened_at=raised_at,
                       last_seen_at=raised_at, repeat_count=0, outcome=outcome, explanation={})
         session.add(alert)

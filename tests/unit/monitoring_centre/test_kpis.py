@@ -45,7 +45,10 @@ def call(session: Session, raised_at: datetime, steps: Sequence[tuple[float, Ale
     """An alert raised (its `open` transition) at `raised_at`, then each step: seconds after
     `raised_at`, the state it goes to, and who. Returns the alert's id."""
     state = AlertState.OPEN
-    alert = Alert(person_id=1, hub_id="hub-a", rule="pendant_alarm", subject="", title="Help", priority=priority,
+    # A subject of its own: the centre keeps one active alert per person, rule and subject, and the
+    # hand-built calls may be several still open at once.
+    alert = Alert(person_id=1, hub_id="hub-a", rule="pendant_alarm", subject=raised_at.isoformat(), title="Help",
+                  priority=priority,
                   status=state, opened_at=raised_at, last_seen_at=raised_at, repeat_count=repeats,
                   outcome=outcome, explanation={})
     session.add(alert)
