@@ -30,7 +30,7 @@ from alerting.tables import Escalation, Notification
 from monitoring_centre import audit
 from monitoring_centre.alerts import ACTIVE, AlertState
 from monitoring_centre.periodic import PeriodicWorker
-from monitoring_centre.storage import Alert, Person, utc_now
+from monitoring_centre.storage import Alert, Person, one_worker_at_a_time, utc_now
 
 log = logging.getLogger(__name__)
 SENDERS = 8
@@ -175,7 +175,9 @@ class Escalator:
 
     def start_escalations(self, now: datetime) -> set[int]:
         """Returns the ids of alerts whose escalation started."""
-        with self.sessions() as session:
+        with self.sessions() as session, one_worker_at_a_time(session, "start_escalations") as mine:
+            if not mine:  # another worker is starting them now (several workers: docs/operating.md)
+                return set()
             have_one = select(Escalation.alert_id)
             alerts = session.scalars(select(Alert).where(Alert.status.in_(ACTIVE), Alert.id.not_in(have_one))).all()
             for alert in alerts:
@@ -295,6 +297,13 @@ class Escalator:
         self._changed({out.alert_id for out, _ in results})
 
     def write_records(self, now: datetime) -> None:
+        """Build the record's Bundles for new alert states and send the due ones: one worker at a time
+        (with several workers, another's pass is skipped), so no state is built or sent twice."""
+        with self.sessions() as guard, one_worker_at_a_time(guard, "write_records") as mine:
+            if mine:
+                self._write_records(now)
+
+    def _write_records(self, now: datetime) -> None:
         with self.sessions() as session:
             patient_record.queue(session, now, send=self.settings.fhir_base_url is not None,
                                  allow_test_nhs_numbers=self.settings.allow_test_nhs_numbers)

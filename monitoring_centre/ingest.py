@@ -589,9 +589,11 @@ class Ingest:
 
 
 def _write_devices(session: Session, devices: Devices) -> None:
-    """The batch's changes to its devices' `last_seen` and `battery_pct`: one executemany UPDATE."""
+    """The batch's changes to its devices' `last_seen` and `battery_pct`: one executemany UPDATE, in the
+    order of the devices' keys, so that two workers updating the same devices lock them in the same
+    order (in any other order their transactions can deadlock, and one batch must be stored again)."""
     rows = [(hub_id, device_id, book.last_seen, book.battery_pct)
-            for (hub_id, device_id), book in devices.items() if book.changed]
+            for (hub_id, device_id), book in sorted(devices.items(), key=lambda item: item[0]) if book.changed]
     _DEVICE_UPDATE.run(session.connection(), rows)
     for book in devices.values():
         book.changed = False

@@ -5,6 +5,9 @@ The schema is owned by Alembic migrations (`centre_app/migrations`), never by
 `create_all`, so a deployed database can always be upgraded in place.
 """
 
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,6 +30,7 @@ from sqlalchemy import (
     create_engine,
     event,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -356,6 +360,27 @@ class AuditEntry(Base):
 
 READ_ONLY = "telecare_read_only"
 """The execution option `begin_read` sets on a session's connection."""
+
+
+@contextmanager
+def one_worker_at_a_time(session: Session, job: str) -> Iterator[bool]:
+    """Whether this worker may run `job` (a periodic pass that several workers must not run at once,
+    such as starting escalations) now: on PostgreSQL, a session-level advisory lock keyed by the job's
+    name, tried without waiting on `session`'s connection and released when the block ends; False when
+    another worker holds it (skip this pass: the holder does the work). SQLite (one writer): always True.
+    Leaves `session`'s transaction open; commit or roll back inside the block as usual."""
+    if session.get_bind().dialect.name != "postgresql":  # no connection taken: on SQLite it would begin a write
+        yield True
+        return
+    connection = session.connection()
+    key = zlib.crc32(f"telecare:{job}".encode())
+    mine = bool(connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
+    try:
+        yield mine
+    finally:
+        if mine:
+            session.connection().execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            session.commit()
 
 
 def begin_read(session: Session) -> None:
