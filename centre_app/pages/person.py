@@ -93,7 +93,7 @@ ACTION_WORDS: dict[str, str | None] = {
     "console_sound_muted": None, "console_sound_on": None, "create_team": None, "create_responder": None,
     "edit_call_script": None, "test_responder": None, "test_responder_refused": None,
     "test_responder_result": None, "fhir_token": None, "fhir_client_registered": None,
-    "fhir_client_deactivated": None, "view_kpi_calls": None,
+    "fhir_client_deactivated": None, "view_kpi_calls": None, "change_responder": None, "retire_responder": None,
 }
 NOTIFIED = re.compile(r"^alert \d+ to (?P<name>.+) \((?P<channel>[a-z0-9_+-]+)\):")
 """The detail of a `notify_responder` row (`alerting/escalator.py`): whom, by which channel."""
