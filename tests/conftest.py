@@ -22,8 +22,11 @@ from typing import Any
 
 import pytest
 from hypothesis import settings
+from sqlalchemy.orm import Session, sessionmaker
 
+from centre_app import schema
 from monitoring_centre.broker import BrokerAccount, EmbeddedBroker, Mosquitto, find_mosquitto
+from monitoring_centre.storage import make_engine
 from tests.support import postgres
 from tests.support.webhook import Webhook, webhook_server
 
@@ -62,6 +65,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'centre.db'}"
     cluster: postgres.Cluster = request.getfixturevalue("postgres_cluster")
     return cluster.create_database(f"test_{next(_database_names)}")
+
+
+@pytest.fixture
+def migrated_sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a fresh database of each backend, migrated to the newest schema (no rows)."""
+    engine = make_engine(database_url)
+    schema.upgrade(engine)
+    yield sessionmaker(engine, expire_on_commit=False)
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a fresh SQLite database migrated to the newest schema, for tests of one backend."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'centre.db'}")
+    schema.upgrade(engine)
+    yield sessionmaker(engine, expire_on_commit=False)
+    engine.dispose()
 
 
 @pytest.fixture

@@ -17,11 +17,10 @@ from alerting.channels import Message, NotifySettings, send, validate_address
 from alerting.escalator import AlertingMetrics, AlertingSettings, Escalator
 from alerting.notify import RETRY_AFTER_S, NotificationStatus
 from alerting.tables import Notification
-from centre_app import schema
 from detection.events import PENDANT_ALARM
 from monitoring_centre import alerts
 from monitoring_centre.enrolment import DeviceRecord, enrol_home
-from monitoring_centre.storage import ContactPoint, PersonContact, Responder, make_engine
+from monitoring_centre.storage import ContactPoint, PersonContact, Responder
 from tests.support.notify_standin import (
     API_KEY,
     EMAIL_TEMPLATE,
@@ -136,11 +135,8 @@ def test_settings_refuse_a_key_that_is_not_a_notify_key_without_quoting_it() -> 
 
 
 @pytest.fixture
-def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    schema.upgrade(engine)
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
+def sessions(migrated_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    return migrated_sessions
 
 
 def keyholder_with_a_phone(sessions: sessionmaker[Session]) -> int:

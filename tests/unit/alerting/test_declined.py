@@ -2,9 +2,7 @@
 chain's latest step has said no, the next contact is asked at once, not after the step's wait;
 a decline of an older step, or of an alert someone already acted on, changes only the log."""
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -13,18 +11,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerting import escalation
 from alerting.escalation_log import escalation_log
 from alerting.tables import Escalation, Notification
-from centre_app import schema
 from monitoring_centre import alerts
-from monitoring_centre.storage import Alert, make_engine
+from monitoring_centre.storage import Alert
 from tests.support.alerting_home import T0, Home, enrol_keyholder_home, press
 
 
 @pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'centre.db'}")
-    schema.upgrade(engine)
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
+def sessions(sqlite_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    return sqlite_sessions
 
 
 def started(session: Session) -> tuple[Home, Alert, Escalation]:

@@ -3,9 +3,7 @@ escalation writes (`alerting/escalation.py`): who was told, how, how long after 
 what came of it; never a step or cycle count, a state name or an id."""
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select, update
@@ -14,10 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerting import escalation
 from alerting.escalation_log import after, escalation_log
 from alerting.tables import Notification
-from centre_app import schema
 from centre_app.auth import create_user
 from monitoring_centre import alerts
-from monitoring_centre.storage import Alert, Person, PersonContact, make_engine
+from monitoring_centre.storage import Alert, Person, PersonContact
 from tests.support.alerting_home import T0, enrol_keyholder_home, press
 
 FORBIDDEN = re.compile(r"step \d|cycle \d|running|exhausted|nobody:|\(running\)|\d+ s after it opened|mailto|@|"
@@ -25,11 +22,8 @@ FORBIDDEN = re.compile(r"step \d|cycle \d|running|exhausted|nobody:|\(running\)|
 
 
 @pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'centre.db'}")
-    schema.upgrade(engine)
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
+def sessions(sqlite_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    return sqlite_sessions
 
 
 def texts(session: Session, alert_id: int) -> list[str]:

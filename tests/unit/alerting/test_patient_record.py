@@ -3,7 +3,6 @@ history incrementally, newer states superseding unsent older ones; on SQLite and
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,22 +12,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerting import patient_record
 from alerting.tables import RecordWrite
-from centre_app import schema
 from detection.events import PENDANT_ALARM
 from detection.rules import CATALOGUE, RuleId
 from monitoring_centre import alerts
 from monitoring_centre.enrolment import enrol_home
-from monitoring_centre.storage import Alert, InboundMessage, Person, Reading, make_engine
+from monitoring_centre.storage import Alert, InboundMessage, Person, Reading
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    schema.upgrade(engine)
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
+def sessions(migrated_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    return migrated_sessions
 
 
 def raise_one(session: Session, person: Person) -> Alert:

@@ -2,7 +2,6 @@
 the interrupted message at once, and never takes a live lease from another worker. On SQLite and
 PostgreSQL; the messages are caught at the channel (`tests/support/alerting_home.py`)."""
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -13,19 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerting import notify
 from alerting.escalator import AlertingMetrics, AlertingSettings, Escalator
 from alerting.tables import Notification
-from centre_app import schema
-from monitoring_centre.storage import make_engine
 from tests.support.alerting_home import KIM, T0, FakeChannel, channel, enrol_keyholder_home, press
 
 __all__ = ["channel"]  # the fixture, used by name
 
 
 @pytest.fixture
-def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    schema.upgrade(engine)
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
+def sessions(migrated_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    return migrated_sessions
 
 
 def escalator(sessions: sessionmaker[Session], worker: str) -> Escalator:

@@ -2,21 +2,16 @@
 one worker at a time on PostgreSQL; the others skip it while it runs, and take it once it is free.
 On SQLite (one writer) every pass may run."""
 
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from centre_app import schema
-from monitoring_centre.storage import make_engine, one_worker_at_a_time
+from monitoring_centre.storage import one_worker_at_a_time
 
 
 @pytest.fixture
-def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    schema.upgrade(engine)
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
+def sessions(migrated_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    return migrated_sessions
 
 
 def test_a_second_worker_skips_the_pass_while_the_first_runs_it(sessions: sessionmaker[Session]) -> None:

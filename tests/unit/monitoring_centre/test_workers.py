@@ -1,16 +1,15 @@
 """Several centre workers: rendezvous assignment, membership and detection leases (`monitoring_centre/workers.py`)."""
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from centre_app import schema
 from monitoring_centre import workers
 from monitoring_centre.enrolment import DeviceRecord, enrol_home
-from monitoring_centre.storage import DetectionLease, make_engine
+from monitoring_centre.storage import DetectionLease
 from monitoring_centre.workers import LeaseKeeper, WorkerIdentity
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
@@ -18,11 +17,8 @@ A, A_AGAIN, B = WorkerIdentity("a", "00000001"), WorkerIdentity("a", "00000002")
 
 
 @pytest.fixture
-def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    schema.upgrade(engine)
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
+def sessions(migrated_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    return migrated_sessions
 
 
 def enrol(sessions: sessionmaker[Session], homes: int) -> list[int]:
