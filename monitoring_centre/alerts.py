@@ -107,8 +107,16 @@ def raise_alert(
     """Open an alert, or count a repeat on the one already open for this condition.
 
     `detail` is the detection engine's explanation (thresholds, baseline, window); it is
-    kept on the alert when it opens, and each repeat adds its evidence only."""
-    alert = active_alert(session, person_id, rule.rule, subject)
+    kept on the alert when it opens, and each repeat adds its evidence only.
+
+    The open alert is read locked (`FOR UPDATE`, freshly loaded), so two transactions counting a
+    repeat on it at once (two threads of a worker, or two workers during a takeover) count two: each
+    waits for the other's commit and adds to what it wrote, never to a stale count."""
+    alert = session.scalar(
+        select(Alert).where(Alert.person_id == person_id, Alert.rule == rule.rule, Alert.subject == subject,
+                            Alert.status.in_(ACTIVE))
+        .with_for_update().execution_options(populate_existing=True)
+    )
     if alert is not None:
         alert.repeat_count += 1
         alert.last_seen_at = max(alert.last_seen_at, at)
