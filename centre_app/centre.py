@@ -104,7 +104,11 @@ class Centre:
     - `PeriodicWorker` threads: the detection tick (`detection_tick_s`), retention (hourly by default),
       the InfluxDB export, the audit retry after a storage fault (5 s), and the escalator's three loops;
     - `_alerts_changed` is called by ingest, the tick and the API when alerts change: it tells the
-      consoles (`AlertFeed`, thread-safe) and wakes the escalator.
+      consoles (`AlertFeed`, thread-safe) and wakes the escalator;
+    - with several workers (`TELECARE_WORKER`, PostgreSQL): the lease keeper (`workers.LeaseKeeper`:
+      heartbeat, claim, renew, release), the detection queue's reader (`detection_queue.SharedDetection`),
+      and the change feed's listener (`change_feed`: the other workers' notices → `_changed_elsewhere`,
+      `detection.refresh`, `_changes_missed`).
     On stop the receiver stops first (its persistent sessions kept at the broker), then the timers.
     """
 
