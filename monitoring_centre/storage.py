@@ -378,7 +378,8 @@ def one_worker_at_a_time(session: Session, job: str) -> Iterator[bool]:
     try:
         yield mine
     finally:
-        if mine:
+        if mine:  # a session-level lock outlives a rollback: end whatever the block left, then unlock
+            session.rollback()
             session.connection().execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
             session.commit()
 
