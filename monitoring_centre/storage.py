@@ -368,7 +368,8 @@ def one_worker_at_a_time(session: Session, job: str) -> Iterator[bool]:
     such as starting escalations) now: on PostgreSQL, a session-level advisory lock keyed by the job's
     name, tried without waiting on `session`'s connection and released when the block ends; False when
     another worker holds it (skip this pass: the holder does the work). SQLite (one writer): always True.
-    Leaves `session`'s transaction open; commit or roll back inside the block as usual."""
+    Commit inside the block: when it ends (having held the lock) whatever it left uncommitted is rolled
+    back, then the lock released."""
     if session.get_bind().dialect.name != "postgresql":  # no connection taken: on SQLite it would begin a write
         yield True
         return

@@ -8,10 +8,7 @@ open streams end so their consoles refetch everything, and notices reach it agai
 The workers share the test broker with two client ids; nothing here goes through MQTT.
 """
 
-import json
-import queue
 import secrets
-import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
 from functools import partial
@@ -36,6 +33,7 @@ from monitoring_centre.enrolment import enrol_home
 from monitoring_centre.storage import make_engine, utc_now
 from tests.support import postgres
 from tests.support.centre import OPERATOR, centre_settings, enrol_test_homes, token
+from tests.support.live_stream import AlertStream
 from tests.support.waiting import wait_for
 
 ADMIN = ("admin-ann", "admin-password-" + secrets.token_hex(4))
@@ -44,46 +42,11 @@ MARKER = 999_999_999
 """An alert id no test raises, announced last: notices arrive in commit order."""
 
 
-class Stream:
-    """One console's live stream (`GET /api/v1/alerts/stream`), read on a thread: the alert-id
-    lists of its notices, and whether the centre ended it."""
-
-    def __init__(self, base_url: str, bearer: str) -> None:
-        self._lines: queue.Queue[str] = queue.Queue()
-        self._event = "message"
-        self.notices: list[list[int]] = []
-        self.opened = threading.Event()
-        self.ended = threading.Event()
-        threading.Thread(target=self._read, args=(base_url, bearer), daemon=True).start()
-        assert self.opened.wait(10), "the stream did not open"
-
-    def _read(self, base_url: str, bearer: str) -> None:
-        try:
-            with httpx.stream("GET", f"{base_url}/api/v1/alerts/stream", headers={"Authorization": f"Bearer {bearer}"},
-                              timeout=httpx.Timeout(10.0, read=None)) as response:
-                for line in response.iter_lines():
-                    if line.startswith("retry:"):
-                        self.opened.set()
-                    self._lines.put(line)
-        finally:
-            self.ended.set()
-
-    def heard(self, alert_id: int) -> bool:
-        """Reads what has arrived; whether a notice names `alert_id`."""
-        while not self._lines.empty():
-            line = self._lines.get_nowait()
-            if line.startswith("event: "):
-                self._event = line[7:]
-            elif line.startswith("data: ") and self._event == "message":
-                self.notices.append(json.loads(line[6:])["alert_ids"])
-            elif line == "":
-                self._event = "message"
-        return any(alert_id in notice for notice in self.notices)
-
-    def times(self, alert_id: int) -> int:
-        """Reads what has arrived; how many notices name `alert_id`."""
-        self.heard(alert_id)
-        return sum(alert_id in notice for notice in self.notices)
+def open_console(base_url: str) -> AlertStream:
+    """An operator's console's live stream on `base_url`, open."""
+    stream = AlertStream(base_url, {"Authorization": f"Bearer {token(base_url)}"})
+    assert stream.opened.wait(10), "the stream did not open"
+    return stream
 
 
 class Heard:
@@ -141,7 +104,7 @@ def raise_on(centre: Centre, person_id: int, hub_id: str, *, publish: bool = Tru
 def test_an_alert_raised_and_acknowledged_on_one_worker_reaches_a_console_on_the_other_once_a_change(
         workers: tuple[Centre, Centre, dict[str, int]]) -> None:
     first, second, people = workers
-    console = Stream(second.url, token(second.url))
+    console = open_console(second.url)
 
     raised = raise_on(first, people["hub-1"], "hub-1", publish=False)  # the commit alone tells
     wait_for(partial(console.heard, raised), timeout=10, what="worker 2's console to hear of the alarm")
@@ -183,7 +146,7 @@ def test_a_killed_listening_connection_reconnects_and_the_consoles_refetch(
     first, second, people = workers
     changes = second.changes
     assert isinstance(changes, change_feed.PostgresChanges)
-    console = Stream(second.url, token(second.url))
+    console = open_console(second.url)
     before = changes.backend_pid
 
     terminate(postgres_cluster, before)
@@ -193,7 +156,7 @@ def test_a_killed_listening_connection_reconnects_and_the_consoles_refetch(
     assert changes.backend_pid not in (None, before)
     assert console.ended.wait(10), "the open stream did not end, so its console would not refetch"
 
-    again = Stream(second.url, token(second.url))  # the console's reconnection
+    again = open_console(second.url)  # the console's reconnection
     raised = raise_on(first, people["hub-2"], "hub-2")
     wait_for(partial(again.heard, raised), timeout=10, what="worker 2's console to hear of an alarm after it")
 

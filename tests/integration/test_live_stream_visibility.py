@@ -2,9 +2,6 @@
 of everyone's, a nurse of her caseload's, a family member of the people who consented, and no
 one else even learns the id of another person's alert. Over a running centre, with real streams."""
 
-import json
-import queue
-import threading
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,40 +18,8 @@ from monitoring_centre.enrolment import enrol_home
 from monitoring_centre.storage import User, utc_now
 from tests.support.api_world import bearer, populate
 from tests.support.centre import centre_settings
+from tests.support.live_stream import AlertStream
 from tests.support.waiting import wait_for
-
-
-class Listener:
-    """One console's event stream, read on a thread: `notices` are the alert-id lists received."""
-
-    def __init__(self, base_url: str, headers: dict[str, str]) -> None:
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.notices: list[list[int]] = []
-        self.opened = threading.Event()
-        self._event = "message"  # the type of the event being read (SSE's default)
-        self._thread = threading.Thread(target=self._read, args=(base_url, headers), daemon=True)
-        self._thread.start()
-
-    def _read(self, base_url: str, headers: dict[str, str]) -> None:
-        timeout = httpx.Timeout(10.0, read=None)
-        with httpx.stream("GET", f"{base_url}/api/v1/alerts/stream", headers=headers, timeout=timeout) as response:
-            for line in response.iter_lines():
-                if line.startswith("retry:"):
-                    self.opened.set()
-                self.lines.put(line)
-
-    def heard(self, alert_id: int) -> bool:
-        """Takes in what has arrived; whether a notice with `alert_id` is among it. Events of
-        another type (`event: storage`) are not notices of alerts."""
-        while not self.lines.empty():
-            line = self.lines.get_nowait()
-            if line.startswith("event: "):
-                self._event = line[7:]
-            elif line.startswith("data: ") and self._event == "message":
-                self.notices.append(json.loads(line[6:])["alert_ids"])
-            elif line == "":
-                self._event = "message"
-        return any(alert_id in notice for notice in self.notices)
 
 
 def test_each_console_hears_only_of_the_alerts_its_user_may_see(
@@ -64,7 +29,7 @@ def test_each_console_hears_only_of_the_alerts_its_user_may_see(
     ada, bob = world.alerts["ada"], world.alerts["bob"]
     with CentreThread(centre):
         with httpx.Client(base_url=centre.url) as client:
-            listeners = {who: Listener(centre.url, bearer(client, who)) for who in ("operator", "nurse", "daughter")}
+            listeners = {who: AlertStream(centre.url, bearer(client, who)) for who in ("operator", "nurse", "daughter")}
         for listener in listeners.values():
             assert listener.opened.wait(10), "a stream did not open"
 
