@@ -366,23 +366,33 @@ READ_ONLY = "telecare_read_only"
 def one_worker_at_a_time(session: Session, job: str) -> Iterator[bool]:
     """Whether this worker may run `job` (a periodic pass that several workers must not run at once,
     such as starting escalations) now: on PostgreSQL, a session-level advisory lock keyed by the job's
-    name, tried without waiting on `session`'s connection and released when the block ends; False when
-    another worker holds it (skip this pass: the holder does the work). SQLite (one writer): always True.
-    Commit inside the block: when it ends (having held the lock) whatever it left uncommitted is rolled
-    back, then the lock released."""
-    if session.get_bind().dialect.name != "postgresql":  # no connection taken: on SQLite it would begin a write
+    name, tried without waiting and released when the block ends; False when another worker holds it
+    (skip this pass: the holder does the work). SQLite (one writer): always True.
+
+    The lock is held on a connection of its own, taken from `session`'s engine for the block, not on
+    `session`'s: a session hands its connection back to the pool at every commit or rollback, so a lock
+    taken there would stay with whichever pooled connection had it and be unlocked (or not) on another,
+    and every later pass of every worker would be skipped (found by the keyholder-mail test, which
+    waited seconds for a pass that was skipped). If the unlock fails, that connection is closed, which
+    ends the lock at the server."""
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":  # no connection taken: on SQLite it would begin a write
         yield True
         return
-    connection = session.connection()
     key = zlib.crc32(f"telecare:{job}".encode())
-    mine = bool(connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
-    try:
-        yield mine
-    finally:
-        if mine:  # a session-level lock outlives a rollback: end whatever the block left, then unlock
-            session.rollback()
-            session.connection().execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            session.commit()
+    with bind.connect() as holder:
+        mine = bool(holder.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
+        holder.commit()  # the lock is the session's, not the transaction's: nothing stays open
+        try:
+            yield mine
+        finally:
+            if mine:
+                try:
+                    holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    holder.commit()
+                except Exception:
+                    holder.invalidate()  # closed, not pooled: the server ends the lock with it
+                    raise
 
 
 def begin_read(session: Session) -> None:

@@ -4,6 +4,7 @@ On SQLite (one writer) every pass may run."""
 
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitoring_centre.storage import one_worker_at_a_time
@@ -24,3 +25,27 @@ def test_a_second_worker_skips_the_pass_while_the_first_runs_it(sessions: sessio
             assert other_job  # another job's lock is another lock
     with sessions() as later, one_worker_at_a_time(later, "start_escalations") as later_may:
         assert later_may  # released when the first pass ended
+
+
+def test_a_pass_leaves_no_lock_behind_whichever_connection_its_session_ends_on(
+        sessions: sessionmaker[Session]) -> None:
+    """A pass commits and rolls back inside its block, and each time its session hands its connection
+    back to the pool; meanwhile other threads take connections. After the passes, no lock is left held
+    for another worker to trip on."""
+    engine = sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("advisory locks are PostgreSQL's; SQLite has one writer")
+    for _ in range(6):
+        with sessions() as session, one_worker_at_a_time(session, "write_records") as mine:
+            assert mine
+            session.execute(text("SELECT 1"))
+            session.commit()  # the session's connection goes back to the pool...
+            other = engine.connect()  # ...and another thread takes it
+            other.execute(text("SELECT 1"))
+            session.execute(text("SELECT 1"))  # the session goes on, on another connection
+        other.close()
+    with engine.connect() as connection:
+        held = connection.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar()
+    assert held == 0
+    with sessions() as another_worker, one_worker_at_a_time(another_worker, "write_records") as may:
+        assert may
