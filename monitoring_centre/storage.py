@@ -380,7 +380,7 @@ def one_worker_at_a_time(session: Session, job: str) -> Iterator[bool]:
         yield True
         return
     key = zlib.crc32(f"telecare:{job}".encode())
-    with bind.connect() as holder:
+    with bind.engine.connect() as holder:
         mine = bool(holder.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
         holder.commit()  # the lock is the session's, not the transaction's: nothing stays open
         try:
