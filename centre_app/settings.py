@@ -80,8 +80,7 @@ class CentreSettings(BaseSettings):
         "worker's sessions while it is away: its turn of the stream waits there meanwhile (Mosquitto 2.0 keeps "
         "giving an absent member its turn), so a worker that never comes back stops taking it after this. The "
         "hubs resend what an expired session held (they keep every message until the centre's ack), so it never "
-        "loses a message; a restart within it resumes the session. A worker lost for good still stalls the "
-        "others' intake in our test: a known failure (docs/operating.md, \"Several workers\")")
+        "loses a message; a restart within it resumes the session (docs/operating.md, \"Several workers\")")
     worker_heartbeat_s: float = Field(default=2.0, gt=0, description="how often a worker beats and renews its "
                                       "detection leases")
     worker_lease_s: float = Field(default=10.0, gt=0, description="how long a lease lasts unrenewed: a "

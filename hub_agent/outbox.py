@@ -162,6 +162,9 @@ class Outbox:
         """Rows in flight to be handed out again (`requeue`), ahead of their lane's unsent rows."""
         self._swept = dict.fromkeys(Lane, 0)
         """Per lane, the row id up to which `requeue_gaps` has already looked since the last `release`."""
+        self._copies: dict[int, tuple[Lane, int]] = {}
+        """Rows handed out again (`_again`), each with its lane and that lane's cursor when the copy went:
+        rows above that cursor were sent after the copy (`requeue_gaps`)."""
         self._over_budget_logged = False
 
     # --- what callers see --------------------------------------------------------------
@@ -202,6 +205,7 @@ class Outbox:
                         "(SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?",
                         (lane, json.dumps(sorted(self._again)), limit - len(batch))).fetchall()
                     self._again.difference_update(seq for seq, *_ in again)
+                    self._copies.update((seq, (lane, self._cursor[lane])) for seq, *_ in again)
                     batch += [Pending(seq, lane, kind, device, message_id, bytes(payload))
                               for seq, kind, device, message_id, payload in again]
                     if len(batch) >= limit:
@@ -228,6 +232,8 @@ class Outbox:
                 (json.dumps(ids),)).fetchall()
             self._forget(sizes)
             self._again.difference_update(ids)
+            for seq in ids:
+                self._copies.pop(seq, None)
         return len(sizes)
 
     def acknowledge(self, message_ids: Iterable[str]) -> list[Settled]:
@@ -245,6 +251,8 @@ class Outbox:
             self._forget([(size,) for *_, size in rows])
             self._skip.difference_update(seq for seq, *_ in rows)
             self._again.difference_update(seq for seq, *_ in rows)
+            for seq, *_ in rows:
+                self._copies.pop(seq, None)
         return sorted((Settled(seq, Lane(lane), kind, message_id) for seq, lane, kind, message_id, _ in rows),
                       key=lambda settled: settled.row_id)
 
@@ -269,17 +277,26 @@ class Outbox:
         """The centre acknowledged row `acknowledged` of this lane: its rows in flight below it, not yet
         acknowledged, were lost on the way (the centre takes a lane in order), so hand them out again.
 
-        Each row is requeued this way at most once between two `release`s, so a row whose copy is on
-        its way is not requeued again by every later ack. Returns how many rows were requeued."""
+        A row is requeued this way once when a later row's ack first passes it, and again only when a
+        row sent after its copy is acknowledged while the copy is not: the copy was lost too. (With
+        several centre workers, a broker gives a dead worker's session its turn until that session
+        expires, and whatever it was given then is gone; before, a row was requeued at most once per
+        connection and such a row waited for the hub's next reconnect.) A copy that is merely on its way
+        is not requeued by acks of rows sent before it. Returns how many rows were requeued."""
         with self._lock:
+            rows: set[int] = set()
             low = self._swept[lane]
-            if acknowledged <= low:
-                return 0
-            rows = [seq for (seq,) in self._db.execute(
-                "SELECT seq FROM outbox WHERE lane = ? AND seq > ? AND seq < ? AND seq <= ?",
-                (lane, low, acknowledged, self._cursor[lane])) if seq not in self._skip]
+            if acknowledged > low:
+                rows.update(seq for (seq,) in self._db.execute(
+                    "SELECT seq FROM outbox WHERE lane = ? AND seq > ? AND seq < ? AND seq <= ?",
+                    (lane, low, acknowledged, self._cursor[lane])) if seq not in self._skip)
+                self._swept[lane] = min(acknowledged - 1, self._cursor[lane])  # rows above were not sent yet
+            overtaken = [seq for seq, (copy_lane, sent_before) in self._copies.items()
+                         if copy_lane == lane and sent_before < acknowledged and seq not in self._again]
+            for seq in overtaken:
+                del self._copies[seq]
+            rows.update(overtaken)
             self._again.update(rows)
-            self._swept[lane] = min(acknowledged - 1, self._cursor[lane])  # rows above were not sent yet
         return len(rows)
 
     def alarm_payloads(self) -> list[bytes]:
@@ -294,6 +311,7 @@ class Outbox:
             self._cursor = dict.fromkeys(Lane, 0)
             self._skip.clear()
             self._again.clear()
+            self._copies.clear()
             self._swept = dict.fromkeys(Lane, 0)
 
     def pending(self) -> int:

@@ -27,8 +27,9 @@ and, while the link is up, an alarm or other event whose ack is overdue, backing
 (`hub_agent.resend`). Readings and heartbeats have no timer: a timer over an hour's backlog
 would multiply it at the broker while the centre is down. They are kept until acknowledged
 too, and resent when the centre acknowledges a later one (the centre takes them in order,
-so an earlier one without an ack was lost on the way: `Outbox.requeue_gaps`), or after a
-reconnect or restart; heartbeats make sure a later one comes. A message may reach the
+so an earlier one without an ack was lost on the way: `Outbox.requeue_gaps`; a copy lost too is
+resent again once a reading sent after it is acknowledged), or after a reconnect or restart;
+heartbeats make sure a later one comes. A message may reach the
 centre more than once; it is never lost and never gets a new id.
 
 Acks arrive on the persistent session's subscription (QoS 1), so acks sent while the hub was

@@ -128,21 +128,40 @@ def test_what_the_centre_has_not_acknowledged_survives_a_restart(tmp_path: Path)
     second.close()
 
 
-def test_readings_below_an_acknowledged_one_are_resent_once_per_connection(outbox: Outbox) -> None:
-    """The centre takes readings in order: one acknowledged means those sent before it without an ack were lost."""
-    readings = [reading(n) for n in range(6)]
+def test_readings_below_an_acknowledged_one_are_resent_and_a_lost_copy_again(outbox: Outbox) -> None:
+    """The centre takes readings in order: one acknowledged means those sent before it without an ack were
+    lost. A copy is resent again only when a reading sent after it is acknowledged and the copy is not."""
+    readings = [reading(n) for n in range(7)]
     for message in readings[:5]:
         outbox.put(message)
     batch = outbox.next_batch(10)
     outbox.acknowledge([str(readings[0].id), str(readings[3].id)])
     assert outbox.requeue_gaps(Lane.ROUTINE, batch[3].row_id) == 2
-    assert ids(outbox.next_batch(10)) == [str(readings[1].id), str(readings[2].id)]
+    assert ids(outbox.next_batch(10)) == [str(readings[1].id), str(readings[2].id)]  # the copies
+    assert outbox.requeue_gaps(Lane.ROUTINE, batch[3].row_id) == 0  # that ack again: the copies are on their way
     outbox.put(readings[5])
     [newest] = outbox.next_batch(10)
-    outbox.acknowledge([str(readings[5].id)])
-    assert outbox.requeue_gaps(Lane.ROUTINE, newest.row_id) == 1  # reading 4; 1 and 2 are on their way already
-    assert ids(outbox.next_batch(10)) == [str(readings[4].id)]
+    outbox.acknowledge([str(readings[1].id), str(readings[5].id)])  # the copy of 1 came; of 2, not
+    assert outbox.requeue_gaps(Lane.ROUTINE, newest.row_id) == 2  # reading 4, and 2's copy was lost too
+    assert ids(outbox.next_batch(10)) == [str(readings[2].id), str(readings[4].id)]
+    assert outbox.requeue_gaps(Lane.ROUTINE, newest.row_id) == 0  # sent before these copies: no news of them
+    outbox.put(readings[6])
+    [last] = outbox.next_batch(10)
+    outbox.acknowledge([str(readings[2].id), str(readings[4].id)])  # both copies came
+    outbox.acknowledge([str(readings[6].id)])
+    assert outbox.requeue_gaps(Lane.ROUTINE, last.row_id) == 0
+    assert outbox.depth == 0
+
+
+def test_a_reconnect_starts_the_gap_search_afresh(outbox: Outbox) -> None:
+    readings = [reading(n) for n in range(4)]
+    for message in readings:
+        outbox.put(message)
+    batch = outbox.next_batch(10)
+    outbox.acknowledge([str(readings[3].id)])
+    assert outbox.requeue_gaps(Lane.ROUTINE, batch[3].row_id) == 3
+    outbox.next_batch(10)
     outbox.release()  # a reconnect starts afresh
-    assert outbox.requeue_gaps(Lane.ROUTINE, newest.row_id) == 0  # nothing in flight after a release
+    assert outbox.requeue_gaps(Lane.ROUTINE, batch[3].row_id) == 0  # nothing in flight after a release
     assert len(outbox.next_batch(10)) == 3
-    assert outbox.requeue_gaps(Lane.ROUTINE, newest.row_id) == 3
+    assert outbox.requeue_gaps(Lane.ROUTINE, batch[3].row_id) == 3

@@ -237,23 +237,28 @@ def test_what_was_acknowledged_before_a_restart_is_not_sent_again(tmp_path: Path
     second.outbox.close()
 
 
-def test_readings_the_centre_skipped_are_resent_once(uplink: Any) -> None:
-    """An ack for a later reading shows the earlier ones were lost (the centre takes readings in order)."""
+def test_readings_the_centre_skipped_are_resent_and_a_lost_copy_again(uplink: Any) -> None:
+    """An ack for a later reading shows the earlier ones were lost (the centre takes readings in order); a
+    copy is resent again only when a reading sent after it is acknowledged first (the copy was lost too)."""
     link, paho = uplink
-    levels = [reading() for _ in range(4)]
-    for level in levels[:3]:
+    levels = [reading() for _ in range(5)]
+    for level in levels[:4]:
         link.send(level)
     pump(link)
     puback_all(link, paho)
     ack(link, stored=[levels[2]])
     pump(link)
     pump(link)
-    assert sent_ids(paho) == [str(m.id) for m in (*levels[:3], *levels[:2])]
-    link.send(levels[3])
+    assert sent_ids(paho) == [str(m.id) for m in (*levels[:4], *levels[:2])]
+    ack(link, stored=[levels[3]])  # sent before the copies: the copies are on their way
     pump(link)
-    ack(link, stored=[levels[3]])
+    assert len(sent_ids(paho)) == 6, "not again while their copies are on their way"
+    link.send(levels[4])
     pump(link)
-    assert sent_ids(paho)[5:] == [str(levels[3].id)], "not again while their copies are on their way"
-    ack(link, stored=levels[:2])
+    ack(link, stored=[levels[4], levels[1]])  # sent after the copies; 0's copy did not come: lost too
     pump(link)
-    assert link.unacked == 0 and link.resent == 2
+    pump(link)
+    assert sent_ids(paho)[6:] == [str(levels[4].id), str(levels[0].id)]
+    ack(link, stored=[levels[0]])
+    pump(link)
+    assert link.unacked == 0 and link.resent == 3
