@@ -92,9 +92,15 @@ SESSION_SUFFIXES = {DATA: "", EVENTS: "-alarms", ALARM_TOPIC: "-alarm-topic"}
 SUBSCRIPTIONS = {DATA: (SUBSCRIPTION,), EVENTS: ALARM_SUBSCRIPTIONS, ALARM_TOPIC: (ALARM_SUBSCRIPTION,)}
 """What each session subscribes to (QoS 1)."""
 SHARE_GROUP = "telecare-centre"
-"""With several workers, each lane's subscriptions are MQTT 5 shared subscriptions in a share group
-of their own, `$share/telecare-centre-<lane>/<filter>` (`shared`): the broker gives each message of
-a lane to one of the workers' sessions of that lane."""
+"""With several workers, the bulk and event lanes' subscriptions are MQTT 5 shared subscriptions in a
+share group of their own, `$share/telecare-centre-<lane>/<filter>` (`shared`): the broker gives each
+message of such a lane to one of the workers' sessions of that lane."""
+SHARED_LANES = (DATA, EVENTS)
+"""The lanes shared between workers. The alarms topic is not: every worker's alarm-topic session takes
+every call for help, the first to commit stores it and the others drop their copies by its id (each
+acknowledges it to the hub; a second ack changes nothing there). So a call for help is never given to a
+worker that has just died, where it would wait for that worker's restart, its session's expiry or the
+hub's resend; calls for help are few, so storing each attempt twice costs little."""
 
 
 def shared(lane: str, topics: tuple[str, ...]) -> tuple[str, ...]:
@@ -204,7 +210,8 @@ class Receiver:
     go out on every broker, so a hub gets its ack on whichever broker it is on now; `client_id`: the
     stem of the sessions' client ids (one per session: all
     topics, events and status, alarms). `mqtt_v5`: False only for the demo's embedded broker.
-    `shared_subscriptions`: subscribe through MQTT 5 shared subscriptions (`shared`), one of several
+    `shared_subscriptions`: subscribe the bulk and event lanes through MQTT 5 shared subscriptions
+    (`shared`; the alarms topic stays unshared: `SHARED_LANES`), one of several
     workers, each with a `client_id` of its own (docs/operating.md, "Several workers").
     `session_expiry_s`: how long the broker keeps the sessions while this centre is away (MQTT 5
     Session Expiry Interval): a week for the only centre; a worker of several sets it short
@@ -247,7 +254,8 @@ class Receiver:
         self._mqtt_v5 = mqtt_v5
         self._session_expiry_s = session_expiry_s
         self._links = {(index, name): _Link(name, self._client(client_id + suffix, username, password),
-                                            shared(name, SUBSCRIPTIONS[name]) if shared_subscriptions
+                                            shared(name, SUBSCRIPTIONS[name])
+                                            if shared_subscriptions and name in SHARED_LANES
                                             else SUBSCRIPTIONS[name], index, address)
                        for index, address in enumerate(self.brokers) for name, suffix in SESSION_SUFFIXES.items()}
         for link in self._links.values():

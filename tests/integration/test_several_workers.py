@@ -360,7 +360,9 @@ def test_a_worker_killed_under_the_stream_loses_nothing_and_its_people_are_taken
           f"w1 restarted after {restarted_at:.1f} s")
     print(f"presses sent during the failover: {len(during)}, press -> alert max {max(during, default=0):.2f} s")
     print(stream.report("whole run, with the failover"))
-    assert max(during, default=0) < 60  # correctness only: every press counted, within the hubs' resends
+    # Every worker takes every call for help (the alarms topic is not shared), so a press waits only for
+    # the dead holder's lease to lapse and the takeover, never for the hub's resend or the restart.
+    assert max(during, default=0) < 2 * LEASE_S
 
 
 @pytest.mark.slow

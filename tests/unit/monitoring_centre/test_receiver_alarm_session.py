@@ -60,6 +60,19 @@ def receiver(sessions: sessionmaker[Session]) -> Receiver:
                     username="centre", password="not-used-here", client_id="centre")
 
 
+def test_with_several_workers_every_worker_takes_every_call_for_help(sessions: sessionmaker[Session]) -> None:
+    """Bulk and events are shared between the workers (the broker gives each message to one); the alarms
+    topic is not, so a call for help never waits in the session of a worker that has just died."""
+    worker = Receiver(Ingest(sessions, IngestMetrics(CollectorRegistry())), host="127.0.0.1", port=1,
+                      username="centre", password="not-used-here", client_id="centre-w1", shared_subscriptions=True)
+    assert {name: link.subscriptions for name, link in worker._links.items()} == {
+        (0, DATA): ("$share/telecare-centre-data/telecare/v1/hubs/+/+",),
+        (0, EVENTS): ("$share/telecare-centre-alarms/telecare/v1/hubs/+/events",
+                      "$share/telecare-centre-alarms/telecare/v1/hubs/+/status"),
+        (0, ALARM_TOPIC): ("telecare/v1/hubs/+/alarms",),
+    }
+
+
 def test_three_persistent_sessions_one_for_the_alarms_topic_only(sessions: sessionmaker[Session]) -> None:
     centre = receiver(sessions)
     links = centre._links
