@@ -74,7 +74,8 @@ class CentreSettings(BaseSettings):
                                "worker, as ever")
     mqtt_shared_subscriptions: bool = Field(default=False, description="subscribe through MQTT 5 shared "
                                             "subscriptions ($share/telecare-centre-<lane>/...), so that the broker "
-                                            "spreads messages over the workers; needs worker and mqtt_v5")
+                                            "spreads messages over the workers (calls for help go to every "
+                                            "worker, stored once); needs worker and mqtt_v5")
     worker_session_expiry_s: int = Field(
         default=60, ge=5, le=7 * 24 * 3600, description="with shared subscriptions, how long the broker keeps a "
         "worker's sessions while it is away: its turn of the stream waits there meanwhile (Mosquitto 2.0 keeps "
