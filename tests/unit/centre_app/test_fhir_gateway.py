@@ -557,7 +557,7 @@ def test_a_clinical_system_reads_a_record_step_by_step_over_http(database_url: s
         admin.add_fhir_client(session, client_id="epr-1", name="County hospital EPR", public_key=_public_pem(key),
                               scopes=["system/Patient.read", "system/Observation.read"], person_ids=None)
     try:
-        with served(app) as url, httpx.Client(base_url=url) as http:
+        with served(app) as url, httpx.Client(base_url=url, timeout=30) as http:  # a loaded machine: not a speed test
             statement = http.get("/fhir/metadata").json()
             token_url = statement["rest"][0]["security"]["extension"][0]["extension"][0]["valueUri"]
             assert token_url == f"{url}/fhir/token"
