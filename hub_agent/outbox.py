@@ -278,11 +278,10 @@ class Outbox:
         acknowledged, were lost on the way (the centre takes a lane in order), so hand them out again.
 
         A row is requeued this way once when a later row's ack first passes it, and again only when a
-        row sent after its copy is acknowledged while the copy is not: the copy was lost too. (With
+        row sent after its copy is acknowledged while the copy is not: the copy was lost too (with
         several centre workers, a broker gives a dead worker's session its turn until that session
-        expires, and whatever it was given then is gone; before, a row was requeued at most once per
-        connection and such a row waited for the hub's next reconnect.) A copy that is merely on its way
-        is not requeued by acks of rows sent before it. Returns how many rows were requeued."""
+        expires, and whatever it was given then is gone). A copy that is merely on its way is not
+        requeued by acks of rows sent before it. Returns how many rows were requeued."""
         with self._lock:
             rows: set[int] = set()
             low = self._swept[lane]
