@@ -24,7 +24,7 @@ policy or a contact never changes an escalation already running (Grafana OnCall)
 from dataclasses import dataclass
 from enum import StrEnum
 
-from detection.rules import ALARMS, RuleId
+from detection.rules import ALARMS, CLINICAL_REVIEW, RuleId
 from telecare_protocol import Priority
 
 
@@ -112,11 +112,7 @@ RULE_POLICIES: dict[str, Policy] = {
     RuleId.SPO2_LOW: CLINICAL_URGENT,
     RuleId.PULSE_HIGH: CLINICAL_URGENT,
     RuleId.PULSE_LOW: CLINICAL_URGENT,
-    RuleId.SPO2_TREND_SPC: NURSE_REVIEW,
-    RuleId.SPO2_TREND_SLOPE: NURSE_REVIEW,
-    RuleId.SPO2_VARIABILITY: NURSE_REVIEW,
-    RuleId.MISSED_MEASUREMENT: NURSE_REVIEW,
-    RuleId.NIGHT_TOILET_FREQUENCY: NURSE_REVIEW,
+    **dict.fromkeys(CLINICAL_REVIEW, NURSE_REVIEW),  # the nurses' review tasks (detection.rules.CLINICAL_REVIEW)
 }
 """Rules whose chain is not decided by priority alone: telehealth readings go to the
 community nurses, not only to the alarm operators."""

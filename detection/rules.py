@@ -263,6 +263,15 @@ ALARMS: frozenset[RuleId] = frozenset(of_kind(RuleKind.ALARM))
 """The help button (and pull cord) and the fall: always priority 1 and always escalated
 (`ALARM_FLOOR`). Their `enabled` and `priority` parameters are fixed at that floor
 (`defaults.py`), and `alerting/policy.py` always gives them a chain that reaches the operators."""
+CLINICAL_REVIEW: frozenset[RuleId] = frozenset({
+    RuleId.SPO2_TREND_SPC, RuleId.SPO2_TREND_SLOPE, RuleId.SPO2_VARIABILITY, RuleId.MISSED_MEASUREMENT,
+    RuleId.NIGHT_TOILET_FREQUENCY,
+})
+"""Rules whose alerts are the community nurses' review tasks, not alarm calls: slow changes over days
+and a missed scheduled measurement (COPD telemonitoring: trend alerts precede admissions by days; the
+domain brief's telehealth practice). `alerting/policy.py` sends them to the nurses only; the operators'
+queue (`monitoring_centre/calls.py`) and the answer-time KPIs (`monitoring_centre/kpis.py`) leave
+them out, so a review task is never answered, or counted, as a call."""
 if any(not PRIORITY_RANGES[e.kind].most_urgent <= e.priority <= PRIORITY_RANGES[e.kind].least_urgent
        for e in _ENTRIES):
     raise RuntimeError("a catalogue priority lies outside its rule family's PRIORITY_RANGES")

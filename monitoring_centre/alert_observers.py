@@ -45,6 +45,8 @@ class TransitionWritten:
     """One change of an alert's state, as `alerts.transition` wrote it."""
 
     alert_id: int
+    rule: str
+    """The rule that raised the alert (`detection.rules.RuleId` value)."""
     priority: int
     """The alert's priority when it changed (1 most urgent; a repeat can only raise it)."""
     before: "AlertState"
@@ -93,8 +95,9 @@ def written(session: Session, alert: Alert, before: "AlertState", after: "AlertS
                                .where(AlertTransition.alert_id == alert.id, AlertTransition.to_status == _OPEN))
     if raised_at is None:  # an alert with no `open` transition is none the centre raised
         return
-    change = TransitionWritten(alert_id=alert.id, priority=alert.priority, before=before, after=after, by=by,
-                               by_account=account_named(session, by), raised_at=raised_at, at=utc_now())
+    change = TransitionWritten(alert_id=alert.id, rule=alert.rule, priority=alert.priority, before=before,
+                               after=after, by=by, by_account=account_named(session, by), raised_at=raised_at,
+                               at=utc_now())
     innermost = session.get_nested_transaction() or session.get_transaction()
     pending: list[tuple[SessionTransaction | None, Callable[[], None]]] = session.info.setdefault(_PENDING, [])
     pending.extend((innermost, partial(observer, change)) for observer in observers)

@@ -1,8 +1,11 @@
-"""Calls: the operators' queue, one call per person with any active alert.
+"""Calls: the operators' queue, one call per person with any active alert that is not a nurse's
+review task (`detection.rules.CLINICAL_REVIEW`: a trend over days, a missed measurement, which the
+nurses review from their caseload and which no operator answers).
 
 A press and a fall from one person are one call, with two alerts; two people are two calls.
 A call is most urgent first (its most urgent alert's priority, 1 = emergency), then longest
-waiting (its earliest alert's `opened_at`).
+waiting (the earliest `opened_at` of its most urgent alerts: a help press made a minute ago by
+someone whose battery-low alert is two days old has waited a minute).
 
 One operator takes a call (`take`): every active alert of the person is marked with the
 operator's username and the time (`Alert.taken_by`, `taken_at`), so another operator sees who
@@ -25,6 +28,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from detection.rules import CLINICAL_REVIEW
 from monitoring_centre import audit
 from monitoring_centre.alerts import ACTIVE, AlertState, transition
 from monitoring_centre.storage import Alert, AlertTransition, Person, User, utc_now
@@ -53,7 +57,7 @@ class Call:
     priority: int
     """The most urgent of its alerts (1 emergency ... 5 restoral)."""
     opened_at: datetime
-    """When its earliest alert opened."""
+    """When the earliest of its most urgent alerts opened: how long the call has waited."""
     taken_by: str | None
     """The operator's username, or None when nobody has taken it."""
     taken_by_name: str | None
@@ -124,9 +128,10 @@ def group(session: Session, rows: Sequence[tuple[Alert, str]]) -> list[Call]:
     for person_id, alerts in by_person.items():
         alerts.sort(key=lambda alert: (alert.priority, alert.opened_at, alert.id))
         holder, taken_at = holders[person_id]
+        priority = min(a.priority for a in alerts)
         calls.append(Call(
-            person_id=person_id, person_name=names[person_id], priority=min(a.priority for a in alerts),
-            opened_at=min(a.opened_at for a in alerts), taken_by=holder,
+            person_id=person_id, person_name=names[person_id], priority=priority,
+            opened_at=min(a.opened_at for a in alerts if a.priority == priority), taken_by=holder,
             taken_by_name=shown.get(holder) if holder else None, taken_at=taken_at,
             alerts=tuple(CallAlert(a.id, a.rule, a.title, a.priority, a.status, a.opened_at, a.last_seen_at,
                                    a.repeat_count) for a in alerts)))
@@ -137,7 +142,8 @@ def group(session: Session, rows: Sequence[tuple[Alert, str]]) -> list[Call]:
 def active_calls(session: Session, visible: set[int] | None = None,
                  matching: CallFilter | None = None) -> list[Call]:
     """The calls of the people in `visible` (None: everyone), in queue order, filtered."""
-    query = select(Alert, Person.name).join(Person, Person.id == Alert.person_id).where(Alert.status.in_(ACTIVE))
+    query = (select(Alert, Person.name).join(Person, Person.id == Alert.person_id)
+             .where(Alert.status.in_(ACTIVE), Alert.rule.not_in(CLINICAL_REVIEW)))
     if visible is not None:
         query = query.where(Alert.person_id.in_(visible))
     rows = [(alert, name) for alert, name in session.execute(query)]
@@ -156,7 +162,8 @@ def call_of(session: Session, person_id: int) -> Call | None:
 
 
 def _active(session: Session, person_id: int) -> list[Alert]:
-    return list(session.scalars(select(Alert).where(Alert.person_id == person_id, Alert.status.in_(ACTIVE))
+    return list(session.scalars(select(Alert).where(Alert.person_id == person_id, Alert.status.in_(ACTIVE),
+                                                    Alert.rule.not_in(CLINICAL_REVIEW))
                                 .order_by(Alert.id).with_for_update()))
 
 

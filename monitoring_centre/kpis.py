@@ -4,7 +4,9 @@ accepted and the matter was resolved, with what outcome, and which calls need an
 
 Every definition, formula and edge case is in docs/kpis.md; in short:
 - a **call** is one alert raised in the window `[from, to)` (by the time of its `open`
-  transition, i.e. when it reached the centre); its repeats are the same call;
+  transition, i.e. when it reached the centre); its repeats are the same call. A nurse's review task
+  (`detection.rules.CLINICAL_REVIEW`: a trend over days, a missed measurement) is not a call: the
+  operators never see it in their queue, so it is left out;
 - it is **answered** by the first transition out of `open` that one of the centre's accounts
   made (`answers`): an operator acknowledging it, or resolving it straight away. The detection
   engine's all-clear and a responder's accept link answer nothing for the centre;
@@ -28,6 +30,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from detection.rules import CLINICAL_REVIEW
 from monitoring_centre.alert_observers import TransitionWritten, observe_transitions
 from monitoring_centre.alerts import AlertState
 from monitoring_centre.storage import Alert, AlertTransition, User
@@ -147,7 +150,7 @@ def read_calls(session: Session, start: datetime, end: datetime) -> list[Call]:
         .join(raised, and_(raised.alert_id == Alert.id, raised.to_status == AlertState.OPEN.value))
         .join(step, step.alert_id == Alert.id)
         .outerjoin(User, User.username == step.by)
-        .where(raised.at >= start, raised.at < end, step.at < end)
+        .where(raised.at >= start, raised.at < end, step.at < end, Alert.rule.not_in(CLINICAL_REVIEW))
         .order_by(Alert.id, step.at, step.id)
     )
     calls = []
@@ -332,7 +335,8 @@ class AnswerTimeMetrics:
     - `telecare_alert_answer_seconds`: to an operator's answer (`answers`);
     - `telecare_alert_accept_seconds`: to a responder accepting (`in_progress`);
     - `telecare_alert_resolve_seconds`: to its resolution (by anyone, the all-clear included).
-    The priority is the alert's when the transition was written. Buckets: `HISTOGRAM_BUCKETS_S`."""
+    The priority is the alert's when the transition was written. Buckets: `HISTOGRAM_BUCKETS_S`.
+    A nurse's review task (`CLINICAL_REVIEW`) is no call, as in `read_calls`: not observed."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         def histogram(name: str, what: str) -> Histogram:
@@ -344,6 +348,8 @@ class AnswerTimeMetrics:
         self.resolve = histogram("telecare_alert_resolve_seconds", "its resolution")
 
     def __call__(self, change: TransitionWritten) -> None:
+        if change.rule in CLINICAL_REVIEW:
+            return
         priority = str(change.priority)
         if answers(change.before, change.by_account):
             self.answer.labels(priority).observe(change.since_raised_s)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from alerting import keyholder_requests
 from centre_app.api.deps import Db, centre
 from centre_app.pages.rendering import page_roles, render
+from detection.rules import CLINICAL_REVIEW, RuleId
 from monitoring_centre import audit, own_record, person_settings, vital_series
 from monitoring_centre.access import visible_people
 from monitoring_centre.alerts import PLAIN_OUTCOMES
@@ -155,12 +156,35 @@ def reading_words(session: Session, person: Person, metric: Metric, whose: str, 
     return {"metric": metric.value, "sentence": sentence, "spread": spread, "level": level}
 
 
+REVIEW_WORDS = {
+    RuleId.SPO2_TREND_SPC: "{whose} oxygen readings have been lower than usual for {them} over the last few days",
+    RuleId.SPO2_TREND_SLOPE: "{whose} oxygen readings have been changing steadily over the last few days",
+    RuleId.SPO2_VARIABILITY: "{whose} oxygen readings have varied more than usual from day to day",
+    RuleId.MISSED_MEASUREMENT: "A planned oxygen measurement was not taken",
+    RuleId.NIGHT_TOILET_FREQUENCY: "More trips to the toilet at night than usual",
+}
+"""A nurse's review task (`CLINICAL_REVIEW`) in plain words for the person and their family: its title is
+the clinician's ("Daily mean 93.0 below the person's 7-day baseline ...")."""
+REVIEW_STATUS_WORDS = {"open": "The nurses will look at it.", "acknowledged": "The nurses are looking at it.",
+                       "in_progress": "The nurses are looking at it.", "resolved": "The nurses looked at it",
+                       "closed": "The nurses looked at it"}
+
+
 def alert_words(alert: Alert, now: datetime, zone: ZoneInfo, you: str = "you",
                 going: keyholder_requests.Going | None = None, own_responder: int | None = None) -> str:
     """"This morning at 10:14: Help button pressed. This was dealt with: someone came to see you."
     (`you`: "you" on the person's own page, their first name on the family's); while someone is
-    on the way, who (`going`; "You said you are going" to the responder who is, `own_responder`)."""
+    on the way, who (`going`; "You said you are going" to the responder who is, `own_responder`).
+    A nurse's review task in plain words (`REVIEW_WORDS`): "Yesterday at 12:58: Your oxygen readings
+    have been lower than usual for you over the last few days. The nurses will look at it."
+    """
     when = when_words(alert.opened_at, now, zone)
+    if alert.rule in CLINICAL_REVIEW:
+        whose, them = ("Your", "you") if you == "you" else (f"{you}'s", "them")
+        what = REVIEW_WORDS.get(RuleId(alert.rule), alert.title).format(whose=whose, them=them)
+        status = REVIEW_STATUS_WORDS.get(alert.status, "")
+        ending = "." if alert.status in ("resolved", "closed") else ""
+        return f"{when[:1].upper()}{when[1:]}: {what}. {status}{ending}"
     status = STATUS_WORDS.get(alert.status, "")
     if going is not None and alert.status in ("acknowledged", "in_progress"):
         status = ("You said you are going." if own_responder is not None and going.responder_id == own_responder

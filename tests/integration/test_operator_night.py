@@ -1,6 +1,7 @@
 """A night shift at the operator's workstation, in a real Chromium against a real server: alarms
 arrive live on the queue with their age coloured against the answer targets, a new priority 1
-alarm gives a tone and a banner, the sound is muted (and the mute logged), a call is taken (a
+alarm gives a tone and a banner (and again when it comes again, after the call was taken), the
+sound is muted (and the mute logged), a call is taken (a
 second operator sees who has it and cannot take it), the call screen shows the caller's record,
 why the alarm was raised in plain words, the script and the escalation so far, notes and
 actions are recorded, the alarms are acknowledged and resolved with outcomes, then found in the
@@ -154,6 +155,14 @@ def test_a_night_at_the_workstation(tmp_path: Path, browser_page: Any) -> None:
         assert page.locator("#script-steps li").count() >= 2
         assert page.locator("#escalation-log li").count() >= 1
         assert_accessible(page, "the call screen")
+
+        # Ada falls (or presses) again after Nina took the call: the same alarm, counted, and a banner and
+        # a tone again, saying who has the call: a person who calls again is never silent.
+        _raise(world, "ada", FALL)
+        page.locator("#cue", has_text="Came again: Ada Lovelace, Fall").wait_for(timeout=WAIT)
+        again = page.locator("#cue").inner_text()
+        assert "×2" in again and "the call is with Nina Patel" in again, again
+        assert page.locator("#cue").get_attribute("data-sounded") == "2"
 
         # The relief operator sees who has the call and cannot take it.
         relief_context = page.context.browser.new_context(viewport={"width": 1440, "height": 900})

@@ -53,13 +53,42 @@ def test_calls_are_most_urgent_first_then_longest_waiting(session: Session) -> N
     queue = calls.active_calls(session)
     assert [(c.person_name, c.priority) for c in queue] == [("Ada", 1), ("Cy", 1), ("Bob", 4)]
     assert [a.id for a in queue[0].alerts] == [fall.id, press.id, low.id]  # most urgent, then oldest
-    assert queue[0].opened_at == T0 + timedelta(minutes=0.5)
+    assert queue[0].opened_at == T0 + timedelta(minutes=1)  # its most urgent alerts' earliest: the fall
     transition(session, low, AlertState.RESOLVED, "olive", outcome="false_alarm")
     transition(session, fall, AlertState.ACKNOWLEDGED, "olive")
     queue = calls.active_calls(session, matching=calls.CallFilter(statuses=frozenset({"acknowledged"})))
     assert [c.person_name for c in queue] == ["Ada"] and len(queue[0].alerts) == 2
     assert calls.active_calls(session, visible={bob}) == calls.active_calls(session, matching=calls.CallFilter(
         priorities=frozenset({4})))
+
+
+def test_a_call_has_waited_since_its_most_urgent_alert_not_since_an_older_lesser_one(session: Session) -> None:
+    """A help press a minute old from someone whose battery-low alert is two days old has waited a minute,
+    and queues behind a press that has waited longer."""
+    ada, bob = person(session, "Ada"), person(session, "Bob")
+    alert(session, ada, RuleId.BATTERY_LOW, minutes=-2 * 24 * 60)
+    alert(session, ada, RuleId.PENDANT_ALARM, minutes=10)
+    alert(session, bob, RuleId.PENDANT_ALARM, minutes=5)
+    queue = calls.active_calls(session)
+    assert [(c.person_name, c.opened_at) for c in queue] == [("Bob", T0 + timedelta(minutes=5)),
+                                                              ("Ada", T0 + timedelta(minutes=10))]
+
+
+def test_a_nurses_review_task_is_no_call(session: Session) -> None:
+    """A trend over days or a missed measurement is for the nurses (`CLINICAL_REVIEW`): not in the
+    operators' queue, and taking the person's call for a press neither shows nor acknowledges it."""
+    ada, bob = person(session, "Ada"), person(session, "Bob")
+    trend = alert(session, ada, RuleId.SPO2_TREND_SLOPE, minutes=-24 * 60)
+    alert(session, bob, RuleId.MISSED_MEASUREMENT)
+    assert calls.active_calls(session) == []
+    assert calls.call_of(session, ada) is None
+    with pytest.raises(calls.NoCall):
+        calls.take(session, ada, operator(session, "olive"))
+    press = alert(session, ada, RuleId.PENDANT_ALARM, minutes=1)
+    [call] = calls.active_calls(session)
+    assert [a.id for a in call.alerts] == [press.id] and call.opened_at == T0 + timedelta(minutes=1)
+    calls.take(session, ada, session.scalars(select(User).where(User.username == "olive")).one())
+    assert press.status == AlertState.ACKNOWLEDGED and trend.status == AlertState.OPEN and trend.taken_by is None
 
 
 def test_one_operator_holds_a_call_and_only_they_release_it(session: Session) -> None:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from centre_app import schema
@@ -15,6 +17,7 @@ from monitoring_centre import alerts, kpis
 from monitoring_centre.alert_observers import TransitionWritten, observe_transitions
 from monitoring_centre.alerts import AlertState
 from monitoring_centre.enrolment import enrol_home
+from monitoring_centre.kpis import observe_answer_times
 from monitoring_centre.storage import Alert, AlertTransition, User, make_engine
 
 START = datetime(2025, 3, 3, tzinfo=UTC)
@@ -41,13 +44,13 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
 
 
 def call(session: Session, raised_at: datetime, steps: Sequence[tuple[float, AlertState, str]] = (),
-         priority: int = 1, outcome: str | None = None, repeats: int = 0) -> int:
+         priority: int = 1, outcome: str | None = None, repeats: int = 0, rule: str = "pendant_alarm") -> int:
     """An alert raised (its `open` transition) at `raised_at`, then each step: seconds after
     `raised_at`, the state it goes to, and who. Returns the alert's id."""
     state = AlertState.OPEN
     # A subject of its own: the centre keeps one active alert per person, rule and subject, and the
     # hand-built calls may be several still open at once.
-    alert = Alert(person_id=1, hub_id="hub-a", rule="pendant_alarm", subject=raised_at.isoformat(), title="Help",
+    alert = Alert(person_id=1, hub_id="hub-a", rule=rule, subject=raised_at.isoformat(), title="Help",
                   priority=priority,
                   status=state, opened_at=raised_at, last_seen_at=raised_at, repeat_count=repeats,
                   outcome=outcome, explanation={})
@@ -249,6 +252,28 @@ def test_the_window_defaults_to_the_last_7_days_and_refuses_backwards_or_overlon
             kpis.window(start, end, now)
         assert refused.value.bound == bound
     assert kpis.window(now - timedelta(days=400), now, now)[0] == now - timedelta(days=400)
+
+
+def test_a_nurses_review_task_is_no_call(sessions: sessionmaker[Session]) -> None:
+    """A trend over days (priority 3, as the catalogue has it) is the nurses' to review: the operators never
+    see it, so it is neither an alarm call against the targets nor an answer time in /metrics."""
+    registry = CollectorRegistry()
+    observe_answer_times(sessions, registry)
+    now = at(4, 12)
+    with sessions() as session, session.begin():
+        call(session, now - timedelta(seconds=30), [(20, ACK, OPERATOR)])
+        call(session, now - timedelta(hours=5), [(4 * 3600, ACK, OPERATOR)], priority=3, rule="spo2_trend_slope")
+        call(session, now - timedelta(hours=2), priority=3, rule="missed_measurement")
+        call(session, now - timedelta(seconds=10))
+    with sessions() as session:
+        report = kpis.report(kpis.read_calls(session, START, END), START, END, now=now)
+    assert (report.alarm_calls.alarms, report.alarm_calls.answered) == (2, 1)
+    with sessions() as session, session.begin():  # the open press and the open review task, answered now
+        for alert in session.scalars(select(Alert).where(Alert.status == AlertState.OPEN)):
+            alerts.transition(session, alert, ACK, OPERATOR)
+    answered = {sample.labels["priority"]: sample.value for metric in registry.collect() for sample in metric.samples
+                if sample.name == "telecare_alert_answer_seconds_count"}
+    assert answered == {"1": 1.0}
 
 
 def test_observers_hear_of_a_transition_only_once_it_is_committed(sessions: sessionmaker[Session]) -> None:

@@ -161,6 +161,29 @@ def test_the_person_and_family_read_the_outcome_in_plain_words(client: TestClien
         assert "say why" not in text and "no visit needed" not in text
 
 
+def test_a_nurses_review_task_reads_in_plain_words_to_the_person_and_family(client: TestClient) -> None:
+    """A trend alert's title is the clinician's ("Daily mean 93.0 below the person's 7-day baseline");
+    the person and their family read what it means and who looks at it."""
+    centre: CentreState = cast(FastAPI, client.app).state.centre
+    with centre.sessions() as session, session.begin():
+        ada = session.scalars(select(Person).where(Person.name == "Ada")).one()
+        daughter = session.scalars(select(User).where(User.username == "daughter")).one()
+        access.grant(session, daughter, ada, "consent")
+        alert = session.scalars(select(Alert).where(Alert.person_id == ada.id)).first()
+        assert alert is not None
+        alert.rule, alert.status = "spo2_trend_spc", "open"
+        alert.title = "Daily mean 93.0 below the person's 7-day baseline (94.7) on 2 of the last 3 days"
+    for username, page, whose, them in (("ada", "/me", "Your", "you"), ("daughter", "/family", "Ada's", "them")):
+        client.cookies.clear()
+        signed_in = client.post("/signin", data={"username": username, "password": PASSWORD, "next": ""},
+                                headers=SAME_SITE, follow_redirects=False)
+        assert signed_in.status_code == 303, signed_in.text
+        text = client.get(page).text.replace("&#39;", "'")
+        assert (f"{whose} oxygen readings have been lower than usual for {them} over the last few days. "
+                "The nurses will look at it.") in text
+        assert "7-day baseline" not in text and "The centre is dealing with it" not in text
+
+
 def test_the_resolve_form_says_what_the_note_needs_next_to_the_field(client: TestClient) -> None:
     signed_in = client.post("/signin", data={"username": "operator", "password": PASSWORD, "next": ""},
                             headers=SAME_SITE, follow_redirects=False)

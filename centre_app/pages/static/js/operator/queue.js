@@ -1,6 +1,7 @@
 // The operator's alarm queue (/operator): calls grouped by person from GET /api/v1/calls, each
 // one's waiting time coloured against the answer targets, a tone and a banner for each new
-// priority 1 or 2 alarm, live from the centre's stream; the queue greys out and a banner says so
+// priority 1 or 2 alarm, and again when such an alarm comes again (the person presses once more,
+// also after the call was taken), live from the centre's stream; the queue greys out and a banner says so
 // the moment the connection is lost. The call screen is `call.js`.
 import { getJson, onStorageHeader, send } from "./api.js";
 import { CallScreen } from "./call.js";
@@ -18,6 +19,7 @@ const CUE_PRIORITIES = new Set([1, 2]);
 
 let calls = [];
 let known = null;  // alert ids already on the queue (null until the first load: no cue for those)
+const repeats = new Map();  // alert id -> its repeat count when last read: a higher one is a cue
 let online = null;  // null until the stream first connects or fails: the first news always shows
 let storageFault = null;
 
@@ -179,11 +181,15 @@ function muted() {
   return sessionStorage.getItem(MUTE_KEY) === "true";
 }
 
-function cue(call, alert) {
+function cue(call, alert, again = false) {
   const box = $("#cue");
   const sound = muted() ? " (sound muted)" : "";
-  box.textContent = `New priority ${alert.priority} alarm: ${call.person_name}, ${alert.title}, ` +
-    `raised ${dateTime(alert.opened_at)}${sound}`;
+  const holder = call.taken_by_name ? `, the call is with ${call.taken_by_name}` : "";
+  box.textContent = again
+    ? `Came again: ${call.person_name}, ${alert.title} ×${alert.repeat_count + 1}, the last at ` +
+      `${dateTime(alert.last_seen_at)}${holder}${sound}`
+    : `New priority ${alert.priority} alarm: ${call.person_name}, ${alert.title}, ` +
+      `raised ${dateTime(alert.opened_at)}${sound}`;
   box.hidden = false;
   fresh.add(alert.id);
   if (!muted() && tone(alert.priority)) box.dataset.sounded = String(Number(box.dataset.sounded) + 1);
@@ -197,9 +203,13 @@ function noticeNew(list) {
     for (const call of list) {
       for (const alert of call.alerts) {
         if (!known.has(alert.id) && alert.status === "open" && CUE_PRIORITIES.has(alert.priority)) cue(call, alert);
+        else if (known.has(alert.id) && alert.repeat_count > (repeats.get(alert.id) ?? alert.repeat_count)
+                 && CUE_PRIORITIES.has(alert.priority)) cue(call, alert, true);
       }
     }
   }
+  repeats.clear();
+  for (const call of list) for (const alert of call.alerts) repeats.set(alert.id, alert.repeat_count);
   known = ids;
 }
 
