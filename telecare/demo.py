@@ -222,6 +222,13 @@ def _enrol_demo_home(centre: Centre, passwords: dict[Role, str]) -> None:
             person.gp_practice = "Orchard Surgery, 01632 960999 (simulated)"
             person.operator_notes = "Front door on Orchard Close; the porch light is on a timer; parking on the street"
             session.add(Responder(name="Centre operators", role="operator", active=True))
+            # The community nurse's team inbox: a trend or a missed measurement is e-mailed there
+            # (the nurse-review chain); without it the demo's review tasks reached nobody.
+            nurses = Responder(name=f"{ACCOUNTS[Role.NURSE].name} (community nursing team)", role="nurse", active=True)
+            session.add(nurses)
+            session.flush()
+            session.add(ContactPoint(responder_id=nurses.id, address="mailto:community.nurses@demo.invalid",
+                                     position=0))
             daughter = Responder(name=SUSAN, role="keyholder", active=True)
             session.add(daughter)
             session.flush()

@@ -108,6 +108,7 @@ def run_demo(tmp_path: Path, broker: str) -> None:
     assert "calls never answered (no operator acknowledged them): 2" in summary
     assert "review tasks waiting for the nurse: 2" in summary
     assert "keyholder messages sent: 0" in summary  # 20 s: the keyholder's turn comes after 3 minutes
+    assert "mail to community.nurses@demo.invalid: " in output  # the review tasks reach the nursing team
     assert "--keep-data" in summary
     assert "hub_offline" not in summary and "Hub offline" not in summary  # the stop itself is left out
 
