@@ -85,12 +85,14 @@ def recipients(session: Session, person: Person, audience: Audience) -> list[lis
 
 
 def recipient_of(session: Session, responder: Responder) -> Recipient:
-    """A responder with the contact points a channel sends to, in their own order: a `tel:` one
-    is a number for the operator to phone (shown on the call screen), never sent to."""
+    """A responder with the contact points a channel sends to, in their own order, and apart from
+    them the `tel:` ones: numbers for the operator to phone (shown on the call screen), never sent to."""
     addresses = session.scalars(select(ContactPoint.address).where(ContactPoint.responder_id == responder.id)
                                 .order_by(ContactPoint.position))
+    listed = list(addresses)
     return Recipient(responder_id=responder.id, name=responder.name, role=responder.role,
-                     addresses=tuple(address for address in addresses if not is_tel(address)))
+                     addresses=tuple(address for address in listed if not is_tel(address)),
+                     phones=tuple(address for address in listed if is_tel(address)))
 
 
 def chain_for(session: Session, person: Person, policy: Policy) -> EscalationChain:
@@ -212,6 +214,13 @@ def _run_step(session: Session, escalation: Escalation, alert: Alert, now: datet
         sent += _add(session, alert, now, None, CONSOLE_ADDRESS,
                      notification_reference(alert.id, occasion, NoContact.CONSOLE), NotificationPurpose.ESCALATION,
                      reason, None, status=NotificationStatus.SENT, detail="on the operators' alarm queue")
+    elif not step.reaches_anyone() and step.to_phone():
+        # Only numbers to phone (the emergency services' desk, a keyholder without e-mail): the step is the
+        # operators' to do, on their alarm queue, which names whom to phone.
+        sent += _add(session, alert, now, None, CONSOLE_ADDRESS,
+                     notification_reference(alert.id, occasion, NoContact.CONSOLE), NotificationPurpose.ESCALATION,
+                     reason, None, status=NotificationStatus.SENT,
+                     detail=f"on the operators' alarm queue: phone {'; '.join(step.to_phone())}")
     elif not step.reaches_anyone():
         # Nobody to tell at this step: say so in the log instead of skipping it silently.
         sent += _add(session, alert, now, None, "", notification_reference(alert.id, occasion, NoContact.NOBODY),

@@ -31,6 +31,10 @@ class Recipient(BaseModel):
     """The responder's role (`Responder.role`): keyholder, operator, nurse, emergency_services."""
     addresses: tuple[str, ...]
     """Apprise URLs or `mailto:` addresses, first choice first."""
+    phones: tuple[str, ...] = ()
+    """`tel:` contact points, first choice first: numbers for the operators to phone, never sent to. A
+    step whose recipients have only these becomes a task on the operators' alarm queue ("phone ...").
+    Empty in chains snapshotted before they were kept."""
 
 
 class ChainStep(BaseModel):
@@ -46,8 +50,13 @@ class ChainStep(BaseModel):
     addresses. A step that reaches nobody says so in the notification log."""
 
     def reaches_anyone(self) -> bool:
-        """Whether any recipient of this step has a contact point."""
+        """Whether any recipient of this step has a contact point a channel sends to."""
         return any(recipient.addresses for recipient in self.recipients)
+
+    def to_phone(self) -> tuple[str, ...]:
+        """"Name (number, number)" for each recipient with a number for the operators to phone."""
+        return tuple(f"{recipient.name} ({', '.join(phone.removeprefix('tel:') for phone in recipient.phones)})"
+                     for recipient in self.recipients if recipient.phones)
 
 
 class EscalationChain(BaseModel):
@@ -62,8 +71,9 @@ _STORED = TypeAdapter(list[ChainStep])
 
 
 def dump(chain: EscalationChain) -> list[dict[str, Any]]:
-    """The chain as stored in `Escalation.steps`: plain JSON values (enums as their strings)."""
-    return [step.model_dump(mode="json") for step in chain.steps]
+    """The chain as stored in `Escalation.steps`: plain JSON values (enums as their strings); a recipient's
+    `phones` only when it has some, so a chain without numbers keeps the shape stored before them."""
+    return [step.model_dump(mode="json", exclude_defaults=True) for step in chain.steps]  # no empty `phones`
 
 
 def load(raw: object) -> EscalationChain:

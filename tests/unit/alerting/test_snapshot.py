@@ -44,6 +44,17 @@ def test_a_stored_chain_reads_as_typed_steps_and_writes_back_unchanged() -> None
     assert [list(step) for step in snapshot.dump(chain)] == [["audience", "wait_s", "recipients"]] * 4
 
 
+
+def test_numbers_to_phone_are_kept_beside_the_addresses() -> None:
+    stored = [{"audience": "emergency_services", "wait_s": 600,
+               "recipients": [{"responder_id": 4, "name": "Ambulance desk", "role": "emergency_services",
+                               "addresses": [], "phones": ["tel:+441632960000"]}]}]
+    chain = snapshot.load(stored)
+    assert not chain.steps[0].reaches_anyone()
+    assert chain.steps[0].to_phone() == ("Ambulance desk (+441632960000)",)
+    assert snapshot.dump(chain) == stored
+
+
 def test_an_empty_chain_is_stored_as_an_empty_list() -> None:
     assert snapshot.dump(snapshot.EscalationChain()) == []
     assert snapshot.load([]).steps == ()

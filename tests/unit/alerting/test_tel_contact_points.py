@@ -6,14 +6,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerting import escalation
 from alerting.channels import Message, send, validate_address
 from alerting.escalation import recipient_of
+from alerting.notify import CONSOLE_ADDRESS
+from alerting.tables import Notification
 from centre_app import schema
 from monitoring_centre.caller_record import keyholders
-from monitoring_centre.storage import ContactPoint, Responder, make_engine
-from tests.support.alerting_home import enrol_keyholder_home
+from monitoring_centre.storage import Alert, ContactPoint, PersonContact, Responder, make_engine
+from tests.support.alerting_home import T0, enrol_keyholder_home, press
 
 
 @pytest.fixture
@@ -47,5 +51,23 @@ def test_the_operator_sees_the_number_and_the_escalation_leaves_it_out(session: 
     session.commit()
     kim = recipient_of(session, session.get_one(Responder, home.kim_id))
     assert kim.addresses and not any(address.startswith("tel:") for address in kim.addresses)
+    assert kim.phones == ("tel:07700900123",)
     shown = {phone.number for holder in keyholders(session, home.person_id) for phone in holder.phones}
     assert "07700900123" in shown
+
+
+def test_a_step_with_only_numbers_to_phone_is_the_operators_task_naming_whom(session: Session) -> None:
+    """Kim has only a phone number (and Lee is no longer a keyholder): her step is not "nobody could be told"
+    but a line on the operators' alarm queue saying whom to phone, and on which number."""
+    home = enrol_keyholder_home(session)
+    for point in session.scalars(select(ContactPoint).where(ContactPoint.responder_id == home.kim_id)):
+        session.delete(point)
+    session.add(ContactPoint(responder_id=home.kim_id, address="tel:07700900123", position=0))
+    session.delete(session.scalars(select(PersonContact).where(PersonContact.responder_id == home.lee_id)).one())
+    session.commit()
+    alert = session.get_one(Alert, press(session, home.person_id))
+    chain = escalation.start(session, alert, T0)
+    escalation.advance(session, chain, alert, T0)
+    [step] = session.scalars(select(Notification).where(Notification.alert_id == alert.id)).all()
+    assert (step.address, step.status) == (CONSOLE_ADDRESS, "sent")
+    assert step.detail == "on the operators' alarm queue: phone Kim (daughter) (07700900123)"
