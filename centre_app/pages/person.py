@@ -181,7 +181,8 @@ def alert_words(alert: Alert, now: datetime, zone: ZoneInfo, you: str = "you",
     when = when_words(alert.opened_at, now, zone)
     if alert.rule in CLINICAL_REVIEW:
         whose, them = ("Your", "you") if you == "you" else (f"{you}'s", "them")
-        what = REVIEW_WORDS.get(RuleId(alert.rule), alert.title).format(whose=whose, them=them)
+        words = REVIEW_WORDS.get(RuleId(alert.rule))
+        what = words.format(whose=whose, them=them) if words is not None else alert.title
         status = REVIEW_STATUS_WORDS.get(alert.status, "")
         ending = "." if alert.status in ("resolved", "closed") else ""
         return f"{when[:1].upper()}{when[1:]}: {what}. {status}{ending}"

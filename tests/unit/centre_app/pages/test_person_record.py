@@ -18,7 +18,8 @@ from alerting.acceptance import accept_token, link_key
 from alerting.tables import Notification
 from centre_app.api.consent import NOT_FOUND
 from centre_app.api.deps import CentreState
-from centre_app.pages.person import ACTION_WORDS
+from centre_app.pages.person import ACTION_WORDS, REVIEW_WORDS
+from detection.rules import CLINICAL_REVIEW
 from monitoring_centre import access, teams
 from monitoring_centre.alerts import ALL_CLEAR, OUTCOMES, PLAIN_OUTCOMES
 from monitoring_centre.own_record import Look, group_looks
@@ -164,6 +165,7 @@ def test_the_person_and_family_read_the_outcome_in_plain_words(client: TestClien
 def test_a_nurses_review_task_reads_in_plain_words_to_the_person_and_family(client: TestClient) -> None:
     """A trend alert's title is the clinician's ("Daily mean 93.0 below the person's 7-day baseline");
     the person and their family read what it means and who looks at it."""
+    assert set(REVIEW_WORDS) == CLINICAL_REVIEW  # every review task has its plain words
     centre: CentreState = cast(FastAPI, client.app).state.centre
     with centre.sessions() as session, session.begin():
         ada = session.scalars(select(Person).where(Person.name == "Ada")).one()
