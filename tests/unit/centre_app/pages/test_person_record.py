@@ -4,7 +4,7 @@ grouped, 20 groups a page with "Show older"; each viewer once with all their rea
 
 import ast
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import cast
@@ -143,7 +143,8 @@ def test_outcomes_have_a_staff_label_and_a_plain_phrase_without_instructions() -
         assert "(" not in words and "say why" not in words
 
 
-def test_the_person_and_family_read_the_outcome_in_plain_words(client: TestClient) -> None:
+def _family_sees_adas_first_alert(client: TestClient, change: Callable[[Alert], None]) -> None:
+    """Ada consents to her daughter seeing her record, and her first alert is made what the test needs."""
     centre: CentreState = cast(FastAPI, client.app).state.centre
     with centre.sessions() as session, session.begin():
         ada = session.scalars(select(Person).where(Person.name == "Ada")).one()
@@ -151,13 +152,24 @@ def test_the_person_and_family_read_the_outcome_in_plain_words(client: TestClien
         access.grant(session, daughter, ada, "consent")
         alert = session.scalars(select(Alert).where(Alert.person_id == ada.id)).first()
         assert alert is not None
+        change(alert)
+
+
+def _page_of(client: TestClient, username: str, page: str) -> str:
+    client.cookies.clear()
+    signed_in = client.post("/signin", data={"username": username, "password": PASSWORD, "next": ""},
+                            headers=SAME_SITE, follow_redirects=False)
+    assert signed_in.status_code == 303, signed_in.text
+    return str(client.get(page).text)
+
+
+def test_the_person_and_family_read_the_outcome_in_plain_words(client: TestClient) -> None:
+    def resolved(alert: Alert) -> None:
         alert.status, alert.outcome = "resolved", "resolved_by_call"
+
+    _family_sees_adas_first_alert(client, resolved)
     for username, page, you in (("ada", "/me", "you"), ("daughter", "/family", "Ada")):
-        client.cookies.clear()
-        signed_in = client.post("/signin", data={"username": username, "password": PASSWORD, "next": ""},
-                                headers=SAME_SITE, follow_redirects=False)
-        assert signed_in.status_code == 303, signed_in.text
-        text = client.get(page).text
+        text = _page_of(client, username, page)
         assert f"This was dealt with: someone spoke to {you}; no visit was needed." in text
         assert "say why" not in text and "no visit needed" not in text
 
@@ -166,21 +178,14 @@ def test_a_nurses_review_task_reads_in_plain_words_to_the_person_and_family(clie
     """A trend alert's title is the clinician's ("Daily mean 93.0 below the person's 7-day baseline");
     the person and their family read what it means and who looks at it."""
     assert set(REVIEW_WORDS) == CLINICAL_REVIEW  # every review task has its plain words
-    centre: CentreState = cast(FastAPI, client.app).state.centre
-    with centre.sessions() as session, session.begin():
-        ada = session.scalars(select(Person).where(Person.name == "Ada")).one()
-        daughter = session.scalars(select(User).where(User.username == "daughter")).one()
-        access.grant(session, daughter, ada, "consent")
-        alert = session.scalars(select(Alert).where(Alert.person_id == ada.id)).first()
-        assert alert is not None
+
+    def a_trend(alert: Alert) -> None:
         alert.rule, alert.status = "spo2_trend_spc", "open"
         alert.title = "Daily mean 93.0 below the person's 7-day baseline (94.7) on 2 of the last 3 days"
+
+    _family_sees_adas_first_alert(client, a_trend)
     for username, page, whose, them in (("ada", "/me", "Your", "you"), ("daughter", "/family", "Ada's", "them")):
-        client.cookies.clear()
-        signed_in = client.post("/signin", data={"username": username, "password": PASSWORD, "next": ""},
-                                headers=SAME_SITE, follow_redirects=False)
-        assert signed_in.status_code == 303, signed_in.text
-        text = client.get(page).text.replace("&#39;", "'")
+        text = _page_of(client, username, page).replace("&#39;", "'")
         assert (f"{whose} oxygen readings have been lower than usual for {them} over the last few days. "
                 "The nurses will look at it.") in text
         assert "7-day baseline" not in text and "The centre is dealing with it" not in text
