@@ -1,8 +1,8 @@
 // The operator's alarm queue (/operator): calls grouped by person from GET /api/v1/calls, each
 // one's waiting time coloured against the answer targets, a tone and a banner for each new
 // priority 1 or 2 alarm, and again when such an alarm comes again (the person presses once more,
-// also after the call was taken), live from the centre's stream; the queue greys out and a banner says so
-// the moment the connection is lost. The call screen is `call.js`.
+// also after the call was taken), live from the centre's stream; the queue greys out and a banner
+// says so the moment the connection is lost. The call screen is `call.js`.
 import { getJson, onStorageHeader, send } from "./api.js";
 import { CallScreen } from "./call.js";
 import { age, band, dateTime, element, priorityWords, secondsSince, statusWords, time } from "./format.js";
