@@ -62,11 +62,14 @@ class ResponderOut(BaseModel):
     name: str
     role: str
     contact_points: list[str]
+    """Every contact point as entered, in its order: the addresses messages go to and the `tel:` numbers
+    the operators phone (`alerting.escalation.recipient_of` tells them apart)."""
 
 
 def _out(session: Session, responder: Responder) -> ResponderOut:
-    addresses = recipient_of(session, responder).addresses
-    return ResponderOut(id=responder.id, name=responder.name, role=responder.role, contact_points=list(addresses))
+    points = session.scalars(select(ContactPoint.address).where(ContactPoint.responder_id == responder.id)
+                             .order_by(ContactPoint.position))
+    return ResponderOut(id=responder.id, name=responder.name, role=responder.role, contact_points=list(points))
 
 
 @router.get("/responders")
@@ -233,7 +236,7 @@ def send_test(request: Request, responder_id: RowId, user: AdminOrOperator, sess
     responder = session.get(Responder, responder_id)
     if responder is None:
         raise refuse(request, session, user, status.HTTP_404_NOT_FOUND, "no such responder", None, "none")
-    addresses = _out(session, responder).contact_points
+    addresses = list(recipient_of(session, responder).addresses)  # a `tel:` number is phoned, never sent to
     with _reserving:
         wait_s = _test_wait_s(session, centre, responder_id, utc_now())
         if wait_s is not None:

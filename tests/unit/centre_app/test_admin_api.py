@@ -244,7 +244,16 @@ def test_a_responder_is_changed_with_before_and_after_and_a_nominated_keyholder_
         "name": "Kim Hughes", "role": "keyholder", "contact_points": ["sms:+447700900123", "mailto:kim@family.test"]})
     assert changed.status_code == 200, changed.text
     assert changed.json()["contact_points"] == ["sms:+447700900123", "mailto:kim@family.test"]
-    [row] = audit_rows(client, "change_responder")
+    phoned = client.put(f"/api/v1/responders/{kim['id']}", headers=admin, json={
+        "name": "Kim Hughes", "role": "keyholder",
+        "contact_points": ["sms:+447700900123", "tel:07700900123", "mailto:kim@family.test"]})
+    assert phoned.json()["contact_points"] == ["sms:+447700900123", "tel:07700900123", "mailto:kim@family.test"]
+    [listed] = [r for r in client.get("/api/v1/responders", headers=admin).json() if r["id"] == kim["id"]]
+    assert listed["contact_points"] == phoned.json()["contact_points"]  # the number to phone is shown too
+    assert client.put(f"/api/v1/responders/{kim['id']}", headers=admin, json={
+        "name": "Kim Hughes", "role": "keyholder",
+        "contact_points": ["sms:+447700900123", "mailto:kim@family.test"]}).status_code == 200
+    row = audit_rows(client, "change_responder")[0]
     assert json.loads(row.detail) == {
         "responder": kim["id"],
         "before": {"name": "Kim", "role": "keyholder", "contact_points": ["mailto:kim@family.test"]},
@@ -258,7 +267,7 @@ def test_a_responder_is_changed_with_before_and_after_and_a_nominated_keyholder_
     assert moved.status_code == 409 and "1 people have Kim Hughes as a keyholder" in moved.json()["detail"]
     assert client.put("/api/v1/responders/999999", headers=admin, json={
         "name": "X", "role": "keyholder", "contact_points": []}).status_code == 404
-    assert len(audit_rows(client, "change_responder")) == 1  # refusals changed nothing
+    assert len(audit_rows(client, "change_responder")) == 3  # refusals changed nothing
 
 
 def test_a_retired_responder_leaves_every_keyholder_list_and_is_never_called_again(

@@ -83,6 +83,19 @@ def test_a_test_message_to_an_internal_address_is_not_sent(api: Api) -> None:
             listener.accept()  # nobody connected
 
 
+def test_a_number_to_phone_gets_no_test_message(api: Api) -> None:
+    """A `tel:` contact point is shown in the list, but it is the operators' to phone: no channel sends to it,
+    so a test message leaves it out instead of reporting a failure."""
+    client = api[0]
+    kim = responder(api, "Kim", "tel:07700900123", "json://127.0.0.1:9/hook")
+    admin = bearer(client, ADMIN)
+    [listed] = client.get("/api/v1/responders", headers=admin).json()
+    assert listed["contact_points"] == ["tel:07700900123", "json://127.0.0.1:9/hook"]
+    answer = client.post(f"/api/v1/responders/{kim}/test", headers=admin)
+    assert answer.status_code == 200, answer.text
+    assert [result["address"] for result in answer.json()] == ["json://127.0.0.1:9/hook"]
+
+
 def test_test_messages_are_limited_per_responder_and_in_all(api: Api) -> None:
     client, centre = api
     admin = bearer(client, ADMIN)
