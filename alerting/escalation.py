@@ -84,12 +84,16 @@ def recipients(session: Session, person: Person, audience: Audience) -> list[lis
     return [[recipient_of(session, responder) for responder in responders]]
 
 
+def contact_points(session: Session, responder_id: int) -> list[str]:
+    """A responder's contact points as entered, in their own order (`tel:` numbers among them)."""
+    return list(session.scalars(select(ContactPoint.address).where(ContactPoint.responder_id == responder_id)
+                                .order_by(ContactPoint.position)))
+
+
 def recipient_of(session: Session, responder: Responder) -> Recipient:
     """A responder with the contact points a channel sends to, in their own order, and apart from
     them the `tel:` ones: numbers for the operator to phone (shown on the call screen), never sent to."""
-    addresses = session.scalars(select(ContactPoint.address).where(ContactPoint.responder_id == responder.id)
-                                .order_by(ContactPoint.position))
-    listed = list(addresses)
+    listed = contact_points(session, responder.id)
     return Recipient(responder_id=responder.id, name=responder.name, role=responder.role,
                      addresses=tuple(address for address in listed if not is_tel(address)),
                      phones=tuple(address for address in listed if is_tel(address)))
@@ -214,18 +218,20 @@ def _run_step(session: Session, escalation: Escalation, alert: Alert, now: datet
         sent += _add(session, alert, now, None, CONSOLE_ADDRESS,
                      notification_reference(alert.id, occasion, NoContact.CONSOLE), NotificationPurpose.ESCALATION,
                      reason, None, status=NotificationStatus.SENT, detail="on the operators' alarm queue")
-    elif not step.reaches_anyone() and step.to_phone():
-        # Only numbers to phone (the emergency services' desk, a keyholder without e-mail): the step is the
-        # operators' to do, on their alarm queue, which names whom to phone.
-        sent += _add(session, alert, now, None, CONSOLE_ADDRESS,
-                     notification_reference(alert.id, occasion, NoContact.CONSOLE), NotificationPurpose.ESCALATION,
-                     reason, None, status=NotificationStatus.SENT,
-                     detail=f"on the operators' alarm queue: phone {'; '.join(step.to_phone())}")
     elif not step.reaches_anyone():
-        # Nobody to tell at this step: say so in the log instead of skipping it silently.
-        sent += _add(session, alert, now, None, "", notification_reference(alert.id, occasion, NoContact.NOBODY),
-                     NotificationPurpose.ESCALATION, reason, None, status=NotificationStatus.FAILED,
-                     detail=f"no {audience} with a contact point")
+        if to_phone := step.to_phone():
+            # Only numbers to phone (the emergency services' desk, a keyholder without e-mail): the step is
+            # the operators' to do, on their alarm queue, which names whom to phone.
+            sent += _add(session, alert, now, None, CONSOLE_ADDRESS,
+                         notification_reference(alert.id, occasion, NoContact.CONSOLE),
+                         NotificationPurpose.ESCALATION, reason, None, status=NotificationStatus.SENT,
+                         detail=f"on the operators' alarm queue: phone {'; '.join(to_phone)}")
+        else:
+            # Nobody to tell at this step: say so in the log instead of skipping it silently.
+            sent += _add(session, alert, now, None, "",
+                         notification_reference(alert.id, occasion, NoContact.NOBODY),
+                         NotificationPurpose.ESCALATION, reason, None, status=NotificationStatus.FAILED,
+                         detail=f"no {audience} with a contact point")
     escalation.step += 1
     if escalation.step == len(chain.steps):
         escalation.step = 0

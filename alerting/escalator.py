@@ -299,19 +299,16 @@ class Escalator:
     def write_records(self, now: datetime) -> None:
         """Build the record's Bundles for new alert states and send the due ones: one worker at a time
         (with several workers, another's pass is skipped), so no state is built or sent twice."""
-        with self.sessions() as guard, one_worker_at_a_time(guard, "write_records") as mine:
-            if mine:
-                self._write_records(now)
-
-    def _write_records(self, now: datetime) -> None:
-        with self.sessions() as session:
+        with self.sessions() as session, one_worker_at_a_time(session, "write_records") as mine:
+            if not mine:
+                return
             patient_record.queue(session, now, send=self.settings.fhir_base_url is not None,
                                  allow_test_nhs_numbers=self.settings.allow_test_nhs_numbers)
             session.commit()
-        if self.settings.fhir_base_url is None:
-            return
-        for outcome in patient_record.send_due(self.sessions, self.settings.fhir_base_url, now):
-            self.metrics.records.labels(outcome=outcome).inc()
+            if self.settings.fhir_base_url is None:
+                return
+            for outcome in patient_record.send_due(self.sessions, self.settings.fhir_base_url, now):
+                self.metrics.records.labels(outcome=outcome).inc()
 
     def _accept_link_key(self) -> str:
         """The centre's accept-link key: read (or made, and committed) once per run, in a

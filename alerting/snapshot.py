@@ -55,7 +55,7 @@ class ChainStep(BaseModel):
 
     def to_phone(self) -> tuple[str, ...]:
         """"Name (number, number)" for each recipient with a number for the operators to phone."""
-        return tuple(f"{recipient.name} ({', '.join(phone.removeprefix('tel:') for phone in recipient.phones)})"
+        return tuple(f"{recipient.name} ({', '.join(phone.partition(':')[2] for phone in recipient.phones)})"
                      for recipient in self.recipients if recipient.phones)
 
 

@@ -92,12 +92,15 @@ class NamedRule(Protocol):
     def rule(self) -> str: ...
 
 
-def active_alert(session: Session, person_id: int, rule: str, subject: str) -> Alert | None:
-    return session.scalar(
-        select(Alert).where(
-            Alert.person_id == person_id, Alert.rule == rule, Alert.subject == subject, Alert.status.in_(ACTIVE)
-        )
+def active_alert(session: Session, person_id: int, rule: str, subject: str, *, locked: bool = False) -> Alert | None:
+    """The active alert of this condition, if any. `locked`: read `FOR UPDATE` and freshly loaded, so that
+    what the caller writes to it is never based on a count another transaction has since changed."""
+    query = select(Alert).where(
+        Alert.person_id == person_id, Alert.rule == rule, Alert.subject == subject, Alert.status.in_(ACTIVE)
     )
+    if locked:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.scalar(query)
 
 
 def raise_alert(
@@ -112,11 +115,7 @@ def raise_alert(
     The open alert is read locked (`FOR UPDATE`, freshly loaded), so two transactions counting a
     repeat on it at once (two threads of a worker, or two workers during a takeover) count two: each
     waits for the other's commit and adds to what it wrote, never to a stale count."""
-    alert = session.scalar(
-        select(Alert).where(Alert.person_id == person_id, Alert.rule == rule.rule, Alert.subject == subject,
-                            Alert.status.in_(ACTIVE))
-        .with_for_update().execution_options(populate_existing=True)
-    )
+    alert = active_alert(session, person_id, rule.rule, subject, locked=True)
     if alert is not None:
         alert.repeat_count += 1
         alert.last_seen_at = max(alert.last_seen_at, at)

@@ -33,6 +33,9 @@ from monitoring_centre import audit
 from monitoring_centre.alerts import ACTIVE, AlertState, transition
 from monitoring_centre.storage import Alert, AlertTransition, Person, User, utc_now
 
+_IN_A_CALL = (Alert.status.in_(ACTIVE), Alert.rule.not_in(CLINICAL_REVIEW))
+"""The alerts calls are made of: active, and not a nurse's review task."""
+
 
 @dataclass(frozen=True)
 class CallAlert:
@@ -142,8 +145,7 @@ def group(session: Session, rows: Sequence[tuple[Alert, str]]) -> list[Call]:
 def active_calls(session: Session, visible: set[int] | None = None,
                  matching: CallFilter | None = None) -> list[Call]:
     """The calls of the people in `visible` (None: everyone), in queue order, filtered."""
-    query = (select(Alert, Person.name).join(Person, Person.id == Alert.person_id)
-             .where(Alert.status.in_(ACTIVE), Alert.rule.not_in(CLINICAL_REVIEW)))
+    query = select(Alert, Person.name).join(Person, Person.id == Alert.person_id).where(*_IN_A_CALL)
     if visible is not None:
         query = query.where(Alert.person_id.in_(visible))
     rows = [(alert, name) for alert, name in session.execute(query)]
@@ -162,8 +164,7 @@ def call_of(session: Session, person_id: int) -> Call | None:
 
 
 def _active(session: Session, person_id: int) -> list[Alert]:
-    return list(session.scalars(select(Alert).where(Alert.person_id == person_id, Alert.status.in_(ACTIVE),
-                                                    Alert.rule.not_in(CLINICAL_REVIEW))
+    return list(session.scalars(select(Alert).where(Alert.person_id == person_id, *_IN_A_CALL)
                                 .order_by(Alert.id).with_for_update()))
 
 

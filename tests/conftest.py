@@ -67,22 +67,23 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return cluster.create_database(f"test_{next(_database_names)}")
 
 
-@pytest.fixture
-def migrated_sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    """Sessions on a fresh database of each backend, migrated to the newest schema (no rows)."""
-    engine = make_engine(database_url)
+def _migrated(url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(url)
     schema.upgrade(engine)
     yield sessionmaker(engine, expire_on_commit=False)
     engine.dispose()
+
+
+@pytest.fixture
+def migrated_sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a fresh database of each backend, migrated to the newest schema (no rows)."""
+    yield from _migrated(database_url)
 
 
 @pytest.fixture
 def sqlite_sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     """Sessions on a fresh SQLite database migrated to the newest schema, for tests of one backend."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'centre.db'}")
-    schema.upgrade(engine)
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
+    yield from _migrated(f"sqlite:///{tmp_path / 'centre.db'}")
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from alerting.channels import InternalTargets, Message, NotifySettings, SmtpSettings, send, validate_address
 from alerting.channels.targets import refusal
-from alerting.escalation import recipient_of
+from alerting.escalation import contact_points, recipient_of
 from alerting.policy import ROLE_OF_AUDIENCE
 from centre_app.api.deps import (
     Admin,
@@ -67,9 +67,8 @@ class ResponderOut(BaseModel):
 
 
 def _out(session: Session, responder: Responder) -> ResponderOut:
-    points = session.scalars(select(ContactPoint.address).where(ContactPoint.responder_id == responder.id)
-                             .order_by(ContactPoint.position))
-    return ResponderOut(id=responder.id, name=responder.name, role=responder.role, contact_points=list(points))
+    return ResponderOut(id=responder.id, name=responder.name, role=responder.role,
+                        contact_points=contact_points(session, responder.id))
 
 
 @router.get("/responders")

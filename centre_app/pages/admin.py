@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerting import policy
+from alerting.escalation import contact_points
 from centre_app.admin import DEVICE_KINDS, LOCATIONS
 from centre_app.api.deps import Db, RowId, refuse
 from centre_app.api.responders import RESPONDER_ROLES
@@ -31,7 +32,7 @@ from detection.defaults import DEFAULTS, Param, label, plain, words_for
 from detection.rules import CATALOGUE, RuleId
 from monitoring_centre import accounts, audit, call_scripts, caller_record, homes, person_settings, teams
 from monitoring_centre.roles import ROLES, Role
-from monitoring_centre.storage import ContactPoint, Person, PersonContact, Responder, RuleSetting, User, utc_now
+from monitoring_centre.storage import Person, PersonContact, Responder, RuleSetting, User, utc_now
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 AdminPage = Annotated[User, Depends(page_roles(Role.ADMIN))]
@@ -120,11 +121,6 @@ def _device_options() -> dict[str, Any]:
             "location_options": [(place, place.replace("_", " ")) for place in LOCATIONS]}
 
 
-def _addresses(session: Session, responder_id: int) -> list[str]:
-    return list(session.scalars(select(ContactPoint.address).where(ContactPoint.responder_id == responder_id)
-                                .order_by(ContactPoint.position)))
-
-
 @router.get("/people/{person_id}")
 def person(request: Request, person_id: RowId, user: AdminPage, session: Db) -> HTMLResponse:
     """One person: their caller record and service, hubs and devices, keyholders in order, rule
@@ -135,7 +131,7 @@ def person(request: Request, person_id: RowId, user: AdminPage, session: Db) -> 
     contacts = session.execute(select(PersonContact.position, Responder).join(
         Responder, Responder.id == PersonContact.responder_id).where(PersonContact.person_id == person_id)
         .order_by(PersonContact.position)).all()
-    keyholders = [Keyholder(position + 1, responder, _addresses(session, responder.id))
+    keyholders = [Keyholder(position + 1, responder, contact_points(session, responder.id))
                   for position, responder in contacts]
     responders = list(session.scalars(select(Responder).where(Responder.active.is_(True),
                                                               Responder.role == "keyholder")
@@ -189,7 +185,7 @@ def responders(request: Request, user: AdminPage, session: Db) -> HTMLResponse:
             select(PersonContact.responder_id, Person.name).join(Person, Person.id == PersonContact.person_id)
             .order_by(Person.name)):
         keyholder_for.setdefault(responder_id, []).append(name)
-    found = [(responder, _addresses(session, responder.id), keyholder_for.get(responder.id, []))
+    found = [(responder, contact_points(session, responder.id), keyholder_for.get(responder.id, []))
              for responder in session.scalars(select(Responder).order_by(Responder.active.desc(), Responder.role,
                                                                          Responder.name))]
     return render(request, user, "admin/responders.html", title="Responders", responders=found,

@@ -166,8 +166,8 @@ REVIEW_WORDS = {
 """A nurse's review task (`CLINICAL_REVIEW`) in plain words for the person and their family: its title is
 the clinician's ("Daily mean 93.0 below the person's 7-day baseline ...")."""
 REVIEW_STATUS_WORDS = {"open": "The nurses will look at it.", "acknowledged": "The nurses are looking at it.",
-                       "in_progress": "The nurses are looking at it.", "resolved": "The nurses looked at it",
-                       "closed": "The nurses looked at it"}
+                       "in_progress": "The nurses are looking at it.", "resolved": "The nurses looked at it.",
+                       "closed": "The nurses looked at it."}
 
 
 def alert_words(alert: Alert, now: datetime, zone: ZoneInfo, you: str = "you",
@@ -183,9 +183,7 @@ def alert_words(alert: Alert, now: datetime, zone: ZoneInfo, you: str = "you",
         whose, them = ("Your", "you") if you == "you" else (f"{you}'s", "them")
         words = REVIEW_WORDS.get(RuleId(alert.rule))
         what = words.format(whose=whose, them=them) if words is not None else alert.title
-        status = REVIEW_STATUS_WORDS.get(alert.status, "")
-        ending = "." if alert.status in ("resolved", "closed") else ""
-        return f"{when[:1].upper()}{when[1:]}: {what}. {status}{ending}"
+        return f"{when[:1].upper()}{when[1:]}: {what}. {REVIEW_STATUS_WORDS.get(alert.status, '')}"
     status = STATUS_WORDS.get(alert.status, "")
     if going is not None and alert.status in ("acknowledged", "in_progress"):
         status = ("You said you are going." if own_responder is not None and going.responder_id == own_responder

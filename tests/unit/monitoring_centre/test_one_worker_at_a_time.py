@@ -10,33 +10,28 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitoring_centre.storage import one_worker_at_a_time
 
 
-@pytest.fixture
-def sessions(migrated_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
-    return migrated_sessions
-
-
-def test_a_second_worker_skips_the_pass_while_the_first_runs_it(sessions: sessionmaker[Session]) -> None:
-    postgres = sessions.kw["bind"].dialect.name == "postgresql"
-    with sessions() as first, one_worker_at_a_time(first, "start_escalations") as first_may:
+def test_a_second_worker_skips_the_pass_while_the_first_runs_it(migrated_sessions: sessionmaker[Session]) -> None:
+    postgres = migrated_sessions.kw["bind"].dialect.name == "postgresql"
+    with migrated_sessions() as first, one_worker_at_a_time(first, "start_escalations") as first_may:
         assert first_may
-        with sessions() as second, one_worker_at_a_time(second, "start_escalations") as second_may:
+        with migrated_sessions() as second, one_worker_at_a_time(second, "start_escalations") as second_may:
             assert second_may is (not postgres)
-        with sessions() as other, one_worker_at_a_time(other, "write_records") as other_job:
+        with migrated_sessions() as other, one_worker_at_a_time(other, "write_records") as other_job:
             assert other_job  # another job's lock is another lock
-    with sessions() as later, one_worker_at_a_time(later, "start_escalations") as later_may:
+    with migrated_sessions() as later, one_worker_at_a_time(later, "start_escalations") as later_may:
         assert later_may  # released when the first pass ended
 
 
 def test_a_pass_leaves_no_lock_behind_whichever_connection_its_session_ends_on(
-        sessions: sessionmaker[Session]) -> None:
+        migrated_sessions: sessionmaker[Session]) -> None:
     """A pass commits and rolls back inside its block, and each time its session hands its connection
     back to the pool; meanwhile other threads take connections. After the passes, no lock is left held
     for another worker to trip on."""
-    engine = sessions.kw["bind"]
+    engine = migrated_sessions.kw["bind"]
     if engine.dialect.name != "postgresql":
         pytest.skip("advisory locks are PostgreSQL's; SQLite has one writer")
     for _ in range(6):
-        with sessions() as session, one_worker_at_a_time(session, "write_records") as mine:
+        with migrated_sessions() as session, one_worker_at_a_time(session, "write_records") as mine:
             assert mine
             session.execute(text("SELECT 1"))
             session.commit()  # the session's connection goes back to the pool...
@@ -47,5 +42,5 @@ def test_a_pass_leaves_no_lock_behind_whichever_connection_its_session_ends_on(
     with engine.connect() as connection:
         held = connection.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar()
     assert held == 0
-    with sessions() as another_worker, one_worker_at_a_time(another_worker, "write_records") as may:
+    with migrated_sessions() as another_worker, one_worker_at_a_time(another_worker, "write_records") as may:
         assert may

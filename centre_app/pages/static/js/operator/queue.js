@@ -18,8 +18,7 @@ const MUTE_KEY = "telecare-operator-muted";
 const CUE_PRIORITIES = new Set([1, 2]);
 
 let calls = [];
-let known = null;  // alert ids already on the queue (null until the first load: no cue for those)
-const repeats = new Map();  // alert id -> its repeat count when last read: a higher one is a cue
+let known = null;  // alert id -> its repeat count, as last read (null until the first load: no cue for those)
 let online = null;  // null until the stream first connects or fails: the first news always shows
 let storageFault = null;
 
@@ -198,19 +197,17 @@ function cue(call, alert, again = false) {
 }
 
 function noticeNew(list) {
-  const ids = new Set(list.flatMap((call) => call.alerts.map((a) => a.id)));
   if (known !== null) {
     for (const call of list) {
       for (const alert of call.alerts) {
-        if (!known.has(alert.id) && alert.status === "open" && CUE_PRIORITIES.has(alert.priority)) cue(call, alert);
-        else if (known.has(alert.id) && alert.repeat_count > (repeats.get(alert.id) ?? alert.repeat_count)
-                 && CUE_PRIORITIES.has(alert.priority)) cue(call, alert, true);
+        if (!CUE_PRIORITIES.has(alert.priority)) continue;
+        const before = known.get(alert.id);
+        if (before === undefined && alert.status === "open") cue(call, alert);
+        else if (before !== undefined && alert.repeat_count > before) cue(call, alert, true);
       }
     }
   }
-  repeats.clear();
-  for (const call of list) for (const alert of call.alerts) repeats.set(alert.id, alert.repeat_count);
-  known = ids;
+  known = new Map(list.flatMap((call) => call.alerts.map((a) => [a.id, a.repeat_count])));
 }
 
 // ---- the sound's mute, logged by the centre ---------------------------------------------------
