@@ -34,6 +34,7 @@ bench: setup
 	$(PYTHON) bench/alarm_received.py
 	$(PYTHON) bench/signin_flood.py
 	$(PYTHON) bench/escalation.py
+	$(PYTHON) bench/alarm_cost.py
 	$(PYTHON) bench/console.py
 	$(PYTHON) bench/ingest.py
 	$(PYTHON) bench/detect.py

@@ -68,20 +68,47 @@ def new_token() -> str:
     return secrets.token_hex(8)
 
 
-def recipients(session: Session, person: Person, audience: Audience) -> list[list[Recipient]]:
+def recipients(session: Session, person: Person, audience: Audience,
+               directory: "Directory | None" = None) -> list[list[Recipient]]:
     """The responders a step reaches, as one group per step: each keyholder is a step of
-    their own, in the person's order; every other audience is one step for all its members."""
+    their own, in the person's order; every other audience is one step for all its members.
+    `directory`: a pass's `Directory`, so that what it has read already is not read again."""
+    directory = directory or Directory(session)
     if audience == Audience.KEYHOLDERS:
         rows = session.execute(
             select(Responder).join(PersonContact, PersonContact.responder_id == Responder.id)
             .where(PersonContact.person_id == person.id, Responder.active)
             .order_by(PersonContact.position)
         ).scalars()
-        return [[recipient_of(session, responder)] for responder in rows] or [[]]
-    role = ROLE_OF_AUDIENCE[audience]
-    responders = session.scalars(select(Responder).where(Responder.role == role, Responder.active)
-                                 .order_by(Responder.id))
-    return [[recipient_of(session, responder) for responder in responders]]
+        return [[directory.recipient(responder)] for responder in rows] or [[]]
+    return [directory.of_role(ROLE_OF_AUDIENCE[audience])]
+
+
+class Directory:
+    """The responder directory as one pass reads it, in its one transaction: each role's active
+    responders and each responder's contact points are read once, however many chains the pass
+    snapshots (in a burst of alarms, a power cut in a village, they are the same for every alert)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._of_role: dict[str, list[Recipient]] = {}
+        self._recipient: dict[int, Recipient] = {}
+
+    def recipient(self, responder: Responder) -> Recipient:
+        """`recipient_of(responder)`, read once per pass."""
+        known = self._recipient.get(responder.id)
+        if known is None:
+            known = self._recipient[responder.id] = recipient_of(self.session, responder)
+        return known
+
+    def of_role(self, role: str) -> list[Recipient]:
+        """Every active responder of `role`, oldest first (a copy: the caller may keep it)."""
+        known = self._of_role.get(role)
+        if known is None:
+            responders = self.session.scalars(select(Responder).where(Responder.role == role, Responder.active)
+                                              .order_by(Responder.id))
+            known = self._of_role[role] = [self.recipient(responder) for responder in responders]
+        return list(known)
 
 
 def contact_points(session: Session, responder_id: int) -> list[str]:
@@ -99,24 +126,26 @@ def recipient_of(session: Session, responder: Responder) -> Recipient:
                      phones=tuple(address for address in listed if is_tel(address)))
 
 
-def chain_for(session: Session, person: Person, policy: Policy) -> EscalationChain:
+def chain_for(session: Session, person: Person, policy: Policy, directory: Directory | None = None) -> EscalationChain:
     """The chain with its responders and addresses resolved now, as it will run (stored with
     `snapshot.dump`)."""
+    directory = directory or Directory(session)
     return EscalationChain(steps=tuple(
         ChainStep(audience=step.audience, wait_s=step.wait_s, recipients=tuple(group))
-        for step in policy.steps for group in recipients(session, person, step.audience)
+        for step in policy.steps for group in recipients(session, person, step.audience, directory)
     ))
 
 
-def start(session: Session, alert: Alert, now: datetime) -> Escalation:
-    """Snapshot the chain for a newly opened alert. Idempotent: one escalation per alert."""
+def start(session: Session, alert: Alert, now: datetime, directory: Directory | None = None) -> Escalation:
+    """Snapshot the chain for a newly opened alert. Idempotent: one escalation per alert.
+    `directory`: the pass's, when it starts several (`Directory`)."""
     existing = session.scalar(select(Escalation).where(Escalation.alert_id == alert.id))
     if existing is not None:
         return existing
     person = session.get(Person, alert.person_id)
     service = person.service if person is not None else "monitored"
     policy = policy_for(alert.priority, service, alert.rule)
-    chain = chain_for(session, person, policy) if person is not None else EscalationChain()
+    chain = chain_for(session, person, policy, directory) if person is not None else EscalationChain()
     runs = bool(chain.steps)
     escalation = Escalation(
         alert_id=alert.id, policy=policy.name, steps=snapshot.dump(chain), cycles=policy.cycles, step=0, cycle=0,
@@ -204,34 +233,36 @@ def _run_step(session: Session, escalation: Escalation, alert: Alert, now: datet
     reason = f"{escalation.policy} chain {position}: {audience}; not acknowledged {elapsed} s after it opened"
     occasion = StepOccasion(cycle=escalation.cycle, step=escalation.step)
     operator_role = ROLE_OF_AUDIENCE[Audience.OPERATORS]
-    sent = []
+    planned = []
     for recipient in step.recipients:
         for index, address in enumerate(recipient.addresses):
             reference = notification_reference(alert.id, occasion, ToContact(recipient.responder_id, index))
             token_hash = None
             if accept_token is not None and recipient.role != operator_role:
                 _token, token_hash = accept_token(reference)
-            sent += _add(session, alert, now, recipient, address, reference, NotificationPurpose.ESCALATION, reason,
-                         token_hash)
+            planned.append(_planned(alert, now, recipient, address, reference, NotificationPurpose.ESCALATION,
+                                    reason, token_hash))
     if step.audience == Audience.OPERATORS:
         # The operators' own channel is the alarm queue, which has shown the alert since it opened.
-        sent += _add(session, alert, now, None, CONSOLE_ADDRESS,
-                     notification_reference(alert.id, occasion, NoContact.CONSOLE), NotificationPurpose.ESCALATION,
-                     reason, None, status=NotificationStatus.SENT, detail="on the operators' alarm queue")
+        planned.append(_planned(alert, now, None, CONSOLE_ADDRESS,
+                                notification_reference(alert.id, occasion, NoContact.CONSOLE),
+                                NotificationPurpose.ESCALATION, reason, None, status=NotificationStatus.SENT,
+                                detail="on the operators' alarm queue"))
     elif not step.reaches_anyone():
         if to_phone := step.to_phone():
             # Only numbers to phone (the emergency services' desk, a keyholder without e-mail): the step is
             # the operators' to do, on their alarm queue, which names whom to phone.
-            sent += _add(session, alert, now, None, CONSOLE_ADDRESS,
-                         notification_reference(alert.id, occasion, NoContact.CONSOLE),
-                         NotificationPurpose.ESCALATION, reason, None, status=NotificationStatus.SENT,
-                         detail=f"on the operators' alarm queue: phone {'; '.join(to_phone)}")
+            planned.append(_planned(alert, now, None, CONSOLE_ADDRESS,
+                                    notification_reference(alert.id, occasion, NoContact.CONSOLE),
+                                    NotificationPurpose.ESCALATION, reason, None, status=NotificationStatus.SENT,
+                                    detail=f"on the operators' alarm queue: phone {'; '.join(to_phone)}"))
         else:
             # Nobody to tell at this step: say so in the log instead of skipping it silently.
-            sent += _add(session, alert, now, None, "",
-                         notification_reference(alert.id, occasion, NoContact.NOBODY),
-                         NotificationPurpose.ESCALATION, reason, None, status=NotificationStatus.FAILED,
-                         detail=f"no {audience} with a contact point")
+            planned.append(_planned(alert, now, None, "",
+                                    notification_reference(alert.id, occasion, NoContact.NOBODY),
+                                    NotificationPurpose.ESCALATION, reason, None, status=NotificationStatus.FAILED,
+                                    detail=f"no {audience} with a contact point"))
+    sent = _keep(session, planned)
     escalation.step += 1
     if escalation.step == len(chain.steps):
         escalation.step = 0
@@ -318,12 +349,13 @@ def _notify_operators(session: Session, escalation: Escalation, alert: Alert, no
                       purpose: NotificationPurpose, reason: str, wait_s: int) -> list[Notification]:
     person = session.get(Person, alert.person_id)
     operators = recipients(session, person, Audience.OPERATORS)[0] if person is not None else []
-    sent = []
+    planned = []
     occasion = TimerOccasion(purpose=purpose, at=now)
     for operator in operators:
         for index, address in enumerate(operator.addresses):
             reference = notification_reference(alert.id, occasion, ToContact(operator.responder_id, index))
-            sent += _add(session, alert, now, operator, address, reference, purpose, reason, None)
+            planned.append(_planned(alert, now, operator, address, reference, purpose, reason, None))
+    sent = _keep(session, planned)
     escalation.due_at = now + timedelta(seconds=max(wait_s, 60))
     return sent
 
@@ -333,21 +365,30 @@ def _last_wait(escalation: Escalation) -> int:
     return chain.steps[-1].wait_s if chain.steps else 300
 
 
-def _add(session: Session, alert: Alert, now: datetime, recipient: Recipient | None, address: str,
-         reference: str, purpose: NotificationPurpose, reason: str, token_hash: str | None, *,
-         status: NotificationStatus = NotificationStatus.PENDING, detail: str = "") -> list[Notification]:
-    if session.scalar(select(Notification.id).where(Notification.reference == reference)) is not None:
-        return []  # this step already ran (a retried pass): never send it twice
-    notification = Notification(
+def _planned(alert: Alert, now: datetime, recipient: Recipient | None, address: str, reference: str,
+             purpose: NotificationPurpose, reason: str, token_hash: str | None, *,
+             status: NotificationStatus = NotificationStatus.PENDING, detail: str = "") -> Notification:
+    """A notification to write (`_keep`), not yet in the session."""
+    return Notification(
         alert_id=alert.id, responder_id=recipient.responder_id if recipient else None,
         responder_name=recipient.name if recipient else "", address=address, reference=reference,
         purpose=purpose, reason=reason, status=status, attempts=0,
         next_attempt_at=now if status == NotificationStatus.PENDING else None, detail=detail, created_at=now,
         accept_token_hash=token_hash,
     )
-    session.add(notification)
+
+
+def _keep(session: Session, planned: list[Notification]) -> list[Notification]:
+    """Write the `planned` notifications whose reference is not written yet (a retried pass: a step is
+    never sent twice), with one query and one flush for them all. Returns those written."""
+    if not planned:
+        return []
+    written = set(session.scalars(select(Notification.reference).where(
+        Notification.reference.in_([notification.reference for notification in planned]))))
+    new = [notification for notification in planned if notification.reference not in written]
+    session.add_all(new)
     session.flush()
-    return [notification]
+    return new
 
 
 def _finish(session: Session, escalation: Escalation, alert: Alert, why: str) -> None:

@@ -180,8 +180,9 @@ class Escalator:
                 return set()
             have_one = select(Escalation.alert_id)
             alerts = session.scalars(select(Alert).where(Alert.status.in_(ACTIVE), Alert.id.not_in(have_one))).all()
+            directory = escalation.Directory(session)  # responders read once for the pass, not per alert
             for alert in alerts:
-                escalation.start(session, alert, now)
+                escalation.start(session, alert, now, directory)
             session.commit()
         started = {alert.id for alert in alerts}
         self._changed(started)

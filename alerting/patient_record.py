@@ -11,13 +11,14 @@ served by the centre itself (`GET /api/v1/patients/{id}/record`).
 """
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session, load_only, sessionmaker
 
 from alerting import fhir
 from alerting.notify import CONSOLE_ADDRESS, NotificationStatus
@@ -36,32 +37,21 @@ def facts_of_person(person: Person, *, allow_test_nhs_numbers: bool = False) -> 
                             allow_test_nhs_number=allow_test_nhs_numbers)
 
 
-def facts_of_alert(session: Session, alert: Alert) -> fhir.AlertFacts:
-    ended = None
-    if alert.status in ENDED:  # when it was resolved, from its history
-        ended = session.scalar(select(AlertTransition.at).where(AlertTransition.alert_id == alert.id,
-                                                                AlertTransition.to_status == AlertState.RESOLVED)
-                               .order_by(AlertTransition.id.desc()).limit(1))
+def facts_of_alert(alert: Alert, ended_at: datetime | None) -> fhir.AlertFacts:
+    """`ended_at`: when an ended alert was resolved, from its history (`_Sources.ended`)."""
     return fhir.AlertFacts(
         id=alert.id, person_id=alert.person_id, rule=alert.rule, title=alert.title, priority=alert.priority,
         status=alert.status, outcome=alert.outcome, opened_at=alert.opened_at, last_seen_at=alert.last_seen_at,
-        explanation=alert.explanation, ended_at=ended,
+        explanation=alert.explanation, ended_at=ended_at if alert.status in ENDED else None,
     )
 
 
-def facts_of_notifications(session: Session, alert: Alert) -> list[fhir.NotificationFacts]:
-    logged = (NotificationStatus.SENT, NotificationStatus.FAILED)
-    rows = session.scalars(select(Notification).where(Notification.alert_id == alert.id,
-                                                      Notification.status.in_(logged))
-                           .order_by(Notification.id))
-    return [
-        fhir.NotificationFacts(
-            id=n.id, alert_id=alert.id, person_id=alert.person_id, responder_name=n.responder_name or "operators",
-            responder_role=_role(n), channel=n.address.split(":", 1)[0], status=n.status,
-            at=n.sent_at or n.created_at, reason=n.reason,
-        )
-        for n in rows
-    ]
+def facts_of_notification(alert: Alert, n: Notification) -> fhir.NotificationFacts:
+    return fhir.NotificationFacts(
+        id=n.id, alert_id=alert.id, person_id=alert.person_id, responder_name=n.responder_name or "operators",
+        responder_role=_role(n), channel=n.address.split(":", 1)[0], status=n.status,
+        at=n.sent_at or n.created_at, reason=n.reason,
+    )
 
 
 def facts_of_reading(row: Reading) -> fhir.ReadingFacts:
@@ -86,29 +76,100 @@ def message_ids_in(explanation: object) -> set[str]:
     return found
 
 
-def facts_of_readings(session: Session, alert: Alert) -> list[fhir.ReadingFacts]:
-    """The person's readings the alert's explanation names (an SpO2 or pulse alert's evidence):
-    written with the alert as Observations. Never another person's, whatever the evidence says."""
-    ids = message_ids_in(alert.explanation)
-    if not ids:
-        return []
-    rows = session.scalars(select(Reading).where(Reading.message_id.in_(sorted(ids)),
-                                                 Reading.person_id == alert.person_id).order_by(Reading.id))
-    return [facts_of_reading(row) for row in rows]
-
-
 def _role(notification: Notification) -> str:
     return "operator" if notification.address == CONSOLE_ADDRESS else "responder"
 
 
+IN_CHUNK = 500
+"""Values per `IN (...)` list: well under SQLite's limit on bound parameters in one statement."""
+
+
+def _chunks(values: Collection[Any]) -> Iterator[list[Any]]:
+    ordered = sorted(values)
+    for start in range(0, len(ordered), IN_CHUNK):
+        yield ordered[start:start + IN_CHUNK]
+
+
+@dataclass
+class _Sources:
+    """What the Bundles of a set of alerts are built from, each kind read for all of them in one query
+    (`_sources`): a pass builds up to `BATCH` Bundles, and a query per alert per kind was most of its cost."""
+
+    people: dict[int, Person] = field(default_factory=dict)
+    ended: dict[int, datetime] = field(default_factory=dict)
+    """Alert id → when it was last resolved (alerts that have ended)."""
+    notifications: dict[int, list[Notification]] = field(default_factory=dict)
+    """Alert id → its sent and failed notifications, oldest first."""
+    readings: dict[str, Reading] = field(default_factory=dict)
+    """Message id → the stored reading, for every id the alerts' explanations name."""
+
+
+def _sources(session: Session, alerts: Sequence[Alert]) -> _Sources:
+    found = _Sources()
+    alert_ids = {alert.id for alert in alerts}
+    for ids in _chunks({alert.person_id for alert in alerts}):
+        found.people.update((person.id, person) for person in session.scalars(select(Person).where(Person.id.in_(ids))))
+    for ids in _chunks({alert.id for alert in alerts if alert.status in ENDED}):
+        for alert_id, at in session.execute(
+                select(AlertTransition.alert_id, AlertTransition.at)
+                .where(AlertTransition.alert_id.in_(ids), AlertTransition.to_status == AlertState.RESOLVED)
+                .order_by(AlertTransition.id)):
+            found.ended[alert_id] = at  # the newest resolution wins
+    logged = (NotificationStatus.SENT, NotificationStatus.FAILED)
+    for ids in _chunks(alert_ids):
+        for notification in session.scalars(select(Notification).where(Notification.alert_id.in_(ids),
+                                                                       Notification.status.in_(logged))
+                                            .order_by(Notification.id)):
+            found.notifications.setdefault(notification.alert_id, []).append(notification)
+    for ids in _chunks(set().union(*(message_ids_in(alert.explanation) for alert in alerts))):
+        found.readings.update((row.message_id, row) for row in session.scalars(
+            select(Reading).where(Reading.message_id.in_(ids))))
+    return found
+
+
+def _readings_of(alert: Alert, sources: _Sources) -> list[fhir.ReadingFacts]:
+    """The person's readings the alert's explanation names (an SpO2 or pulse alert's evidence):
+    written with the alert as Observations. Never another person's, whatever the evidence says."""
+    rows = [row for message_id in message_ids_in(alert.explanation)
+            if (row := sources.readings.get(message_id)) is not None and row.person_id == alert.person_id]
+    return [facts_of_reading(row) for row in sorted(rows, key=lambda row: row.id)]
+
+
+class Built(NamedTuple):
+    """One alert's Bundle (JSON), or why it must not be written (`refused`; then `bundle` is "")."""
+
+    bundle: str
+    refused: str = ""
+
+
+def bundles_for(session: Session, alerts: Sequence[Alert], *, allow_test_nhs_numbers: bool = False) -> dict[int, Built]:
+    """Each alert's transaction Bundle (`fhir.record_for_alert`), by alert id. An alert whose record must
+    not be written (an NHS number failing its check, no person, a value FHIR refuses) has `refused` set:
+    a wrong record is never built, let alone sent."""
+    sources = _sources(session, alerts)
+    built: dict[int, Built] = {}
+    for alert in alerts:
+        try:
+            person = sources.people.get(alert.person_id)
+            if person is None:
+                raise LookupError(f"alert {alert.id} has no person")
+            bundle = fhir.record_for_alert(
+                facts_of_person(person, allow_test_nhs_numbers=allow_test_nhs_numbers),
+                facts_of_alert(alert, sources.ended.get(alert.id)),
+                [facts_of_notification(alert, n) for n in sources.notifications.get(alert.id, [])],
+                _readings_of(alert, sources))
+            built[alert.id] = Built(fhir.bundle_json(bundle))
+        except (InvalidNhsNumber, LookupError, ValueError) as error:
+            built[alert.id] = Built("", str(error))
+    return built
+
+
 def bundle_for(session: Session, alert: Alert, *, allow_test_nhs_numbers: bool = False) -> str:
-    person = session.get(Person, alert.person_id)
-    if person is None:
-        raise LookupError(f"alert {alert.id} has no person")
-    bundle = fhir.record_for_alert(facts_of_person(person, allow_test_nhs_numbers=allow_test_nhs_numbers),
-                                   facts_of_alert(session, alert),
-                                   facts_of_notifications(session, alert), facts_of_readings(session, alert))
-    return fhir.bundle_json(bundle)
+    """One alert's Bundle (JSON). Raises `ValueError` (with the reason) where it must not be written."""
+    built = bundles_for(session, [alert], allow_test_nhs_numbers=allow_test_nhs_numbers)[alert.id]
+    if built.refused:
+        raise ValueError(built.refused)
+    return built.bundle
 
 
 def queue(session: Session, now: datetime, *, send: bool, allow_test_nhs_numbers: bool = False) -> int:
@@ -118,42 +179,58 @@ def queue(session: Session, now: datetime, *, send: bool, allow_test_nhs_numbers
     (the centre's setting) lets the synthetic test range through, for the demo and tests.
 
     Driven by the alerts' history: only transitions newer than the newest one already
-    written are read, so each pass costs what changed, not the size of the alerts table."""
+    written are read, so each pass costs what changed, not the size of the alerts table;
+    and what the pass's Bundles are built from is read in one query per kind (`_sources`)."""
     written_up_to = session.scalar(select(func.max(RecordWrite.transition_id))) or 0
     changes = session.execute(
         select(AlertTransition.id, AlertTransition.alert_id).where(AlertTransition.id > written_up_to)
         .order_by(AlertTransition.id).limit(BATCH)
     ).all()
-    built = 0
+    newest: dict[int, int] = {}  # alert id → its newest transition in this pass (in the order they changed)
     for transition_id, alert_id in changes:
-        alert = session.get(Alert, alert_id)
+        newest[alert_id] = transition_id
+    if not newest:
+        return 0
+    found: dict[int, Alert] = {}
+    written: dict[tuple[int, str], RecordWrite] = {}
+    for ids in _chunks(newest):
+        found.update((alert.id, alert) for alert in session.scalars(select(Alert).where(Alert.id.in_(ids))))
+        written.update(((row.alert_id, row.alert_status), row) for row in session.scalars(
+            select(RecordWrite).where(RecordWrite.alert_id.in_(ids))
+            .options(load_only(RecordWrite.alert_id, RecordWrite.alert_status, RecordWrite.transition_id))))
+    to_build: list[tuple[Alert, int]] = []
+    for alert_id, transition_id in newest.items():
+        alert = found.get(alert_id)
         if alert is None:
             continue
         # The record shows the alert as it is now; an older transition of an alert that has
         # moved on since is covered by the row for its present state.
-        existing = session.scalar(select(RecordWrite).where(RecordWrite.alert_id == alert.id,
-                                                            RecordWrite.alert_status == alert.status))
+        existing = written.get((alert.id, alert.status))
         if existing is not None:
             existing.transition_id = max(existing.transition_id, transition_id)
-            continue
+        else:
+            to_build.append((alert, transition_id))
+    by_status: dict[str, list[int]] = {}
+    for alert, _ in to_build:
+        by_status.setdefault(alert.status, []).append(alert.id)
+    for status, ids in by_status.items():  # a newer state supersedes one not yet sent
         session.execute(
-            update(RecordWrite).where(RecordWrite.alert_id == alert.id, RecordWrite.status == "pending")
-            .values(status="superseded", next_attempt_at=None, detail=f"superseded by the {alert.status} state")
+            update(RecordWrite).where(RecordWrite.alert_id.in_(ids), RecordWrite.status == "pending")
+            .values(status="superseded", next_attempt_at=None, detail=f"superseded by the {status} state")
             .execution_options(synchronize_session=False)
         )
-        try:
-            bundle = bundle_for(session, alert, allow_test_nhs_numbers=allow_test_nhs_numbers)
-            status, detail = ("pending" if send else "kept"), ""
-        except (InvalidNhsNumber, LookupError, ValueError) as error:
-            # Never send a wrong record; say why in the outbox, where the operators' metrics see it.
-            bundle, status, detail = "", "refused", str(error)
-        session.add(RecordWrite(alert_id=alert.id, person_id=alert.person_id, alert_status=alert.status,
-                                transition_id=transition_id, bundle=bundle, status=status, attempts=0,
-                                next_attempt_at=now if status == "pending" else None, detail=detail,
-                                created_at=now))
-        session.flush()
-        built += 1
-    return built
+    bundles = bundles_for(session, [alert for alert, _ in to_build], allow_test_nhs_numbers=allow_test_nhs_numbers)
+    rows = []
+    for alert, transition_id in to_build:
+        bundle, refused = bundles[alert.id]
+        # Never send a wrong record; say why in the outbox, where the operators' metrics see it.
+        status = "refused" if refused else "pending" if send else "kept"
+        rows.append({"alert_id": alert.id, "person_id": alert.person_id, "alert_status": alert.status,
+                     "transition_id": transition_id, "bundle": bundle, "status": status, "attempts": 0,
+                     "next_attempt_at": now if status == "pending" else None, "detail": refused, "created_at": now})
+    if rows:
+        session.execute(insert(RecordWrite), rows)  # one executemany, in the order the alerts changed
+    return len(to_build)
 
 
 def send_due(sessions: sessionmaker[Session], base_url: str, now: datetime) -> Iterator[str]:

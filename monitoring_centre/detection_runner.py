@@ -99,9 +99,10 @@ def apply(session: Session, decisions: Iterable[Decision], *, hub: Hub | None = 
             continue
         if isinstance(decision, Raise):
             raised = decision
-            active = alerts.active_alert(session, person_id, raised.rule, raised.subject)
-            if active is not None and message is None and raised.priority >= active.priority:
-                continue  # re-asserted by a tick, no new evidence: not a repeat (module docstring)
+            if message is None:  # a tick's decision: read the open alert only then (a message is always evidence)
+                active = alerts.active_alert(session, person_id, raised.rule, raised.subject)
+                if active is not None and raised.priority >= active.priority:
+                    continue  # re-asserted by a tick, no new evidence: not a repeat (module docstring)
             evidence = _evidence(message, received_at, raised.at, raised.explanation)
             hub_id = hub.id if hub is not None else _hub_of(session, person_id, raised.subject)
             alert = alerts.raise_alert(session, person_id=person_id, hub_id=hub_id, rule=raised, subject=raised.subject,

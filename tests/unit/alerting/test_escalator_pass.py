@@ -5,9 +5,10 @@ and the pass still steps every chain `escalation.needs_attention` says yes to. S
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerting import snapshot
 from alerting.escalation import needs_attention, unfinished
 from alerting.escalator import AlertingMetrics, AlertingSettings, Escalator, may_need_attention
 from alerting.tables import Escalation
@@ -16,12 +17,13 @@ from detection.rules import CATALOGUE, RuleId
 from monitoring_centre import alerts
 from monitoring_centre.alerts import AlertState
 from monitoring_centre.enrolment import DeviceRecord, enrol_home
-from monitoring_centre.storage import Alert, make_engine
+from monitoring_centre.storage import Alert, ContactPoint, Person, PersonContact, Responder, make_engine
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
-def _centre(database_url: str, people: int) -> tuple[sessionmaker[Session], Escalator, list[int]]:
+def _centre(database_url: str, people: int, first: int = 0) -> tuple[sessionmaker[Session], Escalator, list[int]]:
+    """People `first` .. `first + people - 1` (`Person {n}` at `hub-{n}`), each with a help-button alert."""
     engine = make_engine(database_url)
     schema.upgrade(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
@@ -29,7 +31,7 @@ def _centre(database_url: str, people: int) -> tuple[sessionmaker[Session], Esca
                           AlertingMetrics(CollectorRegistry()), clock=lambda: NOW)
     alert_ids = []
     with sessions() as session, session.begin():
-        for n in range(people):
+        for n in range(first, first + people):
             person = enrol_home(session, name=f"Person {n}", address="", hub_id=f"hub-{n}",
                                 devices=[DeviceRecord("pendant-1", "pendant")])
             alert = alerts.raise_alert(session, person_id=person.id, hub_id=f"hub-{n}",
@@ -77,3 +79,59 @@ def test_a_pass_steps_what_is_due_and_leaves_the_rest(database_url: str) -> None
         steps_after = {c.alert_id: c.step for c in session.scalars(select(Escalation))}
     assert steps_after[alert_ids[1]] == steps_before[alert_ids[1]]
     assert steps_after[alert_ids[0]] != steps_before[alert_ids[0]]
+
+
+
+def _with_responders(sessions: sessionmaker[Session], staff: bool) -> None:
+    """With `staff`: two operators and a community nurse. And a keyholder of their own for each person
+    who has none."""
+    with sessions() as session, session.begin():
+        if staff:
+            team = [Responder(name="Operator A", role="operator"), Responder(name="Operator B", role="operator"),
+                    Responder(name="District nurses", role="nurse")]
+            session.add_all(team)
+            session.flush()
+            for n, responder in enumerate(team):
+                session.add(ContactPoint(responder_id=responder.id, address=f"mailto:staff{n}@centre.invalid",
+                                         position=0))
+        have_one = select(PersonContact.person_id)
+        for person in session.scalars(select(Person).where(Person.id.not_in(have_one)).order_by(Person.id)):
+            keyholder = Responder(name=f"Keyholder of {person.name}", role="keyholder")
+            session.add(keyholder)
+            session.flush()
+            session.add(ContactPoint(responder_id=keyholder.id, address=f"mailto:kh{person.id}@home.invalid",
+                                     position=0))
+            session.add(PersonContact(person_id=person.id, responder_id=keyholder.id, position=0, nominated_at=NOW))
+
+
+def _role_reads_when_starting(database_url: str, people: int, first: int) -> tuple[int, dict[int, set[str]]]:
+    """(statements reading a role's responders while one pass starts the escalations of people `first`..,
+    the recipients by name of each chain that pass started, by alert id)."""
+    sessions, escalator, alert_ids = _centre(database_url, people, first)
+    _with_responders(sessions, staff=first == 0)
+    reads: list[str] = []
+
+    def count(_connection: object, _cursor: object, statement: str, *_: object) -> None:
+        if "FROM responders" in statement and "responders.role" in statement.split("WHERE", 1)[-1]:
+            reads.append(statement)
+
+    event.listen(sessions.kw["bind"], "before_cursor_execute", count)
+    assert escalator.start_escalations(NOW) == set(alert_ids)
+    event.remove(sessions.kw["bind"], "before_cursor_execute", count)
+    with sessions() as session:
+        named = {chain.alert_id: {r.name for step in snapshot.load(chain.steps).steps for r in step.recipients}
+                 for chain in session.scalars(select(Escalation).where(Escalation.alert_id.in_(alert_ids)))}
+    return len(reads), named
+
+
+def test_a_burst_of_alarms_reads_each_role_once_and_each_chain_keeps_its_own_keyholder(database_url: str) -> None:
+    """Starting a chain reads the responders of each role it reaches. In a burst of alarms (a power
+    cut in a village) that is the same operators and nurses for every alert: read once per pass."""
+    one, _ = _role_reads_when_starting(database_url, 1, first=0)
+    many, named = _role_reads_when_starting(database_url, 6, first=1)
+    assert one >= 1  # the help button's chain reaches the operators (and may reach other roles)
+    assert many == one  # not once per alert
+    assert len(named) == 6
+    for n, (_alert_id, names) in enumerate(sorted(named.items()), start=1):
+        assert {name for name in names if name.startswith("Keyholder")} == {f"Keyholder of Person {n}"}
+        assert {"Operator A", "Operator B"} <= names

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting import patient_record
@@ -137,3 +137,49 @@ def test_the_record_carries_the_latest_clean_spo2_and_pulse_observations(session
     observations = [e["resource"] for e in record["entry"] if e["resource"]["resourceType"] == "Observation"]
     assert sorted(o["valueQuantity"]["value"] for o in observations) == [72.0, 96.0]  # newest clean, not flagged
     Bundle.model_validate(record)
+
+
+
+def _statements_of_a_pass(sessions: sessionmaker[Session], home: str, people: int) -> tuple[int, list[RecordWrite]]:
+    """Raise one SpO2 alert (naming its own reading) for each of `people` people in homes `{home}-{n}`,
+    then count the statements one `queue` pass sends to build and keep their Bundles."""
+    sent: list[str] = []
+
+    def count(_connection: object, _cursor: object, statement: str, *_: object) -> None:
+        sent.append(statement)
+
+    with sessions() as session:
+        for n in range(people):
+            person = enrol_home(session, name=f"Person {n}", address="", hub_id=f"{home}-{n}", devices=[])
+            low = _stored_reading(session, person, f"{home}-{n}", 80.0 + n)
+            alerts.raise_alert(session, person_id=person.id, hub_id=f"{home}-{n}", rule=CATALOGUE[RuleId.SPO2_LOW],
+                               subject="", at=NOW, evidence={"message_id": low}, why="SpO2 low")
+        session.flush()
+        connection = session.connection()
+        event.listen(connection, "before_cursor_execute", count)
+        assert patient_record.queue(session, NOW, send=False) == people
+        event.remove(connection, "before_cursor_execute", count)
+        written = list(session.scalars(select(RecordWrite).where(RecordWrite.alert_id.in_(
+            select(Alert.id).where(Alert.hub_id.like(f"{home}-%")))).order_by(RecordWrite.id)))
+        session.commit()
+    return len(sent), written
+
+
+def test_a_pass_reads_what_its_bundles_need_once_however_many_alerts_and_keeps_each_alerts_own(
+        sessions: sessionmaker[Session]) -> None:
+    """A pass's cost must not grow by a query per alert: a burst of alarms (a power cut in a village)
+    reaches the record writer at once. And reading for many alerts at once must not mix one
+    person's facts into another's Bundle."""
+    one, [only] = _statements_of_a_pass(sessions, "first", 1)
+    assert only.status == "kept"
+    many, written = _statements_of_a_pass(sessions, "burst", 12)
+    assert many == one
+    assert len(written) == 12
+    for write in written:
+        resources = [e["resource"] for e in json.loads(write.bundle)["entry"]]
+        [patient] = [r for r in resources if r["resourceType"] == "Patient"]
+        [observation] = [r for r in resources if r["resourceType"] == "Observation"]
+        assert patient["id"] == f"person-{write.person_id}"
+        assert observation["subject"]["reference"] == f"Patient/person-{write.person_id}"
+        number = int(patient["name"][0]["text"].removeprefix("Person "))
+        assert observation["valueQuantity"]["value"] == 80.0 + number
