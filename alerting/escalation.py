@@ -142,19 +142,26 @@ def start(session: Session, alert: Alert, now: datetime, directory: Directory | 
     existing = session.scalar(select(Escalation).where(Escalation.alert_id == alert.id))
     if existing is not None:
         return existing
+    escalation = snapshot_of(session, alert, now, directory)
+    session.add(escalation)
+    session.flush()
+    return escalation
+
+
+def snapshot_of(session: Session, alert: Alert, now: datetime, directory: Directory | None = None) -> Escalation:
+    """The escalation `start` writes for `alert`, not yet in the session: its policy, and the chain with
+    its responders and addresses resolved now. Only reads, so a pass can snapshot its chains in a
+    read-only transaction and write them in a short one (`Escalator.start_escalations`)."""
     person = session.get(Person, alert.person_id)
     service = person.service if person is not None else "monitored"
     policy = policy_for(alert.priority, service, alert.rule)
     chain = chain_for(session, person, policy, directory) if person is not None else EscalationChain()
     runs = bool(chain.steps)
-    escalation = Escalation(
+    return Escalation(
         alert_id=alert.id, policy=policy.name, steps=snapshot.dump(chain), cycles=policy.cycles, step=0, cycle=0,
         state=EscalationState.RUNNING if runs else EscalationState.FINISHED, due_at=now if runs else None,
         token=new_token(), note="" if runs else f"not sent: {policy.source}", started_at=now,
     )
-    session.add(escalation)
-    session.flush()
-    return escalation
 
 
 def unfinished(session: Session) -> list[tuple[Escalation, Alert]]:

@@ -30,7 +30,7 @@ from alerting.tables import Escalation, Notification
 from monitoring_centre import audit
 from monitoring_centre.alerts import ACTIVE, AlertState
 from monitoring_centre.periodic import PeriodicWorker
-from monitoring_centre.storage import Alert, Person, one_worker_at_a_time, utc_now
+from monitoring_centre.storage import Alert, Person, begin_read, one_worker_at_a_time, utc_now
 
 log = logging.getLogger(__name__)
 SENDERS = 8
@@ -178,21 +178,36 @@ class Escalator:
         with self.sessions() as session, one_worker_at_a_time(session, "start_escalations") as mine:
             if not mine:  # another worker is starting them now (several workers: docs/operating.md)
                 return set()
+            # Read and snapshot first, write after: on SQLite the write lock the alarm path waits for is
+            # held only to insert the chains (and not at all by a pass with nothing to start).
+            begin_read(session)
             have_one = select(Escalation.alert_id)
             alerts = session.scalars(select(Alert).where(Alert.status.in_(ACTIVE), Alert.id.not_in(have_one))).all()
             directory = escalation.Directory(session)  # responders read once for the pass, not per alert
-            for alert in alerts:
-                escalation.start(session, alert, now, directory)
+            chains = [escalation.snapshot_of(session, alert, now, directory) for alert in alerts]
             session.commit()
-        started = {alert.id for alert in alerts}
+            if not chains:
+                return set()
+            started_meanwhile = set(session.scalars(select(Escalation.alert_id).where(
+                Escalation.alert_id.in_([chain.alert_id for chain in chains]))))  # by `escalation.start` elsewhere
+            chains = [chain for chain in chains if chain.alert_id not in started_meanwhile]
+            session.add_all(chains)
+            session.commit()
+        started = {chain.alert_id for chain in chains}
         self._changed(started)
         return started
 
     def step_escalations(self, now: datetime) -> set[int]:
         """Returns the ids of alerts whose escalation moved."""
-        moved = set()
+        moved: set[int] = set()
         key = self._accept_link_key()
         with self.sessions() as session:
+            begin_read(session)  # an idle pass (every second) takes no write lock on SQLite
+            anything_due = any(escalation.needs_attention(chain, alert, now)
+                               for chain, alert in may_need_attention(session, now))
+            session.commit()
+            if not anything_due:
+                return moved
             for chain, alert in may_need_attention(session, now):
                 if escalation.needs_attention(chain, alert, now) and escalation.claim(session, chain):
                     state = chain.state
@@ -303,9 +318,13 @@ class Escalator:
         with self.sessions() as session, one_worker_at_a_time(session, "write_records") as mine:
             if not mine:
                 return
-            patient_record.queue(session, now, send=self.settings.fhir_base_url is not None,
-                                 allow_test_nhs_numbers=self.settings.allow_test_nhs_numbers)
+            begin_read(session)  # built while reading: on SQLite the alarm path's write lock is not held meanwhile
+            planned = patient_record.plan(session, now, send=self.settings.fhir_base_url is not None,
+                                          allow_test_nhs_numbers=self.settings.allow_test_nhs_numbers)
             session.commit()
+            if planned.new or planned.moved_on:
+                patient_record.keep(session, planned)
+                session.commit()
             if self.settings.fhir_base_url is None:
                 return
             for outcome in patient_record.send_due(self.sessions, self.settings.fhir_base_url, now):

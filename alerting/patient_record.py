@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import httpx
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session, load_only, sessionmaker
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from alerting import fhir
 from alerting.notify import CONSOLE_ADDRESS, NotificationStatus
@@ -172,32 +172,50 @@ def bundle_for(session: Session, alert: Alert, *, allow_test_nhs_numbers: bool =
     return built.bundle
 
 
-def queue(session: Session, now: datetime, *, send: bool, allow_test_nhs_numbers: bool = False) -> int:
-    """Build a Bundle for every alert state not yet in the outbox. Returns how many.
+@dataclass
+class Plan:
+    """What one pass of the record writer will write (`plan`, then `keep`): built while reading, so that
+    on SQLite the Bundles are built without holding the write lock the alarm path waits for."""
+
+    now: datetime
+    new: list[dict[str, Any]] = field(default_factory=list)
+    """`record_writes` rows to insert, in the order their alerts changed."""
+    moved_on: list[tuple[int, int]] = field(default_factory=list)
+    """(row id, newest transition): rows already written for an alert's present state, to move forward."""
+    superseding: dict[str, list[int]] = field(default_factory=dict)
+    """A new state → the alerts that reached it, whose unsent rows it supersedes."""
+
+
+def plan(session: Session, now: datetime, *, send: bool, allow_test_nhs_numbers: bool = False) -> Plan:
+    """Read the alerts' changes since the last pass and build a Bundle for every alert state not yet in the
+    outbox; writes nothing (`keep` does), so it may run in a read-only transaction (`storage.begin_read`).
 
     A person's NHS number goes through the enrolment check again; `allow_test_nhs_numbers`
     (the centre's setting) lets the synthetic test range through, for the demo and tests.
 
     Driven by the alerts' history: only transitions newer than the newest one already
     written are read, so each pass costs what changed, not the size of the alerts table;
-    and what the pass's Bundles are built from is read in one query per kind (`_sources`)."""
+    and what the pass's Bundles are built from is read in one query per kind (`_sources`).
+    Only one worker at a time runs a pass (`storage.one_worker_at_a_time`), so what it read
+    is still the outbox's state when it keeps what it built."""
     written_up_to = session.scalar(select(func.max(RecordWrite.transition_id))) or 0
     changes = session.execute(
         select(AlertTransition.id, AlertTransition.alert_id).where(AlertTransition.id > written_up_to)
         .order_by(AlertTransition.id).limit(BATCH)
     ).all()
+    planned = Plan(now)
     newest: dict[int, int] = {}  # alert id → its newest transition in this pass (in the order they changed)
     for transition_id, alert_id in changes:
         newest[alert_id] = transition_id
     if not newest:
-        return 0
+        return planned
     found: dict[int, Alert] = {}
-    written: dict[tuple[int, str], RecordWrite] = {}
+    written: dict[tuple[int, str], tuple[int, int]] = {}  # (alert, state) → (row id, its transition)
     for ids in _chunks(newest):
         found.update((alert.id, alert) for alert in session.scalars(select(Alert).where(Alert.id.in_(ids))))
-        written.update(((row.alert_id, row.alert_status), row) for row in session.scalars(
-            select(RecordWrite).where(RecordWrite.alert_id.in_(ids))
-            .options(load_only(RecordWrite.alert_id, RecordWrite.alert_status, RecordWrite.transition_id))))
+        written.update(((alert_id, state), (row_id, transition)) for row_id, alert_id, state, transition in
+                       session.execute(select(RecordWrite.id, RecordWrite.alert_id, RecordWrite.alert_status,
+                                              RecordWrite.transition_id).where(RecordWrite.alert_id.in_(ids))))
     to_build: list[tuple[Alert, int]] = []
     for alert_id, transition_id in newest.items():
         alert = found.get(alert_id)
@@ -206,31 +224,47 @@ def queue(session: Session, now: datetime, *, send: bool, allow_test_nhs_numbers
         # The record shows the alert as it is now; an older transition of an alert that has
         # moved on since is covered by the row for its present state.
         existing = written.get((alert.id, alert.status))
-        if existing is not None:
-            existing.transition_id = max(existing.transition_id, transition_id)
-        else:
+        if existing is None:
             to_build.append((alert, transition_id))
-    by_status: dict[str, list[int]] = {}
-    for alert, _ in to_build:
-        by_status.setdefault(alert.status, []).append(alert.id)
-    for status, ids in by_status.items():  # a newer state supersedes one not yet sent
-        session.execute(
-            update(RecordWrite).where(RecordWrite.alert_id.in_(ids), RecordWrite.status == "pending")
-            .values(status="superseded", next_attempt_at=None, detail=f"superseded by the {status} state")
-            .execution_options(synchronize_session=False)
-        )
+            planned.superseding.setdefault(alert.status, []).append(alert.id)
+        elif transition_id > existing[1]:
+            planned.moved_on.append((existing[0], transition_id))
     bundles = bundles_for(session, [alert for alert, _ in to_build], allow_test_nhs_numbers=allow_test_nhs_numbers)
-    rows = []
     for alert, transition_id in to_build:
         bundle, refused = bundles[alert.id]
         # Never send a wrong record; say why in the outbox, where the operators' metrics see it.
         status = "refused" if refused else "pending" if send else "kept"
-        rows.append({"alert_id": alert.id, "person_id": alert.person_id, "alert_status": alert.status,
-                     "transition_id": transition_id, "bundle": bundle, "status": status, "attempts": 0,
-                     "next_attempt_at": now if status == "pending" else None, "detail": refused, "created_at": now})
-    if rows:
-        session.execute(insert(RecordWrite), rows)  # one executemany, in the order the alerts changed
-    return len(to_build)
+        planned.new.append({
+            "alert_id": alert.id, "person_id": alert.person_id, "alert_status": alert.status,
+            "transition_id": transition_id, "bundle": bundle, "status": status, "attempts": 0,
+            "next_attempt_at": now if status == "pending" else None, "detail": refused, "created_at": now})
+    return planned
+
+
+_MOVE_ON = update(RecordWrite).where(RecordWrite.id == bindparam("row")).values(transition_id=bindparam("newest"))
+
+
+def keep(session: Session, planned: Plan) -> int:
+    """Write what `plan` built, in `session`'s transaction: newer states supersede unsent rows of their
+    alerts, new rows are inserted (one executemany), rows already written move on to their alert's
+    newest transition. Returns how many Bundles were added."""
+    for state, ids in planned.superseding.items():
+        for chunk in _chunks(ids):
+            session.execute(
+                update(RecordWrite).where(RecordWrite.alert_id.in_(chunk), RecordWrite.status == "pending")
+                .values(status="superseded", next_attempt_at=None, detail=f"superseded by the {state} state")
+                .execution_options(synchronize_session=False)
+            )
+    if planned.new:
+        session.execute(insert(RecordWrite), planned.new)  # in the order the alerts changed
+    if planned.moved_on:
+        session.connection().execute(_MOVE_ON, [{"row": row, "newest": newest} for row, newest in planned.moved_on])
+    return len(planned.new)
+
+
+def queue(session: Session, now: datetime, *, send: bool, allow_test_nhs_numbers: bool = False) -> int:
+    """`plan` and `keep` in `session`'s one transaction. Returns how many Bundles were added."""
+    return keep(session, plan(session, now, send=send, allow_test_nhs_numbers=allow_test_nhs_numbers))
 
 
 def send_due(sessions: sessionmaker[Session], base_url: str, now: datetime) -> Iterator[str]:

@@ -2,16 +2,19 @@
 is due, or the alert is no longer open. An open alert whose next step is not due stays in the database,
 and the pass still steps every chain `escalation.needs_attention` says yes to. SQLite and PostgreSQL."""
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerting import snapshot
+from alerting import escalation, patient_record, snapshot
 from alerting.escalation import needs_attention, unfinished
 from alerting.escalator import AlertingMetrics, AlertingSettings, Escalator, may_need_attention
-from alerting.tables import Escalation
+from alerting.tables import Escalation, RecordWrite
 from centre_app import schema
 from detection.rules import CATALOGUE, RuleId
 from monitoring_centre import alerts
@@ -135,3 +138,60 @@ def test_a_burst_of_alarms_reads_each_role_once_and_each_chain_keeps_its_own_key
     for n, (_alert_id, names) in enumerate(sorted(named.items()), start=1):
         assert {name for name in names if name.startswith("Keyholder")} == {f"Keyholder of Person {n}"}
         assert {"Operator A", "Operator B"} <= names
+
+
+
+def _another_writer_can_begin(database_url: str) -> bool:
+    """Whether another connection can take SQLite's write lock now, without waiting."""
+    other = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:  # "database is locked"
+        return False
+    finally:
+        other.close()
+
+
+def test_the_record_writer_builds_its_bundles_without_holding_the_write_lock(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SQLite one transaction at a time writes; the alarm path's next batch waits for it. Building a
+    pass's FHIR Bundles is the record writer's slowest part, so it is done in a read transaction, and
+    another writer can begin meanwhile (here with no wait at all)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL locks rows, not the database")
+    sessions, escalator, alert_ids = _centre(database_url, 3)
+    building = patient_record.bundles_for
+    others_began: list[bool] = []
+
+    def bundles_for(*args: Any, **kwargs: Any) -> dict[int, patient_record.Built]:
+        others_began.append(_another_writer_can_begin(database_url))
+        return building(*args, **kwargs)
+
+    monkeypatch.setattr(patient_record, "bundles_for", bundles_for)
+    escalator.write_records(NOW)
+    assert others_began == [True]
+    with sessions() as session:
+        assert sorted(session.scalars(select(RecordWrite.alert_id))) == alert_ids
+
+
+def test_starting_escalations_snapshots_the_chains_without_holding_the_write_lock(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the record writer: the chains are snapshotted while reading, and only inserted under the lock."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL locks rows, not the database")
+    sessions, escalator, alert_ids = _centre(database_url, 2)
+    snapshotting = escalation.chain_for
+    others_began: list[bool] = []
+
+    def chain_for(*args: Any, **kwargs: Any) -> snapshot.EscalationChain:
+        others_began.append(_another_writer_can_begin(database_url))
+        return snapshotting(*args, **kwargs)
+
+    monkeypatch.setattr(escalation, "chain_for", chain_for)
+    assert escalator.start_escalations(NOW) == set(alert_ids)
+    assert others_began == [True, True]
+    assert escalator.start_escalations(NOW) == set()  # started once
+    with sessions() as session:
+        assert sorted(session.scalars(select(Escalation.alert_id))) == alert_ids
