@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitoring_centre import workers
 from monitoring_centre.detection_runner import EngineRunner, Message
-from monitoring_centre.storage import DetectionLease, DetectionQueueEntry, Hub, InboundMessage, utc_now
+from monitoring_centre.storage import DetectionLease, DetectionQueueEntry, Hub, HubKey, InboundMessage, utc_now
 from monitoring_centre.workers import WorkerIdentity
 from telecare_protocol.messages import MESSAGE_TYPES
 
@@ -93,7 +93,7 @@ class SharedDetection:
 
     # --- ingest's Detector slot --------------------------------------------------------------
 
-    def observe(self, session: Session, hub: Hub, message: Message, received_at: datetime) -> set[int]:
+    def observe(self, session: Session, hub: HubKey, message: Message, received_at: datetime) -> set[int]:
         """Observe the message here if this worker holds its person, else queue it for the holder."""
         held: dict[int, bool] = session.info.setdefault(_HELD, {})
         person = hub.person_id

@@ -39,7 +39,7 @@ from detection.people import PersonProfile
 from monitoring_centre import alerts
 from monitoring_centre.periodic import PeriodicWorker
 from monitoring_centre.profiles import load_profiles
-from monitoring_centre.storage import DetectionQueueEntry, Device, Hub, InboundMessage, utc_now
+from monitoring_centre.storage import DetectionQueueEntry, Device, Hub, HubKey, InboundMessage, utc_now
 from telecare_protocol import DeviceEvent, Heartbeat
 from telecare_protocol import Reading as ReadingMessage
 from telecare_protocol.messages import MESSAGE_TYPES
@@ -87,7 +87,7 @@ class EngineLike(Protocol):
     def counts(self) -> EngineCounts: ...
 
 
-def apply(session: Session, decisions: Iterable[Decision], *, hub: Hub | None = None,
+def apply(session: Session, decisions: Iterable[Decision], *, hub: HubKey | None = None,
           message: Message | None = None, received_at: datetime | None = None) -> set[int]:
     """Turn the engine's decisions into alert changes; returns the ids of changed alerts."""
     changed: set[int] = set()
@@ -306,7 +306,7 @@ class EngineRunner:
                 self.engine.remove_profile(person)
                 self.people.discard(person)
 
-    def observe_held(self, session: Session, hub: Hub, message: Message,
+    def observe_held(self, session: Session, hub: HubKey, message: Message,
                      received_at: datetime | None = None) -> set[int] | None:
         """`observe`, if this worker holds the hub's person (`hold`); None if it does not (the message
         goes to the detection queue instead)."""
@@ -328,7 +328,7 @@ class EngineRunner:
             return set()
         return apply(session, decisions, hub=hub, message=message, received_at=received_at)
 
-    def observe(self, session: Session, hub: Hub, message: Message, received_at: datetime | None = None) -> set[int]:
+    def observe(self, session: Session, hub: HubKey, message: Message, received_at: datetime | None = None) -> set[int]:
         with self.lock:  # one lock for a hub the engine knows (every message but a new hub's first)
             decisions = self._observe(message, received_at) if self.engine.person_for_hub(hub.id) else None
         if decisions is None:  # enrolled since the centre started

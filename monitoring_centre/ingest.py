@@ -8,10 +8,11 @@ counted twice).
 A batch goes in three steps:
 1. Checks that need no database (topic, size, UTF-8, the protocol's own validation, hub id
    against topic, message type against topic kind), message by message.
-2. One query each for the batch's hubs, their devices and the message ids already stored;
-   then every accepted message, reading and event, and every dead letter, is inserted in
-   bulk (one executemany per table of plain tuples, each value through its column type's own bind
-   processor: `_Prepared`; no ORM unit of work) and flushed. If that flush
+2. One query each for the batch's hubs, their devices and the message ids already stored
+   (on SQLite each read as one JSON row: `_rows`); then every accepted message, reading and
+   event, and every dead letter, is inserted in bulk (multi-row INSERTs of plain tuples, a page
+   of rows per statement, each value through its column type's own bind processor: `_Prepared`;
+   no ORM unit of work) and flushed. If that flush
    fails on a constraint (a duplicate racing in from another writer), the transaction is
    rolled back and the batch is stored again message by message, each in its own
    savepoint, so one bad row never takes the good ones down with it.
@@ -19,7 +20,14 @@ A batch goes in three steps:
    whose alerts go into the same transaction. The detector sees each message once the
    rows are flushed, so a constraint failure in step 2 never makes it see a message twice.
    The devices' `last_seen` and `battery_pct` are kept in memory through the batch and
-   written at its end, one executemany UPDATE for the devices that changed.
+   written at its end, one `UPDATE ... FROM (VALUES ...)` a page of devices at a time.
+
+Why so few statements: the database drivers let go of Python's global interpreter lock for
+every statement (SQLite's for every row it steps), and each time the ingest thread may wait up
+to the switch interval (5 ms) to take it back while another thread is busy (the MQTT client's
+network thread, an escalation pass). `bench/ingest_contention.py` measures it: beside a busy
+thread, a batch of 400 readings from 100 homes took 28 ms a message on SQLite (8.7 ms on
+PostgreSQL) with an executemany per table and a row per step, and 0.6-0.9 ms with these.
 
 Reasons a message is dead-lettered (the `reason` column and the `reason` label of
 `telecare_ingest_rejected_total`):
@@ -67,6 +75,8 @@ end-to-end acks after the commit (`monitoring_centre.acks`).
 
 import json
 import logging
+import re
+import sqlite3
 import time
 import uuid
 from collections import Counter as Tally
@@ -76,14 +86,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import Connection, Dialect, Insert, Update, bindparam, insert, select, update
+from sqlalchemy import Connection, Dialect, Insert, Update, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from detection.rules import CATALOGUE, RuleId, hub_title
 from monitoring_centre import alerts
-from monitoring_centre.storage import DeadLetter, Device, Event, Hub, InboundMessage, Reading, utc_now
+from monitoring_centre.storage import DeadLetter, Device, Event, Hub, HubKey, InboundMessage, Reading, utc_now
 from telecare_protocol import DeviceEvent, Heartbeat, ProtocolError, decode
 from telecare_protocol import Reading as ReadingMessage
 from telecare_protocol.codec import CLOCK_TOLERANCE, MAX_PAYLOAD_BYTES
@@ -147,7 +157,7 @@ class Detector(Protocol):
     Called inside the batch's transaction, in arrival order, after the message's rows are
     flushed, with the centre's receive time. Returns the ids of alerts it changed."""
 
-    def observe(self, session: Session, hub: Hub, message: Message, received_at: datetime) -> set[int]: ...
+    def observe(self, session: Session, hub: HubKey, message: Message, received_at: datetime) -> set[int]: ...
 
 
 class IngestMetrics:
@@ -213,17 +223,47 @@ Devices = dict[tuple[str, str], _DeviceBook]
 """(hub id, device id) → its book, for the hubs of one batch."""
 
 
+@dataclass
+class _HubBook:
+    """A registered hub of the batch, as checks and detection need it (`HubKey`). Its row (`Hub`) is read
+    only for a heartbeat or a status, which write to it (`row`)."""
+
+    id: str
+    person_id: int
+    row: Hub | None = None
+
+
+Hubs = dict[str, _HubBook]
+"""hub id → its book, for the hubs of one batch."""
+
+
+SQLITE_ROWS_PER_INSERT_BOUND = 999
+"""Bound parameters one SQLite statement may hold, at the least: SQLITE_MAX_VARIABLE_NUMBER was 999
+before SQLite 3.32 and is 32766 since (https://www.sqlite.org/limits.html, "Maximum Number Of Host
+Parameters"). A multi-row INSERT's rows are paged to stay within it on any build."""
+PARAMETERS_PER_STATEMENT = {"sqlite": SQLITE_ROWS_PER_INSERT_BOUND, "postgresql": 32767}
+"""Bound parameters per multi-row statement, by dialect. PostgreSQL's protocol counts a statement's
+parameters in 16 bits (the Bind message, https://www.postgresql.org/docs/current/protocol-message-formats.html)."""
+
+
 @dataclass(frozen=True)
 class _Plan:
-    """A `_Prepared` statement on one dialect: its SQL, and each bind name's processor (None: none)."""
+    """A `_Prepared` statement on one dialect: its SQL, and each bind name's processor (None: none).
+    `values`: for an INSERT on SQLite or PostgreSQL, the SQL up to and including `VALUES ` and one row's
+    placeholder group (positional), to run a page of rows as one multi-row INSERT."""
 
     sql: str
     convert: Callable[[tuple[Any, ...]], Any]
     processors: Mapping[str, Callable[[Any], Any] | None]
+    values: tuple[str, str] | None = None
+    rows_per_statement: int = 1
+    ordered: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None
+    """A row's processed values in the order of the placeholders of `values`' group."""
 
 
 class _Prepared:
-    """One statement of ingest's hot path, run as a single DBAPI executemany of plain tuples.
+    """One statement of ingest's hot path, run for many rows of plain tuples (`run`: multi-row INSERTs, else one
+    DBAPI executemany).
 
     `statement`'s bind parameters are named in `names`, the order each row's tuple gives its values in.
     Per dialect, the statement is compiled once (as for an executemany: no RETURNING) and each value goes
@@ -243,10 +283,28 @@ class _Prepared:
         self._plans: dict[str, _Plan] = {}
 
     def run(self, connection: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Execute the statement once per row (one executemany), in the connection's transaction."""
-        if rows:
-            plan = self._plan(connection.dialect)
+        """Execute the statement for every row, in the connection's transaction: an INSERT's rows as multi-row
+        INSERTs (`INSERT ... VALUES (...), (...)`, `_Plan.rows_per_statement` rows each) on SQLite and
+        PostgreSQL, anything else as one executemany.
+
+        Why: the drivers let go of Python's global interpreter lock for every statement they run, and an
+        executemany runs one per row. With another thread busy (the MQTT client's network thread parsing
+        the next messages, an escalation pass), each may wait up to the interpreter's switch interval
+        (5 ms) to take the lock back: a batch of 400 readings then spent far longer waiting than storing
+        (the module docstring gives the figures). One statement per page of rows waits once."""
+        if not rows:
+            return
+        plan = self._plan(connection.dialect)
+        if plan.values is None or plan.ordered is None:
             connection.exec_driver_sql(plan.sql, [plan.convert(row) for row in rows])
+            return
+        head, group = plan.values
+        ordered = [plan.ordered(row) for row in rows]
+        step = plan.rows_per_statement
+        for start in range(0, len(ordered), step):
+            page = ordered[start:start + step]
+            connection.exec_driver_sql(head + ", ".join([group] * len(page)),
+                                       tuple([value for row in page for value in row]))
 
     def processor(self, dialect: Dialect, name: str) -> Callable[[Any], Any]:
         """What the column bound as `name` does to a value before the driver gets it (for `given` columns)."""
@@ -287,7 +345,26 @@ class _Prepared:
 
             def convert(row: tuple[Any, ...]) -> Any:
                 return dict(zip(names, processed(row), strict=True))
-        return _Plan(str(compiled), convert, processors)
+        sql = str(compiled)
+        values, ordered, per_statement = None, None, 1
+        head, found, group = sql.rpartition("VALUES ")
+        if found and isinstance(self.statement, Insert) and dialect.name in PARAMETERS_PER_STATEMENT:
+            if dialect.name == "sqlite" and group == "(" + ", ".join(["?"] * len(bound)) + ")":
+                values = (head + found, group)
+                ordered = convert  # qmark: `convert` gives the values in the placeholders' order
+            elif dialect.name == "postgresql" and sorted(named := _NAMED.findall(group)) == sorted(self.names):
+                values = (head + found, _NAMED.sub("%s", group))  # psycopg takes %s as well as %(name)s
+                at = [self.names.index(name) for name in named]
+
+                def ordered(row: tuple[Any, ...]) -> tuple[Any, ...]:
+                    given = processed(row)
+                    return tuple([given[i] for i in at])
+            per_statement = max(1, PARAMETERS_PER_STATEMENT[dialect.name] // len(bound))
+        return _Plan(sql, convert, processors, values, per_statement, ordered)
+
+
+_NAMED = re.compile(r"%\((\w+)\)s")
+"""A named placeholder as SQLAlchemy writes it for psycopg (`%(name)s`)."""
 
 
 def _unchanged(value: Any) -> Any:
@@ -313,7 +390,7 @@ _DEVICE_UPDATE = _Prepared(
 
 
 class _NoDetection:
-    def observe(self, session: Session, hub: Hub, message: Message, received_at: datetime) -> set[int]:
+    def observe(self, session: Session, hub: HubKey, message: Message, received_at: datetime) -> set[int]:
         return set()
 
 
@@ -440,17 +517,24 @@ class Ingest:
             savepoint.commit()
         return outcome
 
-    def _load(self, session: Session, items: list[_Item]) -> tuple[dict[str, Hub], Devices]:
+    def _load(self, session: Session, items: list[_Item]) -> tuple[Hubs, Devices]:
         hub_ids = {i.hub_id for i in items if i.hub_id is not None and i.refusal is None}
         if not hub_ids:
             return {}, {}
-        hubs = {hub.id: hub for hub in session.scalars(select(Hub).where(Hub.id.in_(hub_ids)))}
+        wanted = sorted(hub_ids)
+        hubs = {hub_id: _HubBook(hub_id, person_id) for hub_id, person_id in _rows(
+            session, (Hub.id, Hub.person_id), Hub.id.in_(wanted))}
+        written = sorted({i.hub_id for i in items if i.refusal is None and i.hub_id is not None and i.hub_id in hubs
+                          and (i.status is not None or isinstance(i.message, Heartbeat))})
+        if written:  # the rows a heartbeat or a status writes to, in one query
+            for row in session.scalars(select(Hub).where(Hub.id.in_(written))):
+                hubs[row.id].row = row
         devices = {(hub_id, device_id): _DeviceBook(last_seen, battery) for hub_id, device_id, last_seen, battery in
-                   session.execute(select(Device.hub_id, Device.id, Device.last_seen, Device.battery_pct)
-                                   .where(Device.hub_id.in_(hub_ids)))}
+                   _rows(session, (Device.hub_id, Device.id, Device.last_seen, Device.battery_pct),
+                         Device.hub_id.in_(wanted))}
         return hubs, devices
 
-    def _against_books(self, item: _Item, hubs: dict[str, Hub], devices: Devices,
+    def _against_books(self, item: _Item, hubs: Hubs, devices: Devices,
                        stored: set[str]) -> None:
         if item.refusal is not None:
             return
@@ -472,7 +556,7 @@ class Ingest:
             return
         stored.add(message_id)  # a second copy later in the same batch is a duplicate
 
-    def _insert(self, items: list[_Item], hubs: dict[str, Hub], now: datetime, session: Session) -> None:
+    def _insert(self, items: list[_Item], hubs: Hubs, now: datetime, session: Session) -> None:
         inbound_rows: list[tuple[Any, ...]] = []
         reading_rows: list[tuple[Any, ...]] = []
         event_rows: list[tuple[Any, ...]] = []
@@ -504,7 +588,7 @@ class Ingest:
                 event_rows.append((message_id, person_of[message.hub_id], message.hub_id, message.device_id,
                                    message.device_type.value, message.code.value, message.priority,
                                    dict(message.detail), source, received, source_ts > ahead_of or hub_ts > ahead_of))
-        _INBOUND_INSERT.run(connection, inbound_rows)  # one executemany per table: no per-row ORM bookkeeping
+        _INBOUND_INSERT.run(connection, inbound_rows)  # a few statements per table: no per-row ORM bookkeeping
         _READING_INSERT.run(connection, reading_rows)
         _EVENT_INSERT.run(connection, event_rows)
 
@@ -520,7 +604,7 @@ class Ingest:
 
     # --- step 3: bookkeeping and detection, in arrival order ------------------------------
 
-    def _after_insert(self, session: Session, item: _Item, hubs: dict[str, Hub], devices: Devices, now: datetime,
+    def _after_insert(self, session: Session, item: _Item, hubs: Hubs, devices: Devices, now: datetime,
                       outcome: Outcome) -> None:
         _add_receipt(outcome, item)
         if item.refusal is not None:
@@ -533,7 +617,7 @@ class Ingest:
         assert item.hub_id is not None
         hub = hubs[item.hub_id]
         if item.status is not None:
-            outcome.changed_alerts.update(self._hub_status(session, hub, item.status, now))
+            outcome.changed_alerts.update(self._hub_status(session, _row(session, hub), item.status, now))
             outcome.stored += 1
             return
         message = item.message
@@ -541,7 +625,7 @@ class Ingest:
         outcome.stored += 1
         outcome.accepted_by_type[message.type] += 1
         if isinstance(message, Heartbeat):
-            self._heartbeat(hub, message, devices, now)
+            self._heartbeat(_row(session, hub), message, devices, now)
         elif message.device_id != hub.id:  # an event about the hub itself has no device row
             # a hub clock that is ahead never makes a device look newer
             devices[(hub.id, message.device_id)].seen(min(message.source_ts, now))
@@ -588,15 +672,76 @@ class Ingest:
         return {cleared.id} if cleared else set()
 
 
+def _row(session: Session, hub: _HubBook) -> Hub:
+    """The hub's row, to write to: read with the batch's others (`Ingest._load`), or now."""
+    if hub.row is None:
+        hub.row = session.get(Hub, hub.id)
+        if hub.row is None:  # read in this transaction a moment ago; a hub is never deleted while it sends
+            raise LookupError(f"hub {hub.id!r} is no longer registered")
+    return hub.row
+
+
+def _rows(session: Session, columns: Sequence[Any], where: Any) -> list[tuple[Any, ...]]:
+    """`SELECT columns WHERE where`, each value as its column type gives it (times through `UTCDateTime`).
+
+    On SQLite the database aggregates the rows into one JSON array (`json_group_array`), read as one
+    row: its driver lets go of the interpreter's lock for every row it steps, and with another thread
+    busy each row could wait the switch interval to get it back (`_Prepared.run`). A batch reads a
+    hub and its devices for each of up to a few hundred homes."""
+    dialect = session.get_bind().dialect
+    if dialect.name != "sqlite":
+        return [tuple(row) for row in session.execute(select(*columns).where(where))]
+    packed = session.scalar(select(func.json_group_array(func.json_array(*columns))).where(where))
+    processors = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+    return [tuple(value if process is None else process(value) for process, value in zip(processors, row, strict=True))
+            for row in json.loads(packed or "[]")]
+
+
 def _write_devices(session: Session, devices: Devices) -> None:
     """The batch's changes to its devices' `last_seen` and `battery_pct`: one executemany UPDATE, in the
     order of the devices' keys, so that two workers updating the same devices lock them in the same
-    order (in any other order their transactions can deadlock, and one batch must be stored again)."""
+    order (in any other order their transactions can deadlock, and one batch must be stored again).
+    On SQLite and PostgreSQL, one `UPDATE ... FROM (VALUES ...)` per page of devices instead (`_Prepared.run`
+    says why), on PostgreSQL after locking them in that order."""
     rows = [(hub_id, device_id, book.last_seen, book.battery_pct)
             for (hub_id, device_id), book in sorted(devices.items(), key=lambda item: item[0]) if book.changed]
-    _DEVICE_UPDATE.run(session.connection(), rows)
+    connection = session.connection()
+    dialect = connection.dialect.name
+    too_old = dialect == "sqlite" and sqlite3.sqlite_version_info < (3, 33)
+    if not rows or dialect not in _DEVICES_FROM_VALUES or too_old:
+        _DEVICE_UPDATE.run(connection, rows)
+    else:
+        stamp = _DEVICE_UPDATE.processor(connection.dialect, "b_last_seen")
+        lock, update_from, group = _DEVICES_FROM_VALUES[dialect]
+        step = PARAMETERS_PER_STATEMENT[dialect] // 4
+        for start in range(0, len(rows), step):
+            page = rows[start:start + step]
+            if lock:  # the rows locked in key order first, as the executemany would (see above)
+                connection.exec_driver_sql(lock.format(keys=", ".join(["(%s, %s)"] * len(page))),
+                                           tuple([key for hub_id, device_id, _seen, _battery in page
+                                                  for key in (hub_id, device_id)]))
+            connection.exec_driver_sql(update_from.format(values=", ".join([group] * len(page))),
+                                       tuple([value for hub_id, device_id, seen, battery in page
+                                              for value in (hub_id, device_id, stamp(seen), battery)]))
     for book in devices.values():
         book.changed = False
+
+
+_DEVICES_FROM_VALUES = {
+    "sqlite": ("", "UPDATE devices SET last_seen = v.column3, battery_pct = v.column4 FROM (VALUES {values}) AS v "
+                   "WHERE devices.hub_id = v.column1 AND devices.id = v.column2", "(?, ?, ?, ?)"),
+    "postgresql": (
+        "SELECT 1 FROM devices WHERE (hub_id, id) IN (VALUES {keys}) ORDER BY hub_id, id FOR UPDATE",
+        "UPDATE devices SET last_seen = v.last_seen, battery_pct = v.battery_pct FROM (VALUES {values}) "
+        "AS v (hub_id, id, last_seen, battery_pct) WHERE devices.hub_id = v.hub_id AND devices.id = v.id",
+        "(%s, %s, %s::timestamptz, %s::integer)"),
+}
+"""`_DEVICE_UPDATE` for a page of devices in one statement, by dialect: (the statement that locks the rows
+in key order first, or "" where the database has one writer; the UPDATE; one row's placeholders).
+SQLite 3.33 and later has `UPDATE ... FROM`, a VALUES list's columns are `column1`, `column2`...
+(https://www.sqlite.org/lang_update.html); PostgreSQL locks the rows of `SELECT ... ORDER BY ... FOR
+UPDATE` in the order it returns them (https://www.postgresql.org/docs/current/sql-select.html,
+"The Locking Clause")."""
 
 
 def stamped_ahead(message: Message, received_at: datetime) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from sqlalchemy import (
     JSON,
@@ -96,6 +96,16 @@ class Person(Base):
     operator_notes: Mapped[str] = mapped_column(Text, default="", server_default="")
     """Access notes an operator may see (which door, lights, parking). Never the key-safe code,
     which is kept in `access_details` for a responder who has accepted."""
+
+
+class HubKey(Protocol):
+    """A hub as detection needs it: its id and its person's (a `Hub` row, or ingest's lighter record)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def person_id(self) -> int: ...
 
 
 class Hub(Base):

@@ -1,4 +1,4 @@
-"""Ingest's hot-path statements (`_Prepared`: compiled once, one DBAPI executemany of tuples) store
+"""Ingest's hot-path statements (`_Prepared`: compiled once, run as multi-row INSERTs of tuples) store
 exactly what SQLAlchemy's own Core executemany stores for the same rows: the same text for times and
 JSON on SQLite, the same typed values on PostgreSQL. SQLite and PostgreSQL."""
 
