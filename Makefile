@@ -37,6 +37,7 @@ bench: setup
 	$(PYTHON) bench/alarm_cost.py
 	$(PYTHON) bench/console.py
 	$(PYTHON) bench/ingest.py
+	$(PYTHON) bench/ingest_contention.py
 	$(PYTHON) bench/detect.py
 	$(PYTHON) bench/hub_footprint.py
 	$(PYTHON) bench/outbox_replay.py

@@ -31,7 +31,10 @@ message, per 1,000 messages). Each counts a message once: `copies` are the broke
 (a PUBACK it did not get in time), dropped by message id (the centre), by hash (the ceiling), or by
 the table's primary key (Node-RED: the insert fails, so it is not counted).
 
-The centre's figures also give `batches` (transactions committed) and `batch_size_mean` (messages per batch).
+The centre's figures also give `batches` (transactions committed) and `batch_size_mean` (messages per batch),
+and `ingest_thread`: from its first batch to its last, `span_s`, of which `in_batches_s` storing batches
+(`Ingest.process`), of which `cpu_s` on the CPU. The rest of `in_batches_s` is waiting: for the disk, for
+SQLite's write lock, for the interpreter's lock.
 
 `--profile`: the centre's CPU by thread and by function (a sampling profiler of all its threads), on stderr;
 `--profile-top N` prints the N functions with the most CPU (60 by default), by self and by inclusive share.
@@ -283,9 +286,14 @@ def centre(job: CentreJob, ready: Any, results: Any) -> None:
     sizes: list[int] = []
     process = the_centre.ingest.process
 
+    in_batches = [0.0, 0.0, 0.0]  # wall and thread CPU seconds inside `process`; when the first batch began
+
     def timed_process(batch: Sequence[Inbound]) -> Outcome:
-        began = time.monotonic()
+        began, cpu_began = time.monotonic(), time.thread_time()
         outcome = process(batch)
+        in_batches[0] += time.monotonic() - began
+        in_batches[1] += time.thread_time() - cpu_began
+        in_batches[2] = in_batches[2] or began
         sizes.append(len(batch))
         if any(inbound.topic.split("/")[3].startswith("alarm-") for inbound in batch):
             alarm_batches.append((began, time.monotonic(), len(batch)))
@@ -314,6 +322,8 @@ def centre(job: CentreJob, ready: Any, results: Any) -> None:
                 Alert.rule == "pendant_alarm")}
     results.put({"stored": stored[0], "copies": copies[0], "last": last_stored[0], "alarm_batches": alarm_batches,
                  "profile": profile, "batch_sizes": sizes,
+                 "ingest_thread": {"span_s": round(last_stored[0] - in_batches[2], 2),
+                                   "in_batches_s": round(in_batches[0], 2), "cpu_s": round(in_batches[1], 2)},
                  "alerted": {hub: next((t for t, ids in changes if any(hub_of_alert.get(i) == hub for i in ids)),
                                        None) for hub in set(hub_of_alert.values())}})
 
@@ -582,7 +592,8 @@ def phase(args: argparse.Namespace, kind: str, node_red: Path | None) -> dict[st
     sizes = centre_state["batch_sizes"]
     result["centre"] = {**the_centre, "messages": centre_state["stored"], "copies": centre_state["copies"],
                         "ratio": round(the_centre["msgs_per_s"] / the_ceiling["msgs_per_s"], 2),
-                        "batches": len(sizes), "batch_size_mean": round(statistics.fmean(sizes), 1) if sizes else None}
+                        "batches": len(sizes), "batch_size_mean": round(statistics.fmean(sizes), 1) if sizes else None,
+                        "ingest_thread": centre_state["ingest_thread"]}
     if peer is not None:
         last = began + (peer_state["last"] / 1000 - began_wall) if peer_state.get("last") else began
         the_peer = rate_figures(peer_state["stored"], began, last, cpu("nodered"), usage_at_end["nodered"][1])

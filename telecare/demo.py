@@ -175,6 +175,7 @@ async def run_demo(*, data_dir: Path, port: int, duration: float | None, broker:
               f"centre first; alerts from them: {len(seeded.alerts)} (the nurse's review tasks)", flush=True)
     print("  Ctrl-C stops everything." if duration is None else f"  stopping by itself after {duration:g} s.",
           flush=True)
+    outbox.handler.show()  # the mail that went out while the centre started, after where to sign in
     try:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=duration)

@@ -154,14 +154,19 @@ def test_the_demo_outbox_keeps_each_mail_and_shows_its_accept_link(tmp_path: Pat
                           reference="alert-1/cycle-0/step-2/responder-2/contact-0",
                           links={"accept": "http://127.0.0.1:8080/accept/abc"})
         delivery = send("mailto:susan@demo.invalid", message, smtp)
+        assert delivery.ok, delivery.detail
+        [kept] = list((tmp_path / "outbox").glob("*.eml"))
+        assert b"Help button pressed: Margaret Hughes" in kept.read_bytes()
+        assert capsys.readouterr().out == ""  # held: the demo's first lines say where to sign in
+        outbox.handler.show()
+        held = capsys.readouterr().out
+        assert send("mailto:bob@demo.invalid", message, smtp).ok
+        after = capsys.readouterr().out
     finally:
         outbox.stop()
-    assert delivery.ok, delivery.detail
-    [kept] = list((tmp_path / "outbox").glob("*.eml"))
-    assert b"Help button pressed: Margaret Hughes" in kept.read_bytes()
-    printed = capsys.readouterr().out
-    assert "mail to susan@demo.invalid: [EMERGENCY] Help button pressed: Margaret Hughes" in printed
-    assert "accept: http://127.0.0.1:8080/accept/abc" in printed
+    assert "mail to susan@demo.invalid: [EMERGENCY] Help button pressed: Margaret Hughes" in held
+    assert "accept: http://127.0.0.1:8080/accept/abc" in held
+    assert "mail to bob@demo.invalid: [EMERGENCY] Help button pressed: Margaret Hughes" in after
 
 
 @pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
