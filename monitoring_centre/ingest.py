@@ -80,7 +80,7 @@ import sqlite3
 import time
 import uuid
 from collections import Counter as Tally
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -300,11 +300,9 @@ class _Prepared:
             return
         head, group = plan.values
         ordered = [plan.ordered(row) for row in rows]
-        step = plan.rows_per_statement
-        for start in range(0, len(ordered), step):
-            page = ordered[start:start + step]
-            connection.exec_driver_sql(head + ", ".join([group] * len(page)),
-                                       tuple([value for row in page for value in row]))
+        for start, size in pages(len(ordered), plan.rows_per_statement):
+            connection.exec_driver_sql(head + ", ".join([group] * size),
+                                       tuple([value for row in ordered[start:start + size] for value in row]))
 
     def processor(self, dialect: Dialect, name: str) -> Callable[[Any], Any]:
         """What the column bound as `name` does to a value before the driver gets it (for `given` columns)."""
@@ -361,6 +359,25 @@ class _Prepared:
                     return tuple([given[i] for i in at])
             per_statement = max(1, PARAMETERS_PER_STATEMENT[dialect.name] // len(bound))
         return _Plan(sql, convert, processors, values, per_statement, ordered)
+
+
+def pages(count: int, largest: int) -> Iterator[tuple[int, int]]:
+    """(start, size) of the pages that cover `count` rows, largest first, each a power of two rows and at
+    most `largest`: a batch of any size is a few statements of a few distinct texts, which the drivers'
+    statement caches keep (psycopg parses a statement's text for its placeholders, and prepares one on the
+    server after 5 uses; SQLite's module compiles each text anew unless it is cached). With a page per
+    batch size instead, a batch of 377 readings was a new 3,770-placeholder text to parse each time."""
+    size = 1 << (max(1, min(largest, MAX_ROWS_PER_STATEMENT)).bit_length() - 1)
+    start = 0
+    while start < count:
+        while size > count - start:
+            size //= 2
+        yield start, size
+        start += size
+
+
+MAX_ROWS_PER_STATEMENT = 256
+"""The largest page (`pages`), whatever the database would take."""
 
 
 _NAMED = re.compile(r"%\((\w+)\)s")
@@ -713,9 +730,8 @@ def _write_devices(session: Session, devices: Devices) -> None:
     else:
         stamp = _DEVICE_UPDATE.processor(connection.dialect, "b_last_seen")
         lock, update_from, group = _DEVICES_FROM_VALUES[dialect]
-        step = PARAMETERS_PER_STATEMENT[dialect] // 4
-        for start in range(0, len(rows), step):
-            page = rows[start:start + step]
+        for start, size in pages(len(rows), PARAMETERS_PER_STATEMENT[dialect] // 4):
+            page = rows[start:start + size]
             if lock:  # the rows locked in key order first, as the executemany would (see above)
                 connection.exec_driver_sql(lock.format(keys=", ".join(["(%s, %s)"] * len(page))),
                                            tuple([key for hub_id, device_id, _seen, _battery in page
