@@ -23,10 +23,8 @@ the baseline, and `ratio`: an alarm's total CPU in readings' worth.
 
 import argparse
 import json
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -34,10 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import free_port, postgres_cluster
+from measure import add_database_options, centre_in_process
 
 from centre_app.centre import Centre
-from centre_app.settings import CentreSettings
 from monitoring_centre.enrolment import DeviceRecord, enrol_home
 from monitoring_centre.ingest import Inbound
 from monitoring_centre.storage import ContactPoint, PersonContact, Responder
@@ -100,35 +97,21 @@ def one_round(centre: Centre, first: int, alarms: int) -> dict[str, float]:
     return {"baseline": baseline / alarms, **{stage: ms / alarms for stage, ms in spent.items()}}
 
 
-def run(database_url: str, folder: str, alarms: int, rounds: int) -> dict[str, object]:
-    settings = CentreSettings(database_url=database_url, jwt_secret=secrets.token_urlsafe(48), mqtt_host="127.0.0.1",
-                              mqtt_port=free_port(), mqtt_password=secrets.token_urlsafe(24), http_port=free_port(),
-                              data_dir=Path(folder))
-    centre = Centre(settings)
-    results = [one_round(centre, n * alarms, alarms) for n in range(rounds)]
-    per_alarm = {stage: round(statistics.median(r[stage] for r in results), 3) for stage in STAGES}
-    total = round(sum(per_alarm.values()), 3)
-    baseline = round(statistics.median(r["baseline"] for r in results), 3)
-    return {"database": database_url.split(":", 1)[0].split("+", 1)[0], "alarms": alarms, "rounds": rounds,
-            "ms_cpu_per_alarm": per_alarm, "ms_cpu_per_alarm_total": total, "baseline_ms_cpu_per_reading": baseline,
-            "ratio": round(total / baseline, 1) if baseline else None}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--alarms", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--database-url", help="an empty database (default: SQLite in a temporary folder)")
-    parser.add_argument("--postgresql", action="store_true", help="a throwaway PostgreSQL cluster of its own")
+    add_database_options(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        if args.postgresql:
-            with postgres_cluster() as url:
-                result = run(url, folder, args.alarms, args.rounds)
-        else:
-            result = run(args.database_url or f"sqlite:///{Path(folder) / 'centre.db'}", folder, args.alarms,
-                         args.rounds)
-    print(json.dumps(result))
+    with centre_in_process(args) as (centre, database):
+        results = [one_round(centre, n * args.alarms, args.alarms) for n in range(args.rounds)]
+    per_alarm = {stage: round(statistics.median(r[stage] for r in results), 3) for stage in STAGES}
+    total = round(sum(per_alarm.values()), 3)
+    baseline = round(statistics.median(r["baseline"] for r in results), 3)
+    print(json.dumps({
+        "database": database, "alarms": args.alarms, "rounds": args.rounds, "ms_cpu_per_alarm": per_alarm,
+        "ms_cpu_per_alarm_total": total, "baseline_ms_cpu_per_reading": baseline,
+        "ratio": round(total / baseline, 1) if baseline else None}))
 
 
 if __name__ == "__main__":

@@ -18,9 +18,7 @@ Prints one JSON line: wall and CPU microseconds per message alone and beside the
 
 import argparse
 import json
-import secrets
 import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -28,10 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import free_port, postgres_cluster
+from measure import add_database_options, centre_in_process
 
 from centre_app.centre import Centre
-from centre_app.settings import CentreSettings
 from monitoring_centre.enrolment import DeviceRecord, enrol_home
 from monitoring_centre.ingest import Inbound
 from telecare_protocol.codec import encode
@@ -71,23 +68,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--homes", type=int, default=100)
     parser.add_argument("--batches", type=int, default=20)
-    parser.add_argument("--database-url", help="an empty database (default: SQLite in a temporary folder)")
-    parser.add_argument("--postgresql", action="store_true", help="a throwaway PostgreSQL cluster of its own")
+    add_database_options(parser)
     args = parser.parse_args()
-    if args.postgresql:
-        with postgres_cluster() as url:
-            args.database_url = url
-            run(args)
-    else:
-        run(args)
-
-
-def run(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        centre = Centre(CentreSettings(
-            database_url=args.database_url or f"sqlite:///{Path(folder) / 'centre.db'}",
-            jwt_secret=secrets.token_urlsafe(48), mqtt_host="127.0.0.1", mqtt_port=free_port(),
-            mqtt_password=secrets.token_urlsafe(24), http_port=free_port(), data_dir=Path(folder)))
+    with centre_in_process(args) as (centre, database):
         hubs = [f"home-{n:04d}" for n in range(args.homes)]
         with centre.sessions() as session, session.begin():
             for hub in hubs:
@@ -113,7 +96,7 @@ def run(args: argparse.Namespace) -> None:
             stop.set()
             beside.join()
     print(json.dumps({
-        "database": (args.database_url or "sqlite").split(":", 1)[0].split("+", 1)[0],
+        "database": database,
         "homes": args.homes, "messages_per_batch": args.homes * PER_HOME, "batches": args.batches,
         "switch_interval_ms": sys.getswitchinterval() * 1000,
         "alone_us_per_message": {"wall": round(alone_wall, 1), "cpu": round(alone_cpu, 1)},

@@ -3,11 +3,13 @@
 Each bench is run as a script (`.venv/bin/python bench/NAME.py`), so this module is imported
 from the bench folder itself (`sys.path[0]`)."""
 
+import argparse
 import contextlib
 import socket
 import statistics
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -84,3 +86,34 @@ def postgres_cluster() -> Iterator[str]:
         subprocess.run([*run_as, str(programs / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
                        capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def add_database_options(parser: argparse.ArgumentParser) -> None:
+    """`--database-url` and `--postgresql`, for a bench that runs the centre's parts in its own process
+    (`centre_in_process`)."""
+    parser.add_argument("--database-url", help="an empty database (default: SQLite in a temporary folder)")
+    parser.add_argument("--postgresql", action="store_true", help="a throwaway PostgreSQL cluster of its own")
+
+
+@contextlib.contextmanager
+def centre_in_process(args: argparse.Namespace) -> Iterator[tuple[Any, str]]:
+    """(a centre, its database's name): `centre_app.centre.Centre`, built and not started (no broker, no
+    HTTP), on `args.database_url`, a throwaway PostgreSQL cluster (`args.postgresql`), or SQLite in a
+    temporary folder; everything removed on exit."""
+    import secrets
+    import tempfile
+
+    from centre_app.centre import Centre
+    from centre_app.settings import CentreSettings
+
+    with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack:
+        url = args.database_url or f"sqlite:///{Path(folder) / 'centre.db'}"
+        if args.postgresql:
+            url = stack.enter_context(postgres_cluster())
+        centre = Centre(CentreSettings(
+            database_url=url, jwt_secret=secrets.token_urlsafe(48), mqtt_host="127.0.0.1", mqtt_port=free_port(),
+            mqtt_password=secrets.token_urlsafe(24), http_port=free_port(), data_dir=Path(folder)))
+        try:
+            yield centre, url.split(":", 1)[0].split("+", 1)[0]
+        finally:
+            centre.engine.dispose()
