@@ -10,9 +10,9 @@ A batch goes in three steps:
    against topic, message type against topic kind), message by message.
 2. One query each for the batch's hubs, their devices and the message ids already stored
    (on SQLite each read as one JSON row: `_rows`); then every accepted message, reading and
-   event, and every dead letter, is inserted in bulk (multi-row INSERTs of plain tuples, a page
-   of rows per statement, each value through its column type's own bind processor: `_Prepared`;
-   no ORM unit of work) and flushed. If that flush
+   event, and every dead letter, is inserted in bulk (plain tuples, each value through its
+   column type's own bind processor: `_Prepared`; no ORM unit of work; on SQLite multi-row
+   INSERTs a page of rows at a time, on PostgreSQL one executemany per table) and flushed. If that flush
    fails on a constraint (a duplicate racing in from another writer), the transaction is
    rolled back and the batch is stored again message by message, each in its own
    savepoint, so one bad row never takes the good ones down with it.
@@ -26,8 +26,8 @@ Why so few statements: the database drivers let go of Python's global interprete
 every statement (SQLite's for every row it steps), and each time the ingest thread may wait up
 to the switch interval (5 ms) to take it back while another thread is busy (the MQTT client's
 network thread, an escalation pass). `bench/ingest_contention.py` measures it: beside a busy
-thread, a batch of 400 readings from 100 homes took 28 ms a message on SQLite (8.7 ms on
-PostgreSQL) with an executemany per table and a row per step, and 0.6-0.9 ms with these.
+thread, a batch of 400 readings from 100 homes took 28 ms a message on SQLite with an
+executemany per table and a row per step, and 0.6-0.7 ms with these.
 
 Reasons a message is dead-lettered (the `reason` column and the `reason` label of
 `telecare_ingest_rejected_total`):
@@ -75,7 +75,6 @@ end-to-end acks after the commit (`monitoring_centre.acks`).
 
 import json
 import logging
-import re
 import sqlite3
 import time
 import uuid
@@ -249,21 +248,19 @@ parameters in 16 bits (the Bind message, https://www.postgresql.org/docs/current
 @dataclass(frozen=True)
 class _Plan:
     """A `_Prepared` statement on one dialect: its SQL, and each bind name's processor (None: none).
-    `values`: for an INSERT on SQLite or PostgreSQL, the SQL up to and including `VALUES ` and one row's
-    placeholder group (positional), to run a page of rows as one multi-row INSERT."""
+    `values`: for an INSERT on SQLite, the SQL up to and including `VALUES ` and one row's placeholder
+    group, to run a page of rows as one multi-row INSERT."""
 
     sql: str
     convert: Callable[[tuple[Any, ...]], Any]
     processors: Mapping[str, Callable[[Any], Any] | None]
     values: tuple[str, str] | None = None
     rows_per_statement: int = 1
-    ordered: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None
-    """A row's processed values in the order of the placeholders of `values`' group."""
 
 
 class _Prepared:
-    """One statement of ingest's hot path, run for many rows of plain tuples (`run`: multi-row INSERTs, else one
-    DBAPI executemany).
+    """One statement of ingest's hot path, run for many rows of plain tuples (`run`: multi-row INSERTs on
+    SQLite, else one DBAPI executemany).
 
     `statement`'s bind parameters are named in `names`, the order each row's tuple gives its values in.
     Per dialect, the statement is compiled once (as for an executemany: no RETURNING) and each value goes
@@ -283,26 +280,28 @@ class _Prepared:
         self._plans: dict[str, _Plan] = {}
 
     def run(self, connection: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Execute the statement for every row, in the connection's transaction: an INSERT's rows as multi-row
-        INSERTs (`INSERT ... VALUES (...), (...)`, `_Plan.rows_per_statement` rows each) on SQLite and
-        PostgreSQL, anything else as one executemany.
+        """Execute the statement for every row, in the connection's transaction: on SQLite an INSERT's rows as
+        multi-row INSERTs (`INSERT ... VALUES (...), (...)`, pages of `pages`), anything else, and anything
+        on PostgreSQL, as one executemany.
 
-        Why: the drivers let go of Python's global interpreter lock for every statement they run, and an
-        executemany runs one per row. With another thread busy (the MQTT client's network thread parsing
-        the next messages, an escalation pass), each may wait up to the interpreter's switch interval
-        (5 ms) to take the lock back: a batch of 400 readings then spent far longer waiting than storing
-        (the module docstring gives the figures). One statement per page of rows waits once."""
+        Why SQLite: its driver lets go of Python's global interpreter lock for every statement it steps, and
+        an executemany steps once per row. With another thread busy (the MQTT client's network thread parsing
+        the next messages, an escalation pass), each may wait up to the interpreter's switch interval (5 ms)
+        to take the lock back: a batch of 400 readings then spent far longer waiting than storing (the
+        module docstring gives the figures). One statement per page of rows waits once. On PostgreSQL,
+        psycopg's executemany (pipelined) did better in the live bench than multi-row INSERTs (`bench/
+        ingest.py`, four paired runs: 0.45-0.53 of the ceiling against 0.38-0.41)."""
         if not rows:
             return
         plan = self._plan(connection.dialect)
-        if plan.values is None or plan.ordered is None:
-            connection.exec_driver_sql(plan.sql, [plan.convert(row) for row in rows])
+        converted = [plan.convert(row) for row in rows]
+        if plan.values is None:
+            connection.exec_driver_sql(plan.sql, converted)
             return
-        head, group = plan.values
-        ordered = [plan.ordered(row) for row in rows]
-        for start, size in pages(len(ordered), plan.rows_per_statement):
+        head, group = plan.values  # qmark: `convert` gives a row's values in its placeholders' order
+        for start, size in pages(len(converted), plan.rows_per_statement):
             connection.exec_driver_sql(head + ", ".join([group] * size),
-                                       tuple([value for row in ordered[start:start + size] for value in row]))
+                                       tuple([value for row in converted[start:start + size] for value in row]))
 
     def processor(self, dialect: Dialect, name: str) -> Callable[[Any], Any]:
         """What the column bound as `name` does to a value before the driver gets it (for `given` columns)."""
@@ -344,21 +343,13 @@ class _Prepared:
             def convert(row: tuple[Any, ...]) -> Any:
                 return dict(zip(names, processed(row), strict=True))
         sql = str(compiled)
-        values, ordered, per_statement = None, None, 1
+        values, per_statement = None, 1
         head, found, group = sql.rpartition("VALUES ")
-        if found and isinstance(self.statement, Insert) and dialect.name in PARAMETERS_PER_STATEMENT:
-            if dialect.name == "sqlite" and group == "(" + ", ".join(["?"] * len(bound)) + ")":
-                values = (head + found, group)
-                ordered = convert  # qmark: `convert` gives the values in the placeholders' order
-            elif dialect.name == "postgresql" and sorted(named := _NAMED.findall(group)) == sorted(self.names):
-                values = (head + found, _NAMED.sub("%s", group))  # psycopg takes %s as well as %(name)s
-                at = [self.names.index(name) for name in named]
-
-                def ordered(row: tuple[Any, ...]) -> tuple[Any, ...]:
-                    given = processed(row)
-                    return tuple([given[i] for i in at])
+        if (found and isinstance(self.statement, Insert) and dialect.name == "sqlite"
+                and group == "(" + ", ".join(["?"] * len(bound)) + ")"):
+            values = (head + found, group)
             per_statement = max(1, PARAMETERS_PER_STATEMENT[dialect.name] // len(bound))
-        return _Plan(sql, convert, processors, values, per_statement, ordered)
+        return _Plan(sql, convert, processors, values, per_statement)
 
 
 def pages(count: int, largest: int) -> Iterator[tuple[int, int]]:
@@ -378,10 +369,6 @@ def pages(count: int, largest: int) -> Iterator[tuple[int, int]]:
 
 MAX_ROWS_PER_STATEMENT = 256
 """The largest page (`pages`), whatever the database would take."""
-
-
-_NAMED = re.compile(r"%\((\w+)\)s")
-"""A named placeholder as SQLAlchemy writes it for psycopg (`%(name)s`)."""
 
 
 def _unchanged(value: Any) -> Any:
