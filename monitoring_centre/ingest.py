@@ -289,8 +289,8 @@ class _Prepared:
         the next messages, an escalation pass), each may wait up to the interpreter's switch interval (5 ms)
         to take the lock back: a batch of 400 readings then spent far longer waiting than storing (the
         module docstring gives the figures). One statement per page of rows waits once. On PostgreSQL,
-        psycopg's executemany (pipelined) did better in the live bench than multi-row INSERTs (`bench/
-        ingest.py`, four paired runs: 0.45-0.53 of the ceiling against 0.38-0.41)."""
+        psycopg's executemany (pipelined) did better in the live bench than multi-row INSERTs
+        (`bench/ingest.py`, four paired runs: 0.45-0.53 of the ceiling against 0.38-0.41)."""
         if not rows:
             return
         plan = self._plan(connection.dialect)
