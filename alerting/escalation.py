@@ -136,13 +136,13 @@ def chain_for(session: Session, person: Person, policy: Policy, directory: Direc
     ))
 
 
-def start(session: Session, alert: Alert, now: datetime, directory: Directory | None = None) -> Escalation:
-    """Snapshot the chain for a newly opened alert. Idempotent: one escalation per alert.
-    `directory`: the pass's, when it starts several (`Directory`)."""
+def start(session: Session, alert: Alert, now: datetime) -> Escalation:
+    """Snapshot the chain for a newly opened alert. Idempotent: one escalation per alert. (The escalator
+    starts a pass's escalations with `snapshot_of`, sharing one `Directory`.)"""
     existing = session.scalar(select(Escalation).where(Escalation.alert_id == alert.id))
     if existing is not None:
         return existing
-    escalation = snapshot_of(session, alert, now, directory)
+    escalation = snapshot_of(session, alert, now)
     session.add(escalation)
     session.flush()
     return escalation

@@ -177,7 +177,6 @@ class Plan:
     """What one pass of the record writer will write (`plan`, then `keep`): built while reading, so that
     on SQLite the Bundles are built without holding the write lock the alarm path waits for."""
 
-    now: datetime
     new: list[dict[str, Any]] = field(default_factory=list)
     """`record_writes` rows to insert, in the order their alerts changed."""
     moved_on: list[tuple[int, int]] = field(default_factory=list)
@@ -203,7 +202,7 @@ def plan(session: Session, now: datetime, *, send: bool, allow_test_nhs_numbers:
         select(AlertTransition.id, AlertTransition.alert_id).where(AlertTransition.id > written_up_to)
         .order_by(AlertTransition.id).limit(BATCH)
     ).all()
-    planned = Plan(now)
+    planned = Plan()
     newest: dict[int, int] = {}  # alert id → its newest transition in this pass (in the order they changed)
     for transition_id, alert_id in changes:
         newest[alert_id] = transition_id

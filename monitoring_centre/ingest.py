@@ -236,13 +236,12 @@ Hubs = dict[str, _HubBook]
 """hub id → its book, for the hubs of one batch."""
 
 
-SQLITE_ROWS_PER_INSERT_BOUND = 999
-"""Bound parameters one SQLite statement may hold, at the least: SQLITE_MAX_VARIABLE_NUMBER was 999
-before SQLite 3.32 and is 32766 since (https://www.sqlite.org/limits.html, "Maximum Number Of Host
-Parameters"). A multi-row INSERT's rows are paged to stay within it on any build."""
-PARAMETERS_PER_STATEMENT = {"sqlite": SQLITE_ROWS_PER_INSERT_BOUND, "postgresql": 32767}
-"""Bound parameters per multi-row statement, by dialect. PostgreSQL's protocol counts a statement's
-parameters in 16 bits (the Bind message, https://www.postgresql.org/docs/current/protocol-message-formats.html)."""
+PARAMETERS_PER_STATEMENT = {"sqlite": 999, "postgresql": 32767}
+"""Bound parameters per multi-row statement, by dialect; its rows are paged to stay within it (`pages`).
+SQLite's SQLITE_MAX_VARIABLE_NUMBER was 999 before SQLite 3.32 and is 32766 since
+(https://www.sqlite.org/limits.html, "Maximum Number Of Host Parameters"): 999 holds on any build.
+PostgreSQL's protocol counts a statement's parameters in 16 bits (the Bind message,
+https://www.postgresql.org/docs/current/protocol-message-formats.html)."""
 
 
 @dataclass(frozen=True)

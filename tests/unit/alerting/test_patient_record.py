@@ -139,7 +139,6 @@ def test_the_record_carries_the_latest_clean_spo2_and_pulse_observations(session
     Bundle.model_validate(record)
 
 
-
 def _statements_of_a_pass(sessions: sessionmaker[Session], home: str, people: int) -> tuple[int, list[RecordWrite]]:
     """Raise one SpO2 alert (naming its own reading) for each of `people` people in homes `{home}-{n}`,
     then count the statements one `queue` pass sends to build and keep their Bundles."""
