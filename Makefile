@@ -38,6 +38,7 @@ bench: setup
 	$(PYTHON) bench/console.py
 	$(PYTHON) bench/ingest.py
 	$(PYTHON) bench/ingest_contention.py
+	$(PYTHON) bench/write_turn.py
 	$(PYTHON) bench/detect.py
 	$(PYTHON) bench/hub_footprint.py
 	$(PYTHON) bench/outbox_replay.py

@@ -7,6 +7,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import uvicorn
@@ -36,7 +37,7 @@ from monitoring_centre.profiles import SETTINGS_IGNORED, check_rule_setting
 from monitoring_centre.receiver import SESSION_EXPIRY_S, Receiver
 from monitoring_centre.retention import RetentionJob
 from monitoring_centre.scaip_receiver import ScaipReceiver
-from monitoring_centre.storage import Alert, make_engine
+from monitoring_centre.storage import WRITE_TURNS, Alert, make_engine
 from monitoring_centre.storage_health import RETRY_S, StorageHealth
 from monitoring_centre.workers import LeaseKeeper, new_run
 
@@ -131,6 +132,15 @@ class Centre:
         # a full disk: reads go on, the consoles and /health say so, audit rows wait in memory
         self.storage = StorageHealth(registry=self.registry, on_change=lambda: self.feed.publish(set()))
         self.storage.watch(self.engine)
+        turn = WRITE_TURNS.get(self.engine)
+        if turn is not None:  # SQLite: what the centre's writers queued for the write lock (`write_turn`)
+            for name, what, read in (
+                    ("telecare_sqlite_write_waits", "Write transactions that waited for another's to end", "waited"),
+                    ("telecare_sqlite_write_wait_seconds", "Seconds write transactions waited for the write lock",
+                     "waited_s"),
+                    ("telecare_sqlite_write_turn_timeouts", "Writers that went on without a turn after the busy "
+                     "timeout", "timed_out")):
+                Gauge(name, what, registry=self.registry).set_function(partial(getattr, turn, read))
         self.storage_retry = PeriodicWorker("storage-retry", lambda: self.storage.retry(self.sessions), RETRY_S,
                                             logger=log)
         self.escalator = Escalator(self.sessions, AlertingSettings(

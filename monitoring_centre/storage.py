@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
     JSON,
@@ -35,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from detection.people import BedSensorKind
+from monitoring_centre.write_turn import Turn, connection_class
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -368,6 +370,9 @@ class AuditEntry(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
 
 
+SQLITE_BUSY_TIMEOUT_S = 30
+"""How long a SQLite writer waits for the write lock (`busy_timeout`), and for its process's write turn
+(`write_turn`), before its transaction fails with "database is locked"."""
 READ_ONLY = "telecare_read_only"
 """The execution option `begin_read` sets on a session's connection."""
 
@@ -418,10 +423,18 @@ def begin_read(session: Session) -> None:
     session.connection(execution_options={READ_ONLY: True})
 
 
-def make_engine(url: str) -> Engine:
-    """An engine; for SQLite, WAL journalling and foreign keys on every connection."""
+WRITE_TURNS: "WeakKeyDictionary[Engine, Turn]" = WeakKeyDictionary()
+"""A SQLite engine → its process's write turn (`write_turn`), for `/metrics`."""
+
+
+def make_engine(url: str, *, write_turn: bool = True) -> Engine:
+    """An engine; for SQLite, WAL journalling and foreign keys on every connection, and its writers
+    queued for the write lock in this process (`write_turn`; `write_turn=False` only for the bench that
+    measures it against SQLite's own waiting, `bench/write_turn.py`)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        turn, busy_ms = Turn(timeout_s=SQLITE_BUSY_TIMEOUT_S), round(SQLITE_BUSY_TIMEOUT_S * 1000)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S,
+                                                  "factory": connection_class(turn)})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -432,7 +445,7 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -442,10 +455,22 @@ def make_engine(url: str) -> Engine:
             # upgrade a stale snapshot, and does not wait). Taking the write lock at
             # BEGIN makes every transaction queue on busy_timeout instead. Reads take
             # the lock too, so sessions stay short (routes end theirs before responding),
-            # and a long read begins as a read (`begin_read`).
+            # and a long read begins as a read (`begin_read`). A write first queues for its
+            # process's write turn (`write_turn`), given back when the transaction ends.
             read = connection.get_execution_options().get(READ_ONLY, False)
-            connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+            if read:
+                connection.exec_driver_sql("BEGIN")
+                return
+            driver = connection.connection.dbapi_connection
+            if write_turn:
+                driver.begin_write()
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                driver.end_write()
+                raise
 
+        WRITE_TURNS[engine] = turn
         return engine
     return create_engine(url, pool_pre_ping=True)
 
