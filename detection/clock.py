@@ -141,6 +141,8 @@ class HubClock:
 
     def observe(self, message: Message, received_at: datetime) -> Verdict:
         """Add the message's sample (and, for a heartbeat, its pace and any step); returns the verdict."""
+        if not isinstance(message, Heartbeat):
+            return self.observe_stamp(message.hub_ts, received_at, message.id)
         self.expire(received_at)
         paced = False
         if isinstance(message, Heartbeat):
@@ -153,6 +155,23 @@ class HubClock:
         elif paced and isinstance(message, Heartbeat) and message.outbox_depth <= LIVE_OUTBOX_DEPTH:
             self._behind_confirmed = True
         return self.verdict
+
+    def observe_stamp(self, hub_ts: datetime, received_at: datetime, message_id: object) -> Verdict:
+        """`observe` for a message that is not a heartbeat (no pace, no step): its `hub_ts`, receive
+        time and id. The same state and verdict, in one call: it runs for every reading."""
+        samples = self._samples
+        if not samples or samples[0].received_at < received_at - WINDOW:
+            self.expire(received_at)
+        sample = Sample(received_at, hub_ts, message_id)
+        offset = sample.offset
+        while samples and samples[-1].offset <= offset:
+            samples.pop()
+        samples.append(sample)
+        estimate = samples[0].offset
+        if estimate >= -MAX_CLOCK_OFFSET:
+            self._behind_confirmed = False
+            return Verdict.AHEAD if estimate > MAX_CLOCK_OFFSET else Verdict.RIGHT
+        return Verdict.BEHIND if self._behind_confirmed else Verdict.IN_DOUBT
 
     def expire(self, now: datetime) -> None:
         """Forget samples received more than `WINDOW` before `now`."""

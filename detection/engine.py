@@ -194,7 +194,10 @@ class Engine:
             if self._fast and _clean(original):  # most readings: each family's fast path (`_fast_lane`)
                 if received_at is None:  # a replay: nothing to place
                     return self._fast_lane(person, original, None)
-                clock, message = person.supervision.place(original, received_at)
+                placed = person.supervision.place_reading(original, received_at)
+                if placed is None:  # the hub's clock is right: the reading as stamped
+                    return self._fast_lane(person, original, received_at)
+                clock, message = placed
                 decisions = (self._fast_lane(person, original, received_at) if message is original
                              else self._full(person, original, message, received_at))
                 return clock + decisions if clock else decisions

@@ -40,9 +40,9 @@ from detection.rules import CATALOGUE, CLEARED_BY, RAISED_BY, RuleId, RuleKind, 
 from telecare_protocol import DeviceEvent, Heartbeat, Message, Power, Reading
 
 _KINDS = (RuleKind.SUPERVISION, RuleKind.LOG)
-_DEVICE_NOT_SEEN, _RIGHT = RuleId.DEVICE_NOT_SEEN, Verdict.RIGHT
-"""Read once: an enum member's lookup on its class costs more than the dict test it keys (fast paths)."""
 """The catalogue's rules this module runs (alarm events are `alarms.py`'s)."""
+_DEVICE_NOT_SEEN, _CLOCK_WRONG, _RIGHT = RuleId.DEVICE_NOT_SEEN, RuleId.HUB_CLOCK_WRONG, Verdict.RIGHT
+"""Read once: an enum member's lookup on its class costs more than the dict test it keys (fast paths)."""
 
 
 def _event_evidence(event: DeviceEvent) -> dict[str, Any]:
@@ -75,9 +75,30 @@ class SupervisionRules:
         recording) nothing is judged and the message is returned as it is."""
         if received_at is None:
             return [], message
-        clock = self.clocks.setdefault(message.hub_id, HubClock())
+        clock = self._hub_clock(message.hub_id)
         verdict = clock.observe(message, received_at)
         return self._clock(message.hub_id, clock, verdict, received_at), clock.place(message, received_at)
+
+    def place_reading(self, reading: Reading, received_at: datetime) -> tuple[list[Decision], Message] | None:
+        """`place` for a reading, in fewer steps: None when the hub's clock is right, no `hub_clock_wrong`
+        of the hub is open and the reading's times stand as stamped (nothing to raise, clear or move: the
+        common case); otherwise what `place` returns. Either way the reading's sample is in, once."""
+        hub = reading.hub_id
+        clock = self._hub_clock(hub)
+        verdict = clock.observe_stamp(reading.hub_ts, received_at, reading.id)
+        if verdict is _RIGHT:
+            open_ = self.ctx.open
+            if not open_ or (_CLOCK_WRONG, hub) not in open_:
+                limit = received_at + MAX_CLOCK_OFFSET
+                if reading.source_ts <= limit and reading.hub_ts <= limit:
+                    return None
+        return self._clock(hub, clock, verdict, received_at), clock.place(reading, received_at)
+
+    def _hub_clock(self, hub: str) -> HubClock:
+        clock = self.clocks.get(hub)
+        if clock is None:
+            clock = self.clocks[hub] = HubClock()
+        return clock
 
     def _clock(self, hub: str, clock: HubClock, verdict: Verdict, now: datetime) -> list[Decision]:
         if verdict is _RIGHT and not self.ctx.open:  # the common case: nothing to raise or clear

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alerting.inhibit import MUTES
 from alerting.policy import SUPERVISION, policy_for
@@ -257,3 +259,38 @@ def test_no_device_is_unseen_and_no_activity_timer_fires_while_a_hubs_clock_is_i
     engine.observe(heartbeat(received - timedelta(days=3), 100, devices=(seen,)), received)
     engine.observe(stamped(event(at(), "door-001", EventCode.DOOR_OPENED), received - timedelta(days=3)), received)
     assert engine.tick(received + timedelta(minutes=1)) == []
+
+
+# One call per reading: `place_reading` is `place`, in fewer steps ----------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=st.lists(st.tuples(st.sampled_from(["reading", "reading", "reading", "beat"]),
+                                st.sampled_from([0, 0, 3, -1, -90, 150, 3600, -14 * 86400]),  # hub clock - centre's, s
+                                st.sampled_from([0, 1, 60, 60, 300, 900]),  # seconds since the previous receipt
+                                st.integers(-600, 200)), min_size=1, max_size=30))  # the reading's time vs its hub_ts
+def test_placing_a_reading_in_one_call_changes_and_decides_what_place_does(
+        steps: list[tuple[str, int, int, int]]) -> None:
+    fast, full = Engine([profile()]), Engine([profile()])
+    one, other = fast._people["home-001"].supervision, full._people["home-001"].supervision
+    received = at(hours=8)
+    uptime = 100.0
+    for kind, offset_s, after_s, skew_s in steps:
+        received += timedelta(seconds=after_s)
+        uptime += after_s
+        hub_time = received + timedelta(seconds=offset_s)
+        if kind == "beat":
+            beat = heartbeat(hub_time, uptime)
+            assert one.place(beat, received) == other.place(beat, received)
+        else:
+            reading = spo2(hub_time, 96.0).model_copy(
+                update={"source_ts": hub_time + timedelta(seconds=skew_s), "hub_ts": hub_time})
+            quick = one.place_reading(reading, received)
+            decisions, placed = other.place(reading, received)
+            if quick is None:
+                assert (decisions, placed) == ([], reading)
+            else:
+                assert quick == (decisions, placed)
+        assert one.ctx.open == other.ctx.open  # what was raised or cleared, alike
+        assert one.clocks[HUB].estimate == other.clocks[HUB].estimate
+        assert one.clocks[HUB].verdict is other.clocks[HUB].verdict
