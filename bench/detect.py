@@ -15,6 +15,7 @@ Readings are built before timing (pydantic `model_construct`, already valid valu
     .venv/bin/python bench/detect.py [--people 10000] [--days 7] [--continuous 10]
     .venv/bin/python bench/detect.py --memory [--days 14]   # engine state per person instead
     .venv/bin/python bench/detect.py --reference ...        # the full paths only (`Engine(fast=False)`)
+    .venv/bin/python bench/detect.py --live ...             # with receive times, as the centre observes
 """
 
 import argparse
@@ -35,6 +36,8 @@ from detection.people import PersonProfile
 from telecare_protocol import Metric, QualityFlag, Reading
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
+RECEIVED_AFTER = timedelta(seconds=1)
+"""With `--live`, when the centre receives each reading after it was taken."""
 
 
 def reading(hub: str, metric: Metric, value: float, at: datetime, flagged: bool) -> Reading:
@@ -107,6 +110,9 @@ def main() -> int:
     parser.add_argument("--continuous", type=int, default=10)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--memory", action="store_true", help="only measure engine memory per person (tracemalloc)")
+    parser.add_argument("--live", action="store_true",
+                        help="observe each reading with a receive time (1 s after it was taken), as the centre does: "
+                             "its hub's clock judged and the reading placed (detection/clock.py)")
     parser.add_argument("--reference", action="store_true",
                         help="run every reading through the full paths (Engine(fast=False)), as before the fast paths")
     args = parser.parse_args()
@@ -131,9 +137,10 @@ def main() -> int:
             for message in stream:
                 checksum += (message.value or 0.0) + message.source_ts.second
             baseline_ns += time.perf_counter_ns() - began
+            received = [message.source_ts + RECEIVED_AFTER for message in stream] if args.live else [None] * len(stream)
             began = time.perf_counter_ns()
-            for message in stream:
-                for decision in engine.observe(message):
+            for message, at in zip(stream, received, strict=True):
+                for decision in engine.observe(message, at):
                     if isinstance(decision, Raise) and decision.explanation.get("episode") == "new":
                         alerts += 1
                         rules[decision.rule] = rules.get(decision.rule, 0) + 1
@@ -153,7 +160,7 @@ def main() -> int:
         "ns_per_continuous_reading": round((engine_ns - spot_ns) / max(readings - spot_readings, 1), 1),
         "alerts": alerts, "alerts_by_rule": dict(sorted(rules.items())),
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "fast": not args.reference,
+        "fast": not args.reference, "live": args.live,
     }))
     return 0
 
