@@ -144,15 +144,13 @@ class HubClock:
         if not isinstance(message, Heartbeat):
             return self.observe_stamp(message.hub_ts, received_at, message.id)
         self.expire(received_at)
-        paced = False
-        if isinstance(message, Heartbeat):
-            paced = self._heartbeat(message, received_at)
+        paced = self._heartbeat(message, received_at)
         self._add(Sample(received_at, message.hub_ts, message.id))
         estimate = self.estimate
         assert estimate is not None  # a sample was just added
         if estimate >= -MAX_CLOCK_OFFSET:
             self._behind_confirmed = False
-        elif paced and isinstance(message, Heartbeat) and message.outbox_depth <= LIVE_OUTBOX_DEPTH:
+        elif paced and message.outbox_depth <= LIVE_OUTBOX_DEPTH:
             self._behind_confirmed = True
         return self.verdict
 

@@ -16,8 +16,8 @@ takes a `threading.Lock` of the engine's (`Turn`) and gives it back when the tra
 SQLite's own lock is then almost always free at `BEGIN IMMEDIATE`. Other processes (the admin
 command line, a migration) still meet SQLite's busy handler, as before.
 
-Never worse than without it: a turn not had within `busy_timeout` (30 s, the same wait SQLite
-allows) is logged and the transaction begins anyway, meeting SQLite's own wait and error.
+A turn never blocks a writer for good: one not had within `busy_timeout` (30 s, the wait SQLite
+allows) is logged and counted, and the transaction begins anyway, meeting SQLite's own wait and error.
 Read transactions (`storage.begin_read`) take no turn: in WAL mode they never wait for a writer.
 """
 
@@ -34,9 +34,9 @@ class Turn:
     """The write turn of one engine's connections: at most one holds it, the others wait on it.
 
     `timeout_s`: how long `take` waits before letting the caller go on without it (then SQLite's
-    own busy handler waits, and fails, as it would have). Counts for `/metrics`-style reading:
-    `taken` (turns given), `waited` (of those, turns a writer had to wait for), `waited_s` (seconds,
-    in all), `timed_out` (writers that went on without one)."""
+    own busy handler waits, and fails, as it would have). Counts, which `/metrics` exports
+    (`centre_app.centre`): `taken` (turns given), `waited` (of those, turns a writer had to wait
+    for), `waited_s` (seconds waited, in all), `timed_out` (writers that went on without one)."""
 
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
