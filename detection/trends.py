@@ -28,7 +28,6 @@ threshold alert is open, and for 24 h after (72 h for scatter, whose window woul
 hold the acute readings), SpO2 trend alerts are held back: that episode already had attention.
 """
 
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -50,30 +49,52 @@ TREND_RULES = of_kind(RuleKind.TREND)
 """spo2_trend_spc, spo2_trend_slope, spo2_variability, evaluated in this order."""
 
 
-@dataclass
 class Samples:
     """Hourly means of one metric's clean readings, as numpy arrays (bounded to 7 days).
 
     The current hour is summed in plain Python (cheap at 1 Hz) and written into the
-    arrays only when a rule reads them (`sync`)."""
+    arrays only when a rule reads them (`sync`). The arrays grow by doubling, and only an hour
+    that is not the newest is searched for, so a new hour (every spot check) costs a few stores,
+    not three copies of the week (`np.append`) and a search; the values kept, and so every
+    rule's arithmetic, are the same."""
 
-    t: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    """Bucket start, seconds since the epoch."""
-    total: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    count: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    first_id: list[UUID] = field(default_factory=list)
-    last_id: list[UUID] = field(default_factory=list)
-    daily: dict[date, list[float]] = field(default_factory=dict)
-    """Local day → [count, sum] of clean readings (35 days)."""
-    current: float = -1.0
-    current_total: float = 0.0
-    current_count: int = 0
-    current_last: UUID | None = None
+    __slots__ = ("_count", "_t", "_total", "current", "current_count", "current_last", "current_total",
+                 "daily", "first_id", "last_id", "size", "t_max", "t_min")
+
+    def __init__(self) -> None:
+        self._t, self._total, self._count = np.zeros(8), np.zeros(8), np.zeros(8)
+        self.size = 0
+        """Hours held: the first `size` entries of each array."""
+        self.t_min = self.t_max = 0.0
+        """The oldest and newest bucket held (meaningless while `size` is 0)."""
+        self.first_id: list[UUID] = []
+        self.last_id: list[UUID] = []
+        self.daily: dict[date, list[float]] = {}
+        """Local day → [count, sum] of clean readings (35 days)."""
+        self.current = -1.0
+        self.current_total = 0.0
+        self.current_count = 0
+        self.current_last: UUID | None = None
+
+    @property
+    def t(self) -> np.ndarray:
+        """Bucket start of each hour held, seconds since the epoch (a view)."""
+        return self._t[:self.size]
+
+    @property
+    def total(self) -> np.ndarray:
+        """Sum of each hour's readings (a view)."""
+        return self._total[:self.size]
+
+    @property
+    def count(self) -> np.ndarray:
+        """Readings in each hour (a view)."""
+        return self._count[:self.size]
 
     def sync(self) -> None:
-        if self.current_count and self.t.size:
-            i = self.t.size - 1
-            self.total[i], self.count[i] = self.current_total, self.current_count
+        if self.current_count and self.size:
+            i = self.size - 1
+            self._total[i], self._count[i] = self.current_total, self.current_count
             if self.current_last is not None:
                 self.last_id[i] = self.current_last
 
@@ -86,22 +107,16 @@ class Samples:
             self.current_last = reading.id
         else:
             self.sync()
-            hits = np.flatnonzero(self.t == bucket) if self.t.size else np.zeros(0, dtype=int)
-            if hits.size:  # a late reading for an hour already closed
-                i = int(hits[0])
-                self.total[i] += value
-                self.count[i] += 1
+            i = self._held(bucket)
+            if i is not None:  # a late reading for an hour already closed
+                self._total[i] += value
+                self._count[i] += 1
+            elif self.size and bucket < self.t_max - KEEP_S:
+                pass  # an hour older than the week kept (an outbox replayed after a long outage): its day counts
             else:
-                self.t = np.append(self.t, bucket)
-                self.total = np.append(self.total, value)
-                self.count = np.append(self.count, 1.0)
-                self.first_id.append(reading.id)
-                self.last_id.append(reading.id)
-                keep = self.t >= self.t.max() - KEEP_S
-                if not keep.all():
-                    self.t, self.total, self.count = self.t[keep], self.total[keep], self.count[keep]
-                    self.first_id = [x for x, k in zip(self.first_id, keep, strict=True) if k]
-                    self.last_id = [x for x, k in zip(self.last_id, keep, strict=True) if k]
+                self._append(bucket, value, reading.id)
+                if self.t_min < self.t_max - KEEP_S:
+                    self._keep_week()
                 self.current, self.current_total, self.current_count = bucket, value, 1
                 self.current_last = reading.id
         tally = self.daily.get(day)
@@ -111,6 +126,34 @@ class Samples:
                 del self.daily[old]
         tally[0] += 1
         tally[1] += value
+
+    def _held(self, bucket: float) -> int | None:
+        """The entry of an hour held, or None; only an hour no later than the newest can be one."""
+        if not self.size or bucket > self.t_max:
+            return None
+        hits = np.flatnonzero(self.t == bucket)
+        return int(hits[0]) if hits.size else None
+
+    def _append(self, bucket: float, value: float, reading_id: UUID) -> None:
+        size = self.size
+        if size == self._t.size:
+            self._t, self._total, self._count = (np.concatenate([a, np.zeros(size)])
+                                                 for a in (self._t, self._total, self._count))
+        self._t[size], self._total[size], self._count[size] = bucket, value, 1.0
+        self.t_min, self.t_max = (bucket, bucket) if not size else (min(self.t_min, bucket), max(self.t_max, bucket))
+        self.size = size + 1
+        self.first_id.append(reading_id)
+        self.last_id.append(reading_id)
+
+    def _keep_week(self) -> None:
+        """Drop the hours more than `KEEP_S` before the newest."""
+        keep = self.t >= self.t_max - KEEP_S
+        t, total, count = self.t[keep], self.total[keep], self.count[keep]
+        self.size = t.size
+        self._t[:self.size], self._total[:self.size], self._count[:self.size] = t, total, count
+        self.first_id = [x for x, k in zip(self.first_id, keep, strict=True) if k]
+        self.last_id = [x for x, k in zip(self.last_id, keep, strict=True) if k]
+        self.t_min = float(t.min())
 
     def window(self, start: float, end: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self.sync()

@@ -1,6 +1,13 @@
 """Trend rules: SPC against the person's own week, slope over days, widening scatter; determinism."""
 
+from datetime import timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from detection.engine import Engine
+from detection.trends import BUCKET_S, KEEP_S, Samples
 from telecare_protocol import Reading
 from telecare_protocol.codes import QualityFlag
 from tests.support.detection_builders import at, profile, raised, run, spo2
@@ -85,3 +92,49 @@ def test_same_messages_same_decisions() -> None:
     first = run(Engine([profile()]), messages, until=at(8))
     second = run(Engine([profile()]), messages, until=at(8))
     assert first == second and first
+
+
+def test_a_reading_from_before_the_week_kept_leaves_the_hours_kept_alone() -> None:
+    """A hub back after more than a week away replays its outbox, oldest first: its hours older than the
+    week kept are not kept, and they do not leak into the newest hour's mean (they once did: the old hour
+    became the "current" one, whose sums were then written over the newest hour's)."""
+    samples = Samples()
+    newest = at(days=10, hours=9)
+    samples.add(spo2(newest, 96.0), 96.0, newest.date())
+    for minute in range(3):  # the same old hour, three readings: the first of them once made it current
+        old = at(days=1, hours=9, minutes=minute)
+        samples.add(spo2(old, 80.0), 80.0, old.date())
+    later = newest + timedelta(hours=1)
+    samples.add(spo2(later, 94.0), 94.0, later.date())
+    _, means, counts = samples.window(0.0, later.timestamp())
+    assert list(means) == [96.0, 94.0]
+    assert list(counts) == [1.0, 1.0]
+    assert samples.daily[at(days=1).date()] == [3.0, 240.0]  # the day's sums still have them
+
+
+@settings(max_examples=200, deadline=None)
+@given(offsets_h=st.lists(st.floats(0, 10 * 24, allow_nan=False), min_size=1, max_size=60))
+def test_hourly_means_are_those_of_the_readings_within_the_week_before_the_newest_hour(offsets_h: list[float]) -> None:
+    """Whatever the arrival order (late readings, hours never seen, hours more than a week old), each hour kept
+    has the sum and count of its readings, and the hours kept are those within `KEEP_S` of the newest
+    (the hours present when it arrived, as readings come)."""
+    samples = Samples()
+    sums: dict[float, list[float]] = {}
+    newest = float("-inf")
+    for n, hours in enumerate(offsets_h):
+        when = at(hours=hours)
+        value = 90.0 + n % 7
+        samples.add(spo2(when, value), value, when.date())
+        ts = when.timestamp()
+        bucket = ts - ts % BUCKET_S
+        if bucket in sums or bucket >= newest - KEEP_S:
+            sums.setdefault(bucket, [0.0, 0.0])
+            sums[bucket][0] += value
+            sums[bucket][1] += 1
+            newest = max(newest, bucket)
+        sums = {b: v for b, v in sums.items() if b >= newest - KEEP_S}
+    t, means, counts = samples.window(float("-inf"), float("inf"))
+    assert sorted(t) == sorted(sums)
+    for bucket, mean, count in zip(t, means, counts, strict=True):
+        assert count == sums[bucket][1]
+        assert mean == pytest.approx(sums[bucket][0] / sums[bucket][1])
