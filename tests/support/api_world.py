@@ -70,8 +70,10 @@ def populate(sessions: sessionmaker[Session]) -> World:
 
 
 def bearer(client: httpx.Client | Any, username: str) -> dict[str, str]:
-    """Signs in as `username` (PASSWORD) through the API; the Authorization header to send."""
-    response = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+    """Signs in as `username` (PASSWORD) through the API; the Authorization header to send. Waits up to
+    30 s: a sign-in is an Argon2 check (`centre_app.auth`), and with the machine's two cores busy (a
+    browser, the centre, other processes) it has taken longer than httpx's default 5 s."""
+    response = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD}, timeout=30)
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
