@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -70,10 +71,12 @@ def populate(sessions: sessionmaker[Session]) -> World:
 
 
 def bearer(client: httpx.Client | Any, username: str) -> dict[str, str]:
-    """Signs in as `username` (PASSWORD) through the API; the Authorization header to send. Waits up to
-    30 s: a sign-in is an Argon2 check (`centre_app.auth`), and with the machine's two cores busy (a
-    browser, the centre, other processes) it has taken longer than httpx's default 5 s."""
-    response = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD}, timeout=30)
+    """Signs in as `username` (PASSWORD) through the API; the Authorization header to send. Over a real
+    socket it waits up to 30 s: a sign-in is an Argon2 check (`centre_app.auth`), and with the machine's two
+    cores busy (a browser, the centre, other processes) it has taken longer than httpx's default 5 s. (A
+    `TestClient` calls the app in-process and takes no timeout.)"""
+    waits: dict[str, Any] = {} if isinstance(client, TestClient) else {"timeout": 30}
+    response = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD}, **waits)
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
