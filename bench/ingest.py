@@ -34,7 +34,7 @@ the table's primary key (Node-RED: the insert fails, so it is not counted).
 The centre's figures also give `batches` (transactions committed) and `batch_size_mean` (messages per batch),
 and `ingest_thread`: from its first batch to its last, `span_s`, of which `in_batches_s` storing batches
 (`Ingest.process`), of which `cpu_s` on the CPU. The rest of `in_batches_s` is waiting: for the disk, for
-SQLite's write lock, for the interpreter's lock.
+SQLite's write lock, for the interpreter's lock, and on a busy machine for a core.
 
 `--profile`: the centre's CPU by thread and by function (a sampling profiler of all its threads), on stderr;
 `--profile-top N` prints the N functions with the most CPU (60 by default), by self and by inclusive share.

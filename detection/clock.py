@@ -186,12 +186,8 @@ class HubClock:
         except a time more than `MAX_CLOCK_OFFSET` after its receipt (impossible), which becomes the receipt."""
         estimate = self.estimate
         wrong = self.verdict in WRONG and estimate is not None
-        if not wrong:
-            limit = received_at + MAX_CLOCK_OFFSET
-            if message.source_ts <= limit and message.hub_ts <= limit and (
-                    not isinstance(message, Heartbeat)
-                    or all(s.last_seen <= limit for s in message.devices if s.last_seen is not None)):
-                return message
+        if not wrong and possible(message, received_at):
+            return message
 
         def moved(stamp: datetime) -> datetime:
             if wrong and estimate is not None:
@@ -233,6 +229,15 @@ class HubClock:
         while self._samples and self._samples[-1].offset <= sample.offset:
             self._samples.pop()
         self._samples.append(sample)
+
+
+def possible(message: Message, received_at: datetime) -> bool:
+    """No time the message carries is more than `MAX_CLOCK_OFFSET` after its receipt (which no clock
+    that is right could stamp)."""
+    limit = received_at + MAX_CLOCK_OFFSET
+    return message.source_ts <= limit and message.hub_ts <= limit and (
+        not isinstance(message, Heartbeat)
+        or all(s.last_seen <= limit for s in message.devices if s.last_seen is not None))
 
 
 def describe(offset: timedelta) -> str:

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from detection.clock import MAX_CLOCK_OFFSET, PACE_TOLERANCE, WINDOW, WRONG, HubClock, Verdict, describe
+from detection.clock import MAX_CLOCK_OFFSET, PACE_TOLERANCE, WINDOW, WRONG, HubClock, Verdict, describe, possible
 from detection.decisions import Decision, PersonContext
 from detection.rules import CATALOGUE, CLEARED_BY, RAISED_BY, RuleId, RuleKind, hub_title
 from telecare_protocol import DeviceEvent, Heartbeat, Message, Power, Reading
@@ -88,10 +88,8 @@ class SupervisionRules:
         verdict = clock.observe_stamp(reading.hub_ts, received_at, reading.id)
         if verdict is _RIGHT:
             open_ = self.ctx.open
-            if not open_ or (_CLOCK_WRONG, hub) not in open_:
-                limit = received_at + MAX_CLOCK_OFFSET
-                if reading.source_ts <= limit and reading.hub_ts <= limit:
-                    return None
+            if (not open_ or (_CLOCK_WRONG, hub) not in open_) and possible(reading, received_at):
+                return None
         return self._clock(hub, clock, verdict, received_at), clock.place(reading, received_at)
 
     def _hub_clock(self, hub: str) -> HubClock:

@@ -351,6 +351,11 @@ class _Prepared:
         return _Plan(sql, convert, processors, values, per_statement)
 
 
+MAX_ROWS_PER_STATEMENT = 256
+"""The largest page (`pages`), whatever the database would take."""
+
+
+
 def pages(count: int, largest: int) -> Iterator[tuple[int, int]]:
     """(start, size) of the pages that cover `count` rows, largest first, each a power of two rows and at
     most `largest`: a batch of any size is a few statements of a few distinct texts, which the drivers'
@@ -364,10 +369,6 @@ def pages(count: int, largest: int) -> Iterator[tuple[int, int]]:
             size //= 2
         yield start, size
         start += size
-
-
-MAX_ROWS_PER_STATEMENT = 256
-"""The largest page (`pages`), whatever the database would take."""
 
 
 def _unchanged(value: Any) -> Any:
