@@ -345,13 +345,14 @@ class EngineRunner:
     def _observe(self, message: Message, received_at: datetime | None) -> list[Decision]:
         """The engine's decisions on one message, its no-signal readings counted (`NO_SIGNAL_READINGS`).
         Called holding `lock`."""
-        counts = self.engine.counts.no_signal
-        before = dict(counts) if isinstance(message, ReadingMessage) else None  # only a reading adds to them
+        if not isinstance(message, ReadingMessage):
+            return self.engine.observe(message, received_at)
+        counts, metric = self.engine.counts.no_signal, message.metric.value  # a reading adds only to its metric
+        before = counts.get(metric, 0)
         decisions = self.engine.observe(message, received_at)
-        if before is not None:
-            for metric, count in counts.items():
-                if count > before.get(metric, 0):
-                    NO_SIGNAL_READINGS.labels(metric).inc(count - before.get(metric, 0))
+        added = counts.get(metric, 0) - before
+        if added > 0:
+            NO_SIGNAL_READINGS.labels(metric).inc(added)
         return decisions
 
     def tick(self, now: datetime | None = None) -> set[int]:

@@ -12,7 +12,7 @@ A batch goes in three steps:
    (on SQLite each read as one JSON row: `_rows`); then every accepted message, reading and
    event, and every dead letter, is inserted in bulk (plain tuples, each value through its
    column type's own bind processor: `_Prepared`; no ORM unit of work; on SQLite multi-row
-   INSERTs a page of rows at a time, on PostgreSQL one executemany per table) and flushed. If that flush
+   INSERTs a page of rows at a time, on PostgreSQL one COPY per table) and flushed. If that flush
    fails on a constraint (a duplicate racing in from another writer), the transaction is
    rolled back and the batch is stored again message by message, each in its own
    savepoint, so one bad row never takes the good ones down with it.
@@ -84,11 +84,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+import psycopg
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import Connection, Dialect, Insert, Update, bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Dialect, Insert, String, Table, Update, any_, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
 
 from detection.rules import CATALOGUE, RuleId, hub_title
 from monitoring_centre import alerts
@@ -255,11 +258,13 @@ class _Plan:
     processors: Mapping[str, Callable[[Any], Any] | None]
     values: tuple[str, str] | None = None
     rows_per_statement: int = 1
+    copy: tuple[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]] | None = None
+    """For an INSERT on PostgreSQL: `COPY table (columns) FROM STDIN`, and each row's values in its columns' order."""
 
 
 class _Prepared:
     """One statement of ingest's hot path, run for many rows of plain tuples (`run`: multi-row INSERTs on
-    SQLite, else one DBAPI executemany).
+    SQLite, COPY for an INSERT of many rows on PostgreSQL, else one DBAPI executemany).
 
     `statement`'s bind parameters are named in `names`, the order each row's tuple gives its values in.
     Per dialect, the statement is compiled once (as for an executemany: no RETURNING) and each value goes
@@ -280,8 +285,8 @@ class _Prepared:
 
     def run(self, connection: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         """Execute the statement for every row, in the connection's transaction: on SQLite an INSERT's rows as
-        multi-row INSERTs (`INSERT ... VALUES (...), (...)`, pages of `pages`), anything else, and anything
-        on PostgreSQL, as one executemany.
+        multi-row INSERTs (`INSERT ... VALUES (...), (...)`, pages of `pages`); on PostgreSQL an INSERT of
+        `COPY_FROM_ROWS` rows or more by COPY (`_copy`); anything else as one executemany.
 
         Why SQLite: its driver lets go of Python's global interpreter lock for every statement it steps, and
         an executemany steps once per row. With another thread busy (the MQTT client's network thread parsing
@@ -289,10 +294,14 @@ class _Prepared:
         to take the lock back: a batch of 400 readings then spent far longer waiting than storing (the
         module docstring gives the figures). One statement per page of rows waits once. On PostgreSQL,
         psycopg's executemany (pipelined) did better in the live bench than multi-row INSERTs
-        (`bench/ingest.py`, four paired runs: 0.45-0.53 of the ceiling against 0.38-0.41)."""
+        (`bench/ingest.py`, four paired runs: 0.45-0.53 of the ceiling against 0.38-0.41), and COPY better
+        again (`_copy`)."""
         if not rows:
             return
         plan = self._plan(connection.dialect)
+        if plan.copy is not None and len(rows) >= COPY_FROM_ROWS:
+            _copy(connection, plan.copy[0], [plan.copy[1](row) for row in rows])
+            return
         converted = [plan.convert(row) for row in rows]
         if plan.values is None:
             connection.exec_driver_sql(plan.sql, converted)
@@ -348,7 +357,42 @@ class _Prepared:
                 and group == "(" + ", ".join(["?"] * len(bound)) + ")"):
             values = (head + found, group)
             per_statement = max(1, PARAMETERS_PER_STATEMENT[dialect.name] // len(bound))
-        return _Plan(sql, convert, processors, values, per_statement)
+        copy = None
+        if isinstance(self.statement, Insert) and dialect.name == "postgresql":
+            table = self.statement.table
+            assert isinstance(table, Table)
+            quote = dialect.identifier_preparer
+            columns = ", ".join(quote.format_column(table.c[name]) for name in self.names)
+
+            def in_order(row: tuple[Any, ...]) -> tuple[Any, ...]:
+                return tuple(processed(row))
+            copy = (f"COPY {quote.format_table(table)} ({columns}) FROM STDIN", in_order)
+        return _Plan(sql, convert, processors, values, per_statement, copy)
+
+
+COPY_FROM_ROWS = 16
+"""On PostgreSQL, an INSERT of this many rows or more goes by COPY (`_copy`); fewer (an alarm's batch) by
+executemany, one round trip where COPY takes two (the server's go-ahead, then the rows)."""
+
+
+def _copy(connection: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """`rows` into PostgreSQL by `COPY ... FROM STDIN` (psycopg's `Cursor.copy`), in the connection's transaction.
+
+    Why COPY: an executemany, even pipelined, has the server parse, bind and run one INSERT per row and
+    psycopg send a Bind and an Execute for each; COPY streams the rows into the table as one command
+    (https://www.postgresql.org/docs/current/populate.html, "Use COPY"). Each value is adapted as psycopg
+    adapts a query parameter, so the stored values are those of the INSERT (`tests/unit/monitoring_centre/
+    test_ingest_prepared.py`). A failure is raised as SQLAlchemy's error for it (`IntegrityError` on a
+    constraint: ingest then stores the batch one by one), and the transaction is then aborted, as after a
+    failed INSERT."""
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    try:
+        with driver.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as error:
+        raise DBAPIError.instance(sql, None, error, psycopg.Error, dialect=connection.dialect) from error
 
 
 MAX_ROWS_PER_STATEMENT = 256
@@ -485,7 +529,7 @@ class Ingest:
         outcome = Outcome()
         hubs, devices = self._load(session, items)
         stored = set(session.scalars(select(InboundMessage.id).where(
-            InboundMessage.id.in_([i.message_id for i in items if i.message is not None]))))
+            among(session, InboundMessage.id, [i.message_id for i in items if i.message is not None]))))
         for item in items:
             self._against_books(item, hubs, devices, stored)
         self._insert([i for i in items if i.refusal is None and not i.duplicate and i.message], hubs, now, session)
@@ -527,15 +571,15 @@ class Ingest:
             return {}, {}
         wanted = sorted(hub_ids)
         hubs = {hub_id: _HubBook(hub_id, person_id) for hub_id, person_id in _rows(
-            session, (Hub.id, Hub.person_id), Hub.id.in_(wanted))}
+            session, (Hub.id, Hub.person_id), among(session, Hub.id, wanted))}
         written = sorted({i.hub_id for i in items if i.refusal is None and i.hub_id is not None and i.hub_id in hubs
                           and (i.status is not None or isinstance(i.message, Heartbeat))})
         if written:  # the rows a heartbeat or a status writes to, in one query
-            for row in session.scalars(select(Hub).where(Hub.id.in_(written))):
+            for row in session.scalars(select(Hub).where(among(session, Hub.id, written))):
                 hubs[row.id].row = row
         devices = {(hub_id, device_id): _DeviceBook(last_seen, battery) for hub_id, device_id, last_seen, battery in
                    _rows(session, (Device.hub_id, Device.id, Device.last_seen, Device.battery_pct),
-                         Device.hub_id.in_(wanted))}
+                         among(session, Device.hub_id, wanted))}
         return hubs, devices
 
     def _against_books(self, item: _Item, hubs: Hubs, devices: Devices,
@@ -683,6 +727,28 @@ def _row(session: Session, hub: _HubBook) -> Hub:
         if hub.row is None:  # read in this transaction a moment ago; a hub is never deleted while it sends
             raise LookupError(f"hub {hub.id!r} is no longer registered")
     return hub.row
+
+
+def among(session: Session, column: InstrumentedAttribute[str], values: Sequence[str]) -> ColumnElement[bool]:
+    """`column IN (values)` with one parameter however many the values: on PostgreSQL `column = ANY(array)`,
+    on SQLite `column IN (SELECT value FROM json_each(json array))`.
+
+    Why: a plain IN list is one placeholder per value, so its SQL differs with every count. SQLAlchemy then
+    renders the list at each run, and the driver parses or prepares the statement again (psycopg's cache of
+    parsed statements and Python's sqlite3 cache of prepared ones are keyed by the text); with a few hundred
+    hubs or message ids a batch, that was the largest of ingest's own costs on PostgreSQL (py-spy on
+    `bench/ingest.py`). With one parameter the text is the same each time: every layer caches it, and
+    psycopg prepares it on the server after a few runs
+    (https://www.psycopg.org/psycopg3/docs/advanced/prepare.html). The column's index still serves it:
+    a varchar's for `= ANY (text[])`, and on SQLite each value is looked up in it ("SEARCH ... USING
+    INDEX", `EXPLAIN QUERY PLAN`; `json_each`: https://www.sqlite.org/json1.html#jeach)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
+    if dialect == "sqlite":
+        each = func.json_each(bindparam(None, json.dumps(list(values)), type_=String)).table_valued("value")
+        return column.in_(select(each.c.value))
+    return column.in_(values)
 
 
 def _rows(session: Session, columns: Sequence[Any], where: Any) -> list[tuple[Any, ...]]:

@@ -1,6 +1,7 @@
 """Ingest's hot-path statements (`_Prepared`: compiled once, run as multi-row INSERTs of tuples) store
 exactly what SQLAlchemy's own Core executemany stores for the same rows: the same text for times and
-JSON on SQLite, the same typed values on PostgreSQL. SQLite and PostgreSQL."""
+JSON on SQLite, the same typed values on PostgreSQL (by INSERT, and by COPY for many rows). SQLite and
+PostgreSQL."""
 
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -10,7 +11,7 @@ from sqlalchemy import Connection, insert, text
 from sqlalchemy.exc import IntegrityError
 
 from centre_app import schema
-from monitoring_centre.ingest import _EVENT_INSERT, _INBOUND_INSERT, _READING_INSERT, _Prepared
+from monitoring_centre.ingest import _EVENT_INSERT, _INBOUND_INSERT, _READING_INSERT, COPY_FROM_ROWS, _Prepared
 from monitoring_centre.storage import Event, InboundMessage, Reading, make_engine
 
 SENT = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=timezone(timedelta(hours=1)))  # stored as 08:30:15 UTC
@@ -49,23 +50,27 @@ def _as_core(prepared: _Prepared, rows: list[tuple[Any, ...]]) -> list[dict[str,
     return [dict(zip(prepared.names, row, strict=True)) for row in rows]
 
 
-def test_prepared_rows_are_stored_as_core_stores_them(database_url: str) -> None:
+@pytest.mark.parametrize("homes", [1, COPY_FROM_ROWS], ids=["few rows", "rows enough to copy"])
+def test_prepared_rows_are_stored_as_core_stores_them(database_url: str, homes: int) -> None:
+    """A few rows go as INSERTs; on PostgreSQL, `COPY_FROM_ROWS` or more by COPY: the same values either way."""
     engine = make_engine(database_url)
     schema.upgrade(engine)
     tables = (("readings", Reading, _READING_INSERT), ("events", Event, _EVENT_INSERT),
               ("inbound_messages", InboundMessage, _INBOUND_INSERT))
     with engine.begin() as connection:
         person = _person(connection)
-        ids = [f"00000000-0000-4000-8000-00000000000{n}" for n in range(4)]
-        rows = {
-            "inbound_messages": [_inbound(ids[0], "reading"), _inbound(ids[1], "reading"), _inbound(ids[2], "event"),
-                                 _inbound(ids[3], "event")],
-            "readings": [(ids[0], person, "oximeter-1", "spo2", 97.0, "%", [], SENT, NOW, False),
-                         (ids[1], person, "oximeter-1", "pulse_rate", None, "bpm", ["no_signal"], SENT, NOW, True)],
-            "events": [(ids[2], person, "hub-1", "door-1", "door_sensor", "door_opened", 5, {}, SENT, NOW, False),
-                       (ids[3], person, "hub-1", "pendant-1", "personal_trigger", "manual_alarm", 1,
-                        {"note": "ünïcode"}, SENT, NOW, True)],
-        }
+        rows: dict[str, list[tuple[Any, ...]]] = {"inbound_messages": [], "readings": [], "events": []}
+        for home in range(homes):
+            ids = [f"00000000-0000-4000-8000-{home:08d}000{n}" for n in range(4)]
+            rows["inbound_messages"] += [_inbound(ids[0], "reading"), _inbound(ids[1], "reading"),
+                                         _inbound(ids[2], "event"), _inbound(ids[3], "event")]
+            rows["readings"] += [(ids[0], person, "oximeter-1", "spo2", 97.0, "%", [], SENT, NOW, False),
+                                 (ids[1], person, "oximeter-1", "pulse_rate", None, "bpm", ["no_signal"], SENT, NOW,
+                                  True)]
+            rows["events"] += [(ids[2], person, "hub-1", "door-1", "door_sensor", "door_opened", 5, {}, SENT, NOW,
+                                False),
+                               (ids[3], person, "hub-1", "pendant-1", "personal_trigger", "manual_alarm", 1,
+                                {"note": "ünïcode \\ tab\t new line\n"}, SENT, NOW, True)]
         for name, _model, prepared in reversed(tables):
             prepared.run(connection, _given(connection, prepared, rows[name]))
         prepared_rows = {name: _stored(connection, name) for name, _model, _prepared in tables}
@@ -74,17 +79,21 @@ def test_prepared_rows_are_stored_as_core_stores_them(database_url: str) -> None
         for name, model, prepared in reversed(tables):
             connection.execute(insert(model), _as_core(prepared, rows[name]))
         core_rows = {name: _stored(connection, name) for name, _model, _prepared in tables}
-    assert all(len(prepared_rows[name]) in (2, 4) for name in prepared_rows)
+    assert {name: len(stored) for name, stored in prepared_rows.items()} == {
+        "readings": 2 * homes, "events": 2 * homes, "inbound_messages": 4 * homes}
     assert prepared_rows == core_rows
     engine.dispose()
 
 
-def test_a_constraint_failure_is_sqlalchemys_integrity_error(database_url: str) -> None:
+@pytest.mark.parametrize("copies", [2, COPY_FROM_ROWS], ids=["few rows", "rows enough to copy"])
+def test_a_constraint_failure_is_sqlalchemys_integrity_error(database_url: str, copies: int) -> None:
     engine = make_engine(database_url)
     schema.upgrade(engine)
     row = _inbound("00000000-0000-4000-8000-000000000001", "reading")
     with pytest.raises(IntegrityError), engine.begin() as connection:
-        _INBOUND_INSERT.run(connection, [row, row])
+        _INBOUND_INSERT.run(connection, [row] * copies)
+    with engine.begin() as connection:  # the failed transaction was rolled back: nothing of it stored
+        assert connection.exec_driver_sql("SELECT count(*) FROM inbound_messages").scalar_one() == 0
     engine.dispose()
 
 
