@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ingest.py [--hubs 200] [--per-hub 250] [--publishers 4] [--presses 100]
                                      [--db sqlite,postgresql] [--peer nodered] [--max-batch 500]
+                                     [--receiver-only] [--profile]
 
 For each database in `--db` (one phase each, a fresh broker every phase): Mosquitto with an
 account per hub (as `monitoring_centre/broker.py` writes them), and, each in a process of its own:
@@ -35,6 +36,10 @@ The centre's figures also give `batches` (transactions committed) and `batch_siz
 and `ingest_thread`: from its first batch to its last, `span_s`, of which `in_batches_s` storing batches
 (`Ingest.process`), of which `cpu_s` on the CPU. The rest of `in_batches_s` is waiting: for the disk, for
 SQLite's write lock, for the interpreter's lock, and on a busy machine for a core.
+
+`--receiver-only`: the centre as it is, but each batch it takes is acknowledged at once, neither stored nor
+detected (no alert is raised, so no alarm latency): the rate its MQTT sessions, queues and batched PUBACKs
+alone keep up with, to set beside the whole centre's.
 
 `--profile`: the centre's CPU by thread and by function (a sampling profiler of all its threads), on stderr;
 `--profile-top N` prints the N functions with the most CPU (60 by default), by self and by inclusive share.
@@ -198,6 +203,7 @@ class CentreJob:
     total: int
     profile: bool = False
     profile_top: int = 60
+    receiver_only: bool = False
 
 
 class Sampler:
@@ -290,7 +296,7 @@ def centre(job: CentreJob, ready: Any, results: Any) -> None:
 
     def timed_process(batch: Sequence[Inbound]) -> Outcome:
         began, cpu_began = time.monotonic(), time.thread_time()
-        outcome = process(batch)
+        outcome = Outcome(stored=len(batch)) if job.receiver_only else process(batch)
         in_batches[0] += time.monotonic() - began
         in_batches[1] += time.thread_time() - cpu_began
         in_batches[2] = in_batches[2] or began
@@ -505,7 +511,7 @@ def phase(args: argparse.Namespace, kind: str, node_red: Path | None) -> dict[st
         centre_ready, ceiling_ready = context.Event(), context.Event()
         centre_results, ceiling_results = context.Queue(), context.Queue()
         job = CentreJob(url, tmp, broker.host, broker.port, accounts["centre"].password, args.max_batch,
-                        tuple(load_hubs + alarm_hubs), total, args.profile, args.profile_top)
+                        tuple(load_hubs + alarm_hubs), total, args.profile, args.profile_top, args.receiver_only)
         centre_process = context.Process(target=centre, args=(job, centre_ready, centre_results))
         ceiling_process = context.Process(target=ceiling, args=(
             broker.host, broker.port, "ceiling", accounts["ceiling"].password, total, ceiling_ready, ceiling_results))
@@ -640,6 +646,9 @@ def main() -> None:
                         help="with --profile: how many functions to print, by self and by inclusive share")
     parser.add_argument("--profile", action="store_true",
                         help="sample the centre's threads' stacks and print where its time goes (stderr)")
+    parser.add_argument("--receiver-only", action="store_true",
+                        help="the centre acknowledges each batch without storing or detecting it: what its receiver "
+                             "alone keeps up with (no alert is raised, so no alarm latency)")
     parser.add_argument("--press-topic", choices=("alarms", "events"), default="alarms",
                         help="where presses are published: the alarms topic, or events (a hub of the earlier layout)")
     args = parser.parse_args()
@@ -654,6 +663,7 @@ def main() -> None:
     print(json.dumps({
         "phases": phases, "messages": args.hubs * args.per_hub + args.presses, "hubs": args.hubs + args.presses,
         "publishers": args.publishers, "max_batch": args.max_batch, "peer": args.peer if node_red else None,
+        "receiver_only": args.receiver_only,
         "peer_skipped": skipped or None, "cores": os.cpu_count(),
         "load_average": {"before": [round(x, 2) for x in load_before],
                          "after": [round(x, 2) for x in os.getloadavg()]},

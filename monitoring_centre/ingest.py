@@ -384,7 +384,9 @@ def _copy(connection: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None
     adapts a query parameter, so the stored values are those of the INSERT (`tests/unit/monitoring_centre/
     test_ingest_prepared.py`). A failure is raised as SQLAlchemy's error for it (`IntegrityError` on a
     constraint: ingest then stores the batch one by one), and the transaction is then aborted, as after a
-    failed INSERT."""
+    failed INSERT. `bench/ingest_contention.py --postgresql` (100 homes, 400 readings a batch): alone,
+    0.26-0.28 ms of CPU a message with the executemany, 0.20 with COPY; beside a busy thread, 2.3-5.3 ms
+    of wall time a message, 0.94-0.99 with COPY."""
     driver = connection.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
     try:
