@@ -738,8 +738,8 @@ def among(session: Session, column: InstrumentedAttribute[str], values: Sequence
     Why: a plain IN list is one placeholder per value, so its SQL differs with every count. SQLAlchemy then
     renders the list at each run, and the driver parses or prepares the statement again (psycopg's cache of
     parsed statements and Python's sqlite3 cache of prepared ones are keyed by the text); with a few hundred
-    hubs or message ids a batch, that was the largest of ingest's own costs on PostgreSQL (py-spy on
-    `bench/ingest.py`). With one parameter the text is the same each time: every layer caches it, and
+    hubs or message ids a batch, psycopg's parsing alone was about 8 % of the ingest thread on PostgreSQL
+    (py-spy on `bench/ingest.py`). With one parameter the text is the same each time: every layer caches it, and
     psycopg prepares it on the server after a few runs
     (https://www.psycopg.org/psycopg3/docs/advanced/prepare.html). The column's index still serves it:
     a varchar's for `= ANY (text[])`, and on SQLite each value is looked up in it ("SEARCH ... USING
