@@ -3,7 +3,8 @@
 The centre stores a batch in one thread while others run Python beside it: the MQTT client's
 network thread parses the next messages, the escalator snapshots chains, the record writer builds
 FHIR Bundles. Every time the database driver lets go of the interpreter's lock (SQLite's, for
-every statement and every row it steps) the ingest thread may wait up to the switch interval
+every statement and every row it steps; psycopg's, whenever it waits on the server's socket, with
+`--postgresql`) the ingest thread may wait up to the switch interval
 (5 ms) to get it back while another thread is busy. This bench shows that cost on its own,
 without a broker, and in the same run:
 - the baseline: batches of readings from `--homes` homes stored by `Ingest.process` alone;
