@@ -12,9 +12,9 @@ A batch goes in three steps:
    (on SQLite each read as one JSON row: `_rows`); then every accepted message, reading and
    event, and every dead letter, is inserted in bulk (plain tuples, each value through its
    column type's own bind processor: `_Prepared`; no ORM unit of work; on SQLite multi-row
-   INSERTs a page of rows at a time, on PostgreSQL one COPY per table) and flushed. If that flush
-   fails on a constraint (a duplicate racing in from another writer), the transaction is
-   rolled back and the batch is stored again message by message, each in its own
+   INSERTs a page of rows at a time, on PostgreSQL one COPY per table, an executemany for a few
+   rows) and flushed. If that flush fails on a constraint (a duplicate racing in from another
+   writer), the transaction is rolled back and the batch is stored again message by message, each in its own
    savepoint, so one bad row never takes the good ones down with it.
 3. In arrival order: device and hub bookkeeping, then detection (`Detector.observe`),
    whose alerts go into the same transaction. The detector sees each message once the
