@@ -258,8 +258,9 @@ class _Plan:
     processors: Mapping[str, Callable[[Any], Any] | None]
     values: tuple[str, str] | None = None
     rows_per_statement: int = 1
-    copy: tuple[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]] | None = None
-    """For an INSERT on PostgreSQL: `COPY table (columns) FROM STDIN`, and each row's values in its columns' order."""
+    copy: tuple[str, Callable[[tuple[Any, ...]], list[Any]]] | None = None
+    """For an INSERT on PostgreSQL: `COPY table (columns) FROM STDIN`, its columns in `names` order, and each
+    row's values processed, in that order."""
 
 
 class _Prepared:
@@ -363,10 +364,7 @@ class _Prepared:
             assert isinstance(table, Table)
             quote = dialect.identifier_preparer
             columns = ", ".join(quote.format_column(table.c[name]) for name in self.names)
-
-            def in_order(row: tuple[Any, ...]) -> tuple[Any, ...]:
-                return tuple(processed(row))
-            copy = (f"COPY {quote.format_table(table)} ({columns}) FROM STDIN", in_order)
+            copy = (f"COPY {quote.format_table(table)} ({columns}) FROM STDIN", processed)
         return _Plan(sql, convert, processors, values, per_statement, copy)
 
 
@@ -375,7 +373,7 @@ COPY_FROM_ROWS = 16
 executemany, one round trip where COPY takes two (the server's go-ahead, then the rows)."""
 
 
-def _copy(connection: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+def _copy(connection: Connection, sql: str, rows: list[list[Any]]) -> None:
     """`rows` into PostgreSQL by `COPY ... FROM STDIN` (psycopg's `Cursor.copy`), in the connection's transaction.
 
     Why COPY: an executemany, even pipelined, has the server parse, bind and run one INSERT per row and
